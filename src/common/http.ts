@@ -1,0 +1,44 @@
+/**
+ * One HTTP dispatcher per process for everything odfs fetches (identity platform,
+ * Graph, download and upload URLs). It exists so that an extra CA (config key
+ * `ca_file`, used to reach the emulator or a TLS-inspecting proxy) is trusted
+ * alongside the system roots without NODE_EXTRA_CA_CERTS having to be set before
+ * node starts. Node's global fetch accepts it as the `dispatcher` option.
+ */
+import { readFileSync } from 'node:fs'
+import { rootCertificates } from 'node:tls'
+import { Agent, type Dispatcher } from 'undici'
+import { OdfsError } from './errors.js'
+
+export type { Dispatcher } from 'undici'
+
+export interface DispatcherOptions {
+  /** PEM file with one or more extra CA certificates to trust. */
+  caFile?: string
+  /** Connections kept per origin (transfers run a few in parallel). */
+  connections?: number
+}
+
+export function createDispatcher(opts: DispatcherOptions = {}): Dispatcher {
+  let ca: string[] | undefined
+  if (opts.caFile) {
+    let pem: string
+    try {
+      pem = readFileSync(opts.caFile, 'utf8')
+    } catch (cause) {
+      throw new OdfsError('CA_FILE_UNREADABLE', `cannot read ca_file ${opts.caFile}: ${(cause as Error).message}`, { cause })
+    }
+    if (!pem.includes('BEGIN CERTIFICATE')) {
+      throw new OdfsError('CA_FILE_INVALID', `ca_file ${opts.caFile} holds no PEM certificate`)
+    }
+    ca = [...rootCertificates, pem]
+  }
+  return new Agent({
+    connect: ca ? { ca } : {},
+    connections: opts.connections ?? 16,
+    keepAliveTimeout: 30_000,
+    // Large uploads and downloads stream for minutes; only idle sockets time out.
+    bodyTimeout: 120_000,
+    headersTimeout: 120_000,
+  })
+}
