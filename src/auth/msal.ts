@@ -1,0 +1,181 @@
+/**
+ * The msal-node application for a gateway: confidential when a secret is
+ * configured, public otherwise. Every request goes through global fetch with the
+ * shared undici dispatcher (so `ca_file` is trusted without NODE_EXTRA_CA_CERTS),
+ * the login host is a known authority (host:port, so msal makes no instance
+ * discovery call to Microsoft for a non-Microsoft host), msal's log goes to ours
+ * with PII off, and the token cache lives in a TokenStore.
+ *
+ * Also here: turning msal and identity-platform errors into AuthError with a
+ * message that names the setting to fix or says to run `odfs login` again.
+ */
+import {
+  ConfidentialClientApplication, PublicClientApplication, LogLevel,
+  type INetworkModule, type NetworkRequestOptions, type NetworkResponse, type Configuration,
+} from '@azure/msal-node'
+import type { Dispatcher, Logger } from '../common/index.js'
+import { scrubSecrets } from '../common/index.js'
+import type { GatewayConfig } from '../config/index.js'
+import { AuthError, RELOGIN_HINT } from './errors.js'
+import { storeCachePlugin, type TokenStore } from './token-store.js'
+
+export type MsalApp = PublicClientApplication | ConfidentialClientApplication
+
+const DEFAULT_TIMEOUT_MS = 60_000
+
+/** A fetch-based network module for msal using the given dispatcher. */
+export function fetchNetworkModule(dispatcher: Dispatcher | undefined): INetworkModule {
+  async function send<T>(url: string, method: 'GET' | 'POST', options?: NetworkRequestOptions, timeout?: number): Promise<NetworkResponse<T>> {
+    let res: Response
+    try {
+      res = await fetch(url, {
+        method,
+        headers: options?.headers,
+        ...(method === 'POST' ? { body: options?.body ?? '' } : {}),
+        signal: AbortSignal.timeout(timeout || DEFAULT_TIMEOUT_MS),
+        ...(dispatcher ? { dispatcher } : {}),
+      } as RequestInit)
+    } catch (e) {
+      const cause = (e as { cause?: { code?: string; message?: string } }).cause
+      throw new AuthError('AUTH_NETWORK', `cannot reach the identity platform at ${new URL(url).origin}: ${cause?.code ?? cause?.message ?? (e as Error).message}`, { cause: e, level: 'warn' })
+    }
+    const headers: Record<string, string> = {}
+    res.headers.forEach((v, k) => (headers[k] = v))
+    const text = await res.text()
+    let body: unknown
+    try {
+      body = text === '' ? {} : JSON.parse(text)
+    } catch {
+      throw new AuthError('AUTH_NETWORK', `the identity platform at ${new URL(url).origin} answered HTTP ${res.status} with a body that is not JSON`, { level: 'warn' })
+    }
+    return { headers, body: body as T, status: res.status }
+  }
+  return {
+    sendGetRequestAsync: (url, options, timeout) => send(url, 'GET', options, timeout),
+    sendPostRequestAsync: (url, options) => send(url, 'POST', options),
+  }
+}
+
+export interface MsalAppOptions {
+  config: GatewayConfig
+  store: TokenStore
+  dispatcher?: Dispatcher
+  log: Logger
+}
+
+export function createMsalApp(opts: MsalAppOptions): MsalApp {
+  const { config, log } = opts
+  const msalLog = log.child({ component: 'msal' })
+  const cfg: Configuration = {
+    auth: {
+      clientId: config.clientId,
+      authority: config.authority,
+      knownAuthorities: [new URL(config.loginEndpoint).host],
+      ...(config.secret ? { clientSecret: config.secret } : {}),
+    },
+    cache: { cachePlugin: storeCachePlugin(opts.store) },
+    system: {
+      networkClient: fetchNetworkModule(opts.dispatcher),
+      loggerOptions: {
+        piiLoggingEnabled: false,
+        logLevel: LogLevel.Warning,
+        loggerCallback: (level, message) => {
+          const m = scrubSecrets(message)
+          if (level === LogLevel.Error) msalLog.error(m)
+          else if (level === LogLevel.Warning) msalLog.warn(m)
+          else msalLog.debug(m)
+        },
+      },
+    },
+  }
+  return config.secret ? new ConfidentialClientApplication(cfg) : new PublicClientApplication(cfg)
+}
+
+/** Pieces of an identity platform error response, from msal errors or raw JSON. */
+export interface ServerErrorInfo {
+  error: string
+  description: string
+  suberror?: string
+  codes: number[]
+}
+
+export function serverErrorInfo(e: unknown): ServerErrorInfo | undefined {
+  if (!e || typeof e !== 'object') return undefined
+  const o = e as Record<string, unknown>
+  const error = (o.errorCode ?? o.error) as string | undefined
+  if (typeof error !== 'string' || error === '') return undefined
+  const description = String(o.errorMessage ?? o.error_description ?? o.message ?? '')
+  const codes: number[] = []
+  for (const m of description.matchAll(/AADSTS(\d+)/g)) codes.push(Number(m[1]))
+  if (Array.isArray(o.error_codes)) for (const c of o.error_codes) if (typeof c === 'number') codes.push(c)
+  const suberror = (o.subError ?? o.suberror) as string | undefined
+  return { error, description, ...(suberror ? { suberror } : {}), codes }
+}
+
+/** The first line of a server description, scrubbed, for a one-line message. */
+function brief(desc: string): string {
+  const line = scrubSecrets(desc.split(/\r?\n/)[0] ?? '').trim()
+  return line.length > 240 ? line.slice(0, 240) + '…' : line
+}
+
+const SECRET_CODES = new Set([7000215, 7000222, 7000218, 7000216])
+const EXPIRED_CODES = new Set([70008, 700082, 700084, 50089, 50133])
+const REVOKED_CODES = new Set([50173, 700009, 65001, 65004, 54005, 50076, 50079])
+const WRONG_ACCOUNT_CODES = new Set([50020, 50194, 9002331, 90072, 500200, 500201, 50177, 700054, 50034])
+const APP_CODES = new Set([700016, 90002, 90023])
+
+/**
+ * Map any error from msal or the identity platform to AuthError. `during`
+ * says what was attempted ("sign-in" or "token refresh").
+ */
+export function toAuthError(e: unknown, config: Pick<GatewayConfig, 'clientId' | 'source' | 'secret' | 'accountTypes' | 'tenant'>, during: 'sign-in' | 'token refresh'): AuthError {
+  if (e instanceof AuthError) return e
+  const info = serverErrorInfo(e)
+  const where = config.source.length ? config.source.at(-1) : 'the gateway configuration'
+  if (!info) {
+    return new AuthError('AUTH_NETWORK', `${during} failed: ${brief(e instanceof Error ? e.message : String(e))}`, { cause: e, level: 'warn' })
+  }
+  const { error, codes, description } = info
+  const has = (set: Set<number>) => codes.some((c) => set.has(c))
+  if (error === 'network_error' || error === 'request_timeout' || (e as Error)?.name === 'AbortError') {
+    const cause = (e as { cause?: unknown }).cause
+    return new AuthError('AUTH_NETWORK', `${during} failed: cannot reach the identity platform (${brief(description)})`, { cause: cause ?? e, level: 'warn' })
+  }
+  if (error === 'invalid_client' || has(SECRET_CODES)) {
+    const setting = config.secret
+      ? `the client secret (setting "secret" in ${where}, or --ms-client-secret) was rejected for client_id ${config.clientId}; create a new secret in the Azure portal (Certificates & secrets) and run odfs gateway update`
+      : `the app registration ${config.clientId} requires a client secret: set "secret" (odfs gateway update --ms-client-secret -)`
+    return new AuthError('INVALID_CLIENT', `${during} failed: ${setting} (${brief(description)})`, { cause: e })
+  }
+  if (error === 'unauthorized_client' || has(APP_CODES)) {
+    return new AuthError('INVALID_CLIENT', `${during} failed: the identity platform does not accept client_id ${config.clientId} (setting "client_id" in ${where}, or --ms-client-id) for this authority: ${brief(description)}`, { cause: e })
+  }
+  if (has(WRONG_ACCOUNT_CODES) || error === 'access_denied' && /tenant|account type|personal|organization/i.test(description)) {
+    return new AuthError('ACCOUNT_NOT_ALLOWED', `${during} failed: this account may not use the app registration (account_types ${config.accountTypes}${config.tenant ? `, tenant ${config.tenant}` : ''}): ${brief(description)}`, { cause: e })
+  }
+  if (error === 'authorization_declined' || error === 'access_denied') {
+    return new AuthError('LOGIN_FAILED', `${during} failed: the sign-in was declined: ${brief(description)}`, { cause: e })
+  }
+  if (error === 'expired_token' || error === 'bad_verification_code') {
+    return new AuthError('LOGIN_FAILED', `${during} failed: the device code ${error === 'expired_token' ? 'expired before it was used' : 'was not accepted'}; ${RELOGIN_HINT}`, { cause: e })
+  }
+  if (error === 'invalid_grant' || error === 'interaction_required' || error === 'consent_required' || error === 'login_required') {
+    const expired = has(EXPIRED_CODES) || info.suberror === 'bad_token' && /expired|inactiv/i.test(description)
+    if (expired && !has(REVOKED_CODES)) {
+      return new AuthError('NEEDS_LOGIN', `${during} failed: the sign-in has expired; ${RELOGIN_HINT} (${brief(description)})`, { cause: e })
+    }
+    return new AuthError('REVOKED', `${during} failed: the grant was revoked or consent withdrawn; ${RELOGIN_HINT} (${brief(description)})`, { cause: e })
+  }
+  if (error === 'no_tokens_found' || error === 'no_account_in_silent_request' || error === 'no_account_found' || error === 'refresh_token_expired') {
+    return new AuthError('NEEDS_LOGIN', `not signed in: ${RELOGIN_HINT}`, { cause: e })
+  }
+  if (error === 'temporarily_unavailable' || error === 'server_error' || /^5\d\d$/.test(String((e as { status?: number }).status ?? ''))) {
+    return new AuthError('AUTH_NETWORK', `${during} failed: the identity platform is unavailable (${brief(description)})`, { cause: e, level: 'warn' })
+  }
+  return new AuthError('LOGIN_FAILED', `${during} failed: ${error}: ${brief(description)}`, { cause: e })
+}
+
+/** True for errors that a retry will not fix (the user has to sign in again or fix config). */
+export function isPermanentAuthError(e: AuthError): boolean {
+  return e.code === 'NEEDS_LOGIN' || e.code === 'REVOKED' || e.code === 'INVALID_CLIENT' || e.code === 'ACCOUNT_NOT_ALLOWED' || e.code === 'TOKEN_STORE'
+}
