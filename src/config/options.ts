@@ -13,6 +13,7 @@ export const gatewayOptions = {
   'ms-client-id': { type: 'string', describe: 'Application (client) ID of the Azure app registration', group: 'Gateway:' },
   'ms-client-secret': {
     type: 'string',
+    nargs: 1,
     describe: 'Client secret of the app registration. WARNING: a value given here is visible to other users (ps); prefer "-" to read it from stdin, or --ms-client-secret-file',
     group: 'Gateway:',
   },

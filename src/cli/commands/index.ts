@@ -2,3 +2,8 @@
 import type { CommandModule } from 'yargs'
 
 export const commands: CommandModule<any, any>[] = []
+import { gatewayCommand } from './gateway.js'
+import { loginCommand } from './login.js'
+import { logoutCommand } from './logout.js'
+import { statusCommand } from './status.js'
+commands.push(gatewayCommand, loginCommand, logoutCommand, statusCommand)
