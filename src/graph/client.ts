@@ -1,0 +1,401 @@
+/**
+ * DriveClient: one typed method per Graph call shape odfs makes, over the shared
+ * middleware pipeline (auth, retry, per-user rate limit). Listing asks for the
+ * largest page (1000) with `$select` of only the fields odfs uses; items in the
+ * user's own drive are requested with `Prefer: Include-Feature=AddToOneDrive` so
+ * shortcuts to shared folders appear (§6, §7.2a).
+ */
+import pLimit from 'p-limit'
+import type { Dispatcher } from 'undici'
+import type { Clock, Logger } from '../common/index.js'
+import { DeltaCursor } from './delta.js'
+import { Downloader, type DownloadResult, type DownloadToOptions, type RangeStream } from './download.js'
+import { GraphError, isGraphError } from './errors.js'
+import type { RetryOptions, TokenProvider } from './middleware.js'
+import { encodePath, shareIdOf } from './paths.js'
+import type { RateLimiter } from './ratelimit.js'
+import { GraphTransport } from './transport.js'
+import { Uploader, type UploadOptions, type UploadResult, type UploadSessionStore, type UploadSource } from './upload.js'
+import {
+  canonicalDriveId, ITEM_SELECT, MAX_PAGE_SIZE, type ConflictBehavior, type Drive, type DriveItem, type ItemRef, type Site,
+} from './types.js'
+
+export interface GraphDriveClientOptions {
+  /** Graph root ending in the version, e.g. https://graph.microsoft.com/v1.0 (config graphBaseUrl). */
+  baseUrl: string
+  tokenProvider: TokenProvider
+  /** undici dispatcher from src/common createDispatcher (trusts ca_file). */
+  dispatcher?: Dispatcher
+  /** Operations per second for this user (config userApiRateLimit; default 20). */
+  rateLimit?: number
+  /** Share one limiter between clients of the same user in one process. */
+  limiter?: RateLimiter
+  clock?: Clock
+  log?: Logger
+  /** Upload fragment size (rounded down to a multiple of 320 KiB; default 10 MiB). */
+  fragmentSize?: number
+  /** Transfers (uploads, downloads) running at once (default 4). */
+  maxConcurrentTransfers?: number
+  retry?: Partial<RetryOptions>
+  requestTimeoutMs?: number
+  /** Reuse download URLs this long (ms). */
+  downloadUrlTtlMs?: number
+}
+
+export interface ListOptions {
+  signal?: AbortSignal
+  /** Page size (default and maximum 1000). */
+  top?: number
+}
+
+export interface MoveOptions {
+  name?: string
+  /** New parent (same drive). */
+  parentId?: string
+  /** `replace` overwrites an existing file of that name (§5). */
+  conflictBehavior?: ConflictBehavior
+  mtime?: Date
+  ifMatch?: string
+  signal?: AbortSignal
+}
+
+export interface SharedEntry {
+  /** Name shown under "Shared with me". */
+  name: string
+  /** Where the item really lives. */
+  ref: ItemRef
+  folder: boolean
+  size: number | undefined
+  mtime: string | undefined
+  source: 'sharedWithMe' | 'shortcut' | 'search' | 'link'
+}
+
+export interface SearchHit {
+  item: DriveItem
+}
+
+export interface ClientStats {
+  requests: number
+  retries: number
+  throttled: number
+  networkErrors: number
+  tokenRefreshes: number
+  downloadUrlFetches: number
+}
+
+export interface DriveClient {
+  readonly baseUrl: string
+  readonly limiter: RateLimiter
+  /** The signed-in user's drive, with quota. */
+  getMyDrive(signal?: AbortSignal): Promise<Drive>
+  getDrive(driveId: string, signal?: AbortSignal): Promise<Drive>
+  getItem(ref: ItemRef, signal?: AbortSignal): Promise<DriveItem>
+  /** An item by path relative to the drive root or to `relativeTo` (works inside shared folders). */
+  getItemByPath(driveId: string, path: string, opts?: { relativeTo?: string; signal?: AbortSignal }): Promise<DriveItem>
+  /** Every child (all pages). */
+  listChildren(ref: ItemRef, opts?: ListOptions): Promise<DriveItem[]>
+  /** Children page by page. */
+  iterateChildren(ref: ItemRef, opts?: ListOptions): AsyncGenerator<DriveItem[]>
+  /** `/me/drive/sharedWithMe` raw (empty after the endpoint's retirement). */
+  sharedWithMe(signal?: AbortSignal): Promise<DriveItem[]>
+  /** `POST /search/query` for driveItems (Business). */
+  searchDriveItems(queryString: string, opts?: { signal?: AbortSignal; max?: number }): Promise<DriveItem[]>
+  /** A sharing link resolved through `/shares` (redeem: lasting access). */
+  resolveShareLink(link: string, opts?: { redeem?: boolean; signal?: AbortSignal }): Promise<DriveItem>
+  /** Items shared with the user, surviving sharedWithMe's retirement (§7.2a). */
+  listSharedWithMe(opts?: { links?: string[]; signal?: AbortSignal }): Promise<SharedEntry[]>
+  listFollowedSites(signal?: AbortSignal): Promise<Site[]>
+  listSiteDrives(siteId: string, signal?: AbortSignal): Promise<Drive[]>
+  createFolder(parent: ItemRef, name: string, conflictBehavior?: ConflictBehavior, signal?: AbortSignal): Promise<DriveItem>
+  /** Rename and/or move (same drive), optionally replacing an existing file and setting the mtime. */
+  move(ref: ItemRef, opts: MoveOptions): Promise<DriveItem>
+  setMtime(ref: ItemRef, mtime: Date, signal?: AbortSignal): Promise<DriveItem>
+  deleteItem(ref: ItemRef, opts?: { ifMatch?: string; signal?: AbortSignal }): Promise<void>
+  delta(driveId: string, state?: string): DeltaCursor
+  openRange(ref: ItemRef, start: number, endExclusive?: number, signal?: AbortSignal): Promise<RangeStream>
+  download(ref: ItemRef, write: (chunk: Buffer) => Promise<void> | void, opts?: DownloadToOptions): Promise<DownloadResult>
+  upload(parent: ItemRef, name: string, source: UploadSource, opts?: UploadOptions): Promise<UploadResult>
+  cancelUploadSession(uploadUrl: string): Promise<void>
+  cancelAbandonedUploads(store: UploadSessionStore): Promise<number>
+  stats(): ClientStats
+}
+
+const SHORTCUT_PREFER = { Prefer: 'Include-Feature=AddToOneDrive' }
+
+function d(id: string): string {
+  return encodeURIComponent(id)
+}
+
+interface Page<T> {
+  value: T[]
+  '@odata.nextLink'?: string
+}
+
+class GraphDriveClient implements DriveClient {
+  readonly #t: GraphTransport
+  readonly #down: Downloader
+  readonly #up: Uploader
+  readonly #transfers: ReturnType<typeof pLimit>
+  readonly #fragmentSize: number | undefined
+  #myDriveId: string | undefined
+
+  constructor(opts: GraphDriveClientOptions) {
+    this.#t = new GraphTransport(opts)
+    this.#down = new Downloader(this.#t, { ttlMs: opts.downloadUrlTtlMs })
+    this.#up = new Uploader(this.#t)
+    this.#transfers = pLimit(opts.maxConcurrentTransfers ?? 4)
+    this.#fragmentSize = opts.fragmentSize
+  }
+
+  get baseUrl(): string {
+    return this.#t.baseUrl
+  }
+
+  get limiter(): RateLimiter {
+    return this.#t.limiter
+  }
+
+  stats(): ClientStats {
+    return { ...this.#t.counters, downloadUrlFetches: this.#down.urlFetches }
+  }
+
+  async getMyDrive(signal?: AbortSignal): Promise<Drive> {
+    const drive = await this.#t.json<Drive>('GET', '/me/drive?$select=id,driveType,name,owner,quota,webUrl', { signal })
+    this.#myDriveId = canonicalDriveId(drive.id)
+    return drive
+  }
+
+  getDrive(driveId: string, signal?: AbortSignal): Promise<Drive> {
+    return this.#t.json<Drive>('GET', `/drives/${d(driveId)}?$select=id,driveType,name,owner,quota,webUrl`, { signal })
+  }
+
+  getItem(ref: ItemRef, signal?: AbortSignal): Promise<DriveItem> {
+    return this.#t.json<DriveItem>('GET', `/drives/${d(ref.driveId)}/items/${d(ref.itemId)}?$select=${ITEM_SELECT}`, { signal, headers: SHORTCUT_PREFER })
+  }
+
+  getItemByPath(driveId: string, path: string, opts: { relativeTo?: string; signal?: AbortSignal } = {}): Promise<DriveItem> {
+    const rel = encodePath(path)
+    const base = opts.relativeTo ? `/drives/${d(driveId)}/items/${d(opts.relativeTo)}` : `/drives/${d(driveId)}/root`
+    const url = rel ? `${base}:/${rel}:?$select=${ITEM_SELECT}` : `${base}?$select=${ITEM_SELECT}`
+    return this.#t.json<DriveItem>('GET', url, { signal: opts.signal, headers: SHORTCUT_PREFER, label: 'GET /drives/{id}/items/{id}:{path}:' })
+  }
+
+  async *iterateChildren(ref: ItemRef, opts: ListOptions = {}): AsyncGenerator<DriveItem[]> {
+    const top = Math.min(MAX_PAGE_SIZE, opts.top ?? MAX_PAGE_SIZE)
+    let url: string | undefined = `/drives/${d(ref.driveId)}/items/${d(ref.itemId)}/children?$top=${top}&$select=${ITEM_SELECT}`
+    while (url) {
+      const page: Page<DriveItem> = await this.#t.json<Page<DriveItem>>('GET', url, {
+        signal: opts.signal,
+        headers: SHORTCUT_PREFER,
+        label: 'GET /drives/{id}/items/{id}/children',
+      })
+      yield page.value
+      url = page['@odata.nextLink'] // followed verbatim
+    }
+  }
+
+  async listChildren(ref: ItemRef, opts: ListOptions = {}): Promise<DriveItem[]> {
+    const all: DriveItem[] = []
+    for await (const page of this.iterateChildren(ref, opts)) all.push(...page)
+    return all
+  }
+
+  async #allPages<T>(path: string, signal?: AbortSignal, headers?: Record<string, string>): Promise<T[]> {
+    const out: T[] = []
+    let url: string | undefined = path
+    while (url) {
+      const page: Page<T> = await this.#t.json<Page<T>>('GET', url, { signal, headers })
+      out.push(...(page.value ?? []))
+      url = page['@odata.nextLink']
+    }
+    return out
+  }
+
+  sharedWithMe(signal?: AbortSignal): Promise<DriveItem[]> {
+    return this.#allPages<DriveItem>('/me/drive/sharedWithMe', signal)
+  }
+
+  async searchDriveItems(queryString: string, opts: { signal?: AbortSignal; max?: number } = {}): Promise<DriveItem[]> {
+    const out: DriveItem[] = []
+    const size = 200
+    const max = opts.max ?? 5000
+    for (let from = 0; from < max; from += size) {
+      const r = await this.#t.json<{
+        value?: { hitsContainers?: { hits?: { resource?: DriveItem }[]; moreResultsAvailable?: boolean }[] }[]
+      }>('POST', '/search/query', {
+        body: { requests: [{ entityTypes: ['driveItem'], query: { queryString }, from, size }] },
+        signal: opts.signal,
+        idempotent: true,
+      })
+      let more = false
+      for (const v of r.value ?? []) {
+        for (const c of v.hitsContainers ?? []) {
+          for (const h of c.hits ?? []) if (h.resource?.id) out.push(h.resource)
+          more ||= !!c.moreResultsAvailable
+        }
+      }
+      if (!more) break
+    }
+    return out
+  }
+
+  resolveShareLink(link: string, opts: { redeem?: boolean; signal?: AbortSignal } = {}): Promise<DriveItem> {
+    return this.#t.json<DriveItem>('GET', `/shares/${shareIdOf(link)}/driveItem?$select=${ITEM_SELECT}`, {
+      signal: opts.signal,
+      headers: { Prefer: opts.redeem === false ? 'redeemSharingLinkIfNecessary' : 'redeemSharingLink' },
+      label: 'GET /shares/{id}/driveItem',
+    })
+  }
+
+  async listSharedWithMe(opts: { links?: string[]; signal?: AbortSignal } = {}): Promise<SharedEntry[]> {
+    const signal = opts.signal
+    const entries: SharedEntry[] = []
+    const seen = new Set<string>()
+    const add = (e: SharedEntry) => {
+      const k = `${e.ref.driveId}\u0000${e.ref.itemId}`
+      if (seen.has(k)) return
+      seen.add(k)
+      entries.push(e)
+    }
+    const fromRemote = (it: DriveItem, source: SharedEntry['source']) => {
+      const r = it.remoteItem
+      if (!r?.parentReference?.driveId) return
+      add({
+        name: it.name ?? r.name ?? r.id,
+        ref: { driveId: canonicalDriveId(r.parentReference.driveId), itemId: r.id },
+        folder: !!r.folder,
+        size: r.size,
+        mtime: r.fileSystemInfo?.lastModifiedDateTime,
+        source,
+      })
+    }
+    const myDrive = this.#myDriveId ?? canonicalDriveId((await this.getMyDrive(signal)).id)
+    const drive = await this.getDrive(myDrive, signal).catch(() => undefined)
+    // 1. sharedWithMe, while it still answers (retired November 2026: then it is empty).
+    try {
+      for (const it of await this.sharedWithMe(signal)) fromRemote(it, 'sharedWithMe')
+    } catch (e) {
+      if (!isGraphError(e)) throw e
+      this.#t.log.debug({ code: e.code }, 'sharedWithMe unavailable')
+    }
+    // 2. Shortcuts ("Add to My files" / "Add to OneDrive") in the user's own root.
+    for (const it of await this.listChildren({ driveId: myDrive, itemId: 'root' }, { signal })) {
+      if (it.remoteItem) fromRemote(it, 'shortcut')
+    }
+    // 3. Search (Business): driveItems that live in other drives.
+    if (drive?.driveType !== 'personal') {
+      try {
+        const hits = (await this.searchDriveItems('*', { signal })).filter(
+          (h) => h.parentReference?.driveId && canonicalDriveId(h.parentReference.driveId) !== myDrive,
+        )
+        const ids = new Set(hits.map((h) => h.id))
+        for (const h of hits) {
+          // Only the top of each shared tree: skip hits whose parent is itself a hit.
+          if (h.parentReference?.id && ids.has(h.parentReference.id)) continue
+          add({
+            name: h.name ?? h.id,
+            ref: { driveId: canonicalDriveId(h.parentReference!.driveId), itemId: h.id },
+            folder: !!h.folder,
+            size: h.size,
+            mtime: h.fileSystemInfo?.lastModifiedDateTime,
+            source: 'search',
+          })
+        }
+      } catch (e) {
+        if (!isGraphError(e)) throw e
+        this.#t.log.debug({ code: e.code }, 'search unavailable')
+      }
+    }
+    // 4. Sharing links the user registered.
+    for (const link of opts.links ?? []) {
+      const it = await this.resolveShareLink(link, { signal })
+      add({
+        name: it.name ?? it.id,
+        ref: { driveId: canonicalDriveId(it.parentReference?.driveId ?? ''), itemId: it.id },
+        folder: !!it.folder,
+        size: it.size,
+        mtime: it.fileSystemInfo?.lastModifiedDateTime,
+        source: 'link',
+      })
+    }
+    return entries
+  }
+
+  listFollowedSites(signal?: AbortSignal): Promise<Site[]> {
+    return this.#allPages<Site>('/me/followedSites?$select=id,name,displayName,webUrl', signal)
+  }
+
+  listSiteDrives(siteId: string, signal?: AbortSignal): Promise<Drive[]> {
+    return this.#allPages<Drive>(`/sites/${d(siteId)}/drives?$select=id,driveType,name,owner,quota,webUrl`, signal)
+  }
+
+  createFolder(parent: ItemRef, name: string, conflictBehavior: ConflictBehavior = 'fail', signal?: AbortSignal): Promise<DriveItem> {
+    return this.#t.json<DriveItem>('POST', `/drives/${d(parent.driveId)}/items/${d(parent.itemId)}/children`, {
+      body: { name, folder: {}, '@microsoft.graph.conflictBehavior': conflictBehavior },
+      signal,
+    })
+  }
+
+  move(ref: ItemRef, opts: MoveOptions): Promise<DriveItem> {
+    const body: Record<string, unknown> = {}
+    if (opts.name !== undefined) body.name = opts.name
+    if (opts.parentId !== undefined) body.parentReference = { id: opts.parentId, driveId: ref.driveId }
+    if (opts.mtime) body.fileSystemInfo = { lastModifiedDateTime: opts.mtime.toISOString() }
+    const q = opts.conflictBehavior ? `?@microsoft.graph.conflictBehavior=${opts.conflictBehavior}` : ''
+    const headers: Record<string, string> = {}
+    if (opts.ifMatch) headers['If-Match'] = opts.ifMatch
+    return this.#t.json<DriveItem>('PATCH', `/drives/${d(ref.driveId)}/items/${d(ref.itemId)}${q}`, {
+      body,
+      headers,
+      signal: opts.signal,
+      idempotent: true,
+    })
+  }
+
+  setMtime(ref: ItemRef, mtime: Date, signal?: AbortSignal): Promise<DriveItem> {
+    return this.move(ref, { mtime, signal })
+  }
+
+  async deleteItem(ref: ItemRef, opts: { ifMatch?: string; signal?: AbortSignal } = {}): Promise<void> {
+    const headers: Record<string, string> = {}
+    if (opts.ifMatch) headers['If-Match'] = opts.ifMatch
+    try {
+      await this.#t.json<void>('DELETE', `/drives/${d(ref.driveId)}/items/${d(ref.itemId)}`, { headers, signal: opts.signal })
+    } catch (e) {
+      // A retried DELETE whose first attempt went through finds nothing: that is success.
+      if (isGraphError(e) && e.classify() === 'notFound' && e.attempts > 1) return
+      throw e
+    }
+  }
+
+  delta(driveId: string, state?: string): DeltaCursor {
+    return new DeltaCursor(this.#t, driveId, state)
+  }
+
+  openRange(ref: ItemRef, start: number, endExclusive?: number, signal?: AbortSignal): Promise<RangeStream> {
+    return this.#down.openRange(ref, start, endExclusive, signal)
+  }
+
+  download(ref: ItemRef, write: (chunk: Buffer) => Promise<void> | void, opts: DownloadToOptions = {}): Promise<DownloadResult> {
+    return this.#transfers(() => this.#down.downloadTo(ref, write, opts))
+  }
+
+  upload(parent: ItemRef, name: string, source: UploadSource, opts: UploadOptions = {}): Promise<UploadResult> {
+    const o = { fragmentSize: this.#fragmentSize, ...opts }
+    return this.#transfers(() => this.#up.upload(parent, name, source, o))
+  }
+
+  cancelUploadSession(uploadUrl: string): Promise<void> {
+    return this.#up.cancel(uploadUrl)
+  }
+
+  cancelAbandonedUploads(store: UploadSessionStore): Promise<number> {
+    return this.#up.cancelAbandoned(store)
+  }
+}
+
+export function createGraphDriveClient(opts: GraphDriveClientOptions): DriveClient {
+  return new GraphDriveClient(opts)
+}
+
+export { GraphError }

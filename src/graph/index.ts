@@ -1,0 +1,22 @@
+/**
+ * src/graph: the only place odfs talks to Microsoft Graph. Public surface.
+ * Graph never imports auth: auth implements TokenProvider structurally.
+ */
+export type { TokenProvider, RetryOptions, RequestPolicy, PipelineCounters } from './middleware.js'
+export { backoffDelay, DEFAULT_RETRY } from './middleware.js'
+export { GraphError, isGraphError, parseRetryAfter, innerCodesOf, type GraphErrorKind } from './errors.js'
+export { QuickXorHash, quickXorHash, quickXorHashStream } from './quickxorhash.js'
+export { RateLimiter, type RateLimiterOptions, type RateLimiterStats } from './ratelimit.js'
+export {
+  createGraphDriveClient, type DriveClient, type GraphDriveClientOptions, type ListOptions, type MoveOptions,
+  type SharedEntry, type ClientStats,
+} from './client.js'
+export { DeltaCursor, type DeltaBatch } from './delta.js'
+export type { RangeStream, DownloadResult, DownloadToOptions } from './download.js'
+export {
+  FRAGMENT_UNIT, MAX_FRAGMENT, DEFAULT_FRAGMENT, validFragmentSize, fragmentsOf, contentRange, offsetFromRanges,
+  fileSource, FileUploadSessionStore, isServiceRewrite,
+  type UploadSource, type UploadOptions, type UploadResult, type UploadSessionStore, type PersistedUploadSession,
+} from './upload.js'
+export { encodePath, encodeSegment, splitPath, shareIdOf } from './paths.js'
+export * from './types.js'

@@ -1,0 +1,277 @@
+/**
+ * The request pipeline, as a @microsoft/microsoft-graph-client middleware chain:
+ *
+ *   RetryMiddleware -> RateLimitMiddleware -> AuthMiddleware -> FetchHandler
+ *
+ * Graph API calls enter it through the SDK's Client (client.api(...)); absolute
+ * URLs that must be used verbatim (nextLink/deltaLink, pre-authenticated upload and
+ * download URLs) enter it directly through `head.execute(context)`. Every attempt,
+ * retries included, takes a token from the shared per-user RateLimiter. The SDK's
+ * own RetryHandler is not in the chain (its 15 s of 503 retries outlast FUSE's
+ * timeout and it ignores the shared budget; toolchain-notes §7).
+ *
+ * Per-request settings travel in the fetch options under the REQUEST_POLICY symbol.
+ */
+import type { Context, Middleware } from '@microsoft/microsoft-graph-client'
+import type { Dispatcher } from 'undici'
+import type { Clock, Logger } from '../common/index.js'
+import { parseRetryAfter } from './errors.js'
+import type { RateLimiter } from './ratelimit.js'
+
+export interface TokenProvider {
+  getAccessToken(opts?: { forceRefresh?: boolean; signal?: AbortSignal }): Promise<string>
+}
+
+export const REQUEST_POLICY = Symbol.for('odfs.graph.requestPolicy')
+
+/** Settings and results of one logical request (all its attempts). */
+export interface RequestPolicy {
+  /** Safe to resend after a timeout or a connection reset. */
+  idempotent: boolean
+  /** Send the bearer token (Graph API); false for pre-authenticated URLs. */
+  auth: boolean
+  /** Retry 500/502/504 (idempotent requests only). */
+  retryServerErrors?: boolean
+  /** Per-attempt timeout for receiving the response headers (ms). */
+  timeoutMs?: number
+  signal?: AbortSignal
+  /** A short label for logs (route template, never a URL with secrets). */
+  label: string
+  // results
+  attempts: number
+  retries: number
+  exhausted: boolean
+  tokenRefreshed: boolean
+}
+
+export function newPolicy(p: Partial<RequestPolicy> & { label: string }): RequestPolicy {
+  return { idempotent: false, auth: true, attempts: 0, retries: 0, exhausted: false, tokenRefreshed: false, ...p }
+}
+
+export function policyOf(ctx: Context): RequestPolicy {
+  const p = (ctx.options as Record<symbol, unknown> | undefined)?.[REQUEST_POLICY] as RequestPolicy | undefined
+  return p ?? newPolicy({ label: 'graph', idempotent: false })
+}
+
+export interface RetryOptions {
+  /** Attempts for network errors and 5xx (default 5). */
+  maxAttempts: number
+  /** Attempts when throttled (429/503); each waits for Retry-After (default 30). */
+  maxThrottledAttempts: number
+  /** First backoff (ms) when no Retry-After is given (default 500). */
+  baseDelayMs: number
+  /** Backoff cap (ms) (default 30 s). */
+  maxDelayMs: number
+  /** Uniform random in [0,1) (injectable for tests). */
+  random: () => number
+}
+
+export const DEFAULT_RETRY: RetryOptions = {
+  maxAttempts: 5,
+  maxThrottledAttempts: 30,
+  baseDelayMs: 500,
+  maxDelayMs: 30_000,
+  random: Math.random,
+}
+
+/** Full-jitter exponential backoff: random in [d/2, d] with d = base * 2^(attempt-1), capped. */
+export function backoffDelay(attempt: number, opts: Pick<RetryOptions, 'baseDelayMs' | 'maxDelayMs' | 'random'>): number {
+  const d = Math.min(opts.maxDelayMs, opts.baseDelayMs * 2 ** Math.max(0, attempt - 1))
+  return Math.round(d / 2 + (d / 2) * opts.random())
+}
+
+export interface PipelineCounters {
+  requests: number
+  retries: number
+  throttled: number
+  networkErrors: number
+  tokenRefreshes: number
+}
+
+function normaliseHeaders(h: unknown): Record<string, string> {
+  const out: Record<string, string> = {}
+  if (!h) return out
+  if (typeof (h as Headers).forEach === 'function' && !(Array.isArray(h))) {
+    ;(h as Headers).forEach((v, k) => (out[k] = v))
+    return out
+  }
+  if (Array.isArray(h)) {
+    for (const [k, v] of h as [string, string][]) out[k] = v
+    return out
+  }
+  Object.assign(out, h as Record<string, string>)
+  return out
+}
+
+async function drain(res: Response | undefined): Promise<void> {
+  try {
+    await res?.body?.cancel()
+  } catch {
+    // already consumed or broken
+  }
+}
+
+abstract class Base implements Middleware {
+  protected next: Middleware | undefined
+  setNext(m: Middleware): void {
+    this.next = m
+  }
+  abstract execute(ctx: Context): Promise<void>
+}
+
+export class RetryMiddleware extends Base {
+  constructor(
+    private readonly limiter: RateLimiter,
+    private readonly clock: Clock,
+    private readonly log: Logger,
+    private readonly counters: PipelineCounters,
+    private readonly opts: RetryOptions = DEFAULT_RETRY,
+  ) {
+    super()
+  }
+
+  async execute(ctx: Context): Promise<void> {
+    const policy = policyOf(ctx)
+    let failures = 0 // network + 5xx
+    let throttles = 0
+    for (;;) {
+      policy.attempts++
+      this.counters.requests++
+      const attempt: Context = { ...ctx, options: { ...ctx.options, headers: normaliseHeaders(ctx.options?.headers) } }
+      let res: Response | undefined
+      let netErr: unknown
+      try {
+        await this.next!.execute(attempt)
+        res = attempt.response
+      } catch (e) {
+        if (policy.signal?.aborted) throw e
+        netErr = e
+      }
+      if (netErr !== undefined) {
+        this.counters.networkErrors++
+        failures++
+        if (!policy.idempotent || failures >= this.opts.maxAttempts) {
+          policy.exhausted = policy.idempotent
+          throw netErr
+        }
+        const delay = backoffDelay(failures, this.opts)
+        this.#retrying(policy, 0, undefined, delay, netErr)
+        await this.clock.sleep(delay, policy.signal)
+        continue
+      }
+      const status = res!.status
+      if (status === 429 || status === 503) {
+        throttles++
+        this.counters.throttled++
+        const ra = parseRetryAfter(res!.headers.get('retry-after'), this.clock.now())
+        const wait = ra ?? backoffDelay(throttles, this.opts)
+        // The whole user backs off: the shared limiter pauses and slows down.
+        this.limiter.throttled(wait)
+        if (throttles >= this.opts.maxThrottledAttempts) {
+          policy.exhausted = true
+          ctx.response = res
+          return
+        }
+        await drain(res)
+        this.#retrying(policy, status, res!.headers.get('request-id'), wait)
+        continue // the rate limiter holds the next attempt until the pause is over
+      }
+      if ((status === 500 || status === 502 || status === 504 || status === 509) && policy.idempotent && policy.retryServerErrors !== false) {
+        failures++
+        if (failures >= this.opts.maxAttempts) {
+          policy.exhausted = true
+          ctx.response = res
+          return
+        }
+        await drain(res)
+        const delay = backoffDelay(failures, this.opts)
+        this.#retrying(policy, status, res!.headers.get('request-id'), delay)
+        await this.clock.sleep(delay, policy.signal)
+        continue
+      }
+      ctx.response = res
+      return
+    }
+  }
+
+  #retrying(policy: RequestPolicy, status: number, requestId: string | null | undefined, delayMs: number, err?: unknown): void {
+    policy.retries++
+    this.counters.retries++
+    this.log.debug(
+      {
+        route: policy.label,
+        status,
+        requestId: requestId ?? undefined,
+        attempt: policy.attempts,
+        delayMs,
+        error: err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : undefined,
+      },
+      'graph request retried',
+    )
+  }
+}
+
+export class RateLimitMiddleware extends Base {
+  constructor(private readonly limiter: RateLimiter) {
+    super()
+  }
+  async execute(ctx: Context): Promise<void> {
+    await this.limiter.acquire(policyOf(ctx).signal)
+    await this.next!.execute(ctx)
+  }
+}
+
+export class AuthMiddleware extends Base {
+  constructor(
+    private readonly tokens: TokenProvider,
+    private readonly counters: PipelineCounters,
+    private readonly graphPrefix: string,
+  ) {
+    super()
+  }
+
+  async execute(ctx: Context): Promise<void> {
+    const policy = policyOf(ctx)
+    const url = typeof ctx.request === 'string' ? ctx.request : ctx.request.url
+    // The bearer goes to the Graph API only: never to upload or download URLs.
+    const wantsAuth = policy.auth && url.startsWith(this.graphPrefix)
+    const headers = ctx.options!.headers as Record<string, string>
+    for (const k of Object.keys(headers)) if (k.toLowerCase() === 'authorization') delete headers[k]
+    if (!wantsAuth) return this.next!.execute(ctx)
+    headers.Authorization = `Bearer ${await this.tokens.getAccessToken({ signal: policy.signal })}`
+    await this.next!.execute(ctx)
+    if (ctx.response?.status === 401 && !policy.tokenRefreshed) {
+      // One silent refresh and one retry.
+      policy.tokenRefreshed = true
+      this.counters.tokenRefreshes++
+      await drain(ctx.response)
+      headers.Authorization = `Bearer ${await this.tokens.getAccessToken({ forceRefresh: true, signal: policy.signal })}`
+      await this.next!.execute(ctx)
+    }
+  }
+}
+
+/** The end of the chain: Node's fetch over the shared undici dispatcher; redirects are not followed. */
+export class FetchHandler implements Middleware {
+  constructor(private readonly dispatcher: Dispatcher | undefined, private readonly defaultTimeoutMs: number) {}
+
+  async execute(ctx: Context): Promise<void> {
+    const policy = policyOf(ctx)
+    const url = typeof ctx.request === 'string' ? ctx.request : ctx.request.url
+    const o = ctx.options ?? {}
+    // timeoutMs 0 = no overall timeout (long transfers; the dispatcher still times out idle sockets).
+    const ms = policy.timeoutMs ?? this.defaultTimeoutMs
+    const timeout = ms > 0 ? AbortSignal.timeout(ms) : undefined
+    const signals = [policy.signal, timeout].filter((s): s is AbortSignal => s !== undefined)
+    const signal = signals.length > 1 ? AbortSignal.any(signals) : signals[0]
+    const init: Record<string, unknown> = {
+      method: o.method ?? 'GET',
+      headers: o.headers,
+      body: o.body,
+      redirect: 'manual',
+      signal,
+    }
+    if (this.dispatcher) init.dispatcher = this.dispatcher
+    ctx.response = await fetch(url, init as RequestInit)
+  }
+}

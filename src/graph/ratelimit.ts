@@ -1,0 +1,187 @@
+/**
+ * The per-user request budget: one RateLimiter per signed-in user, shared by every
+ * caller in the process (listing, transfers, the mount), so the whole user backs
+ * off together when the service throttles (graph-drive-api.md §9: "pause all threads").
+ *
+ * Design: a FIFO of waiters drained by a single pump, spacing grants 1/rate apart
+ * (GCRA). Before any throttling a burst of up to one second's worth is allowed;
+ * after a 429/503 the burst drops to one and:
+ *  - everything pauses until Retry-After has passed (the pause is global);
+ *  - the rate is cut to half of the rate the service was actually seeing (measured
+ *    from the last two seconds of grants), and that observed rate becomes a ceiling;
+ *  - every quiet second the rate climbs back: quickly up to 90% of the ceiling,
+ *    then by 1% of it per second, so probing above the real budget is slow and small.
+ * Because the waiters are not pre-scheduled, a rate cut applies to every request
+ * still queued, not only to new ones.
+ */
+import { systemClock, type Clock } from '../common/index.js'
+
+export interface RateLimiterOptions {
+  /** Operations per second (the policy's user_api_rate_limit). */
+  rate: number
+  clock?: Clock
+  /** Never go below this many operations per second (default 0.2). */
+  minRate?: number
+}
+
+export interface RateLimiterStats {
+  granted: number
+  throttleEvents: number
+  currentRate: number
+  ceiling: number | undefined
+  pausedUntil: number
+}
+
+interface Waiter {
+  resolve: () => void
+  reject: (e: unknown) => void
+  signal: AbortSignal | undefined
+  onAbort: (() => void) | undefined
+}
+
+const HISTORY = 4096
+
+export class RateLimiter {
+  readonly #clock: Clock
+  readonly #maxRate: number
+  readonly #minRate: number
+  #rate: number
+  #ceiling: number | undefined
+  #throttledOnce = false
+  #tat = 0 // theoretical arrival time of the next grant
+  #pausedUntil = 0
+  #lastCut = -Infinity
+  #lastRaise = 0
+  #queue: Waiter[] = []
+  #pumping = false
+  #granted = 0
+  #throttleEvents = 0
+  /** Ring of grant times (ms), for measuring the rate the service sees. */
+  readonly #times = new Float64Array(HISTORY)
+  #timesN = 0
+  #listeners: ((at: number) => void)[] = []
+
+  constructor(opts: RateLimiterOptions) {
+    if (!(opts.rate > 0)) throw new RangeError(`rate must be positive, got ${opts.rate}`)
+    this.#clock = opts.clock ?? systemClock
+    this.#maxRate = opts.rate
+    this.#minRate = Math.min(opts.minRate ?? 0.2, opts.rate)
+    this.#rate = opts.rate
+  }
+
+  get rate(): number {
+    return this.#rate
+  }
+
+  stats(): RateLimiterStats {
+    return {
+      granted: this.#granted,
+      throttleEvents: this.#throttleEvents,
+      currentRate: this.#rate,
+      ceiling: this.#ceiling,
+      pausedUntil: this.#pausedUntil,
+    }
+  }
+
+  /** Called with the clock time of every grant (tests and benchmarks record request timestamps). */
+  onGrant(listener: (at: number) => void): () => void {
+    this.#listeners.push(listener)
+    return () => {
+      this.#listeners = this.#listeners.filter((l) => l !== listener)
+    }
+  }
+
+  /** Wait for permission to send one request. */
+  acquire(signal?: AbortSignal): Promise<void> {
+    if (signal?.aborted) return Promise.reject(signal.reason)
+    return new Promise<void>((resolve, reject) => {
+      const w: Waiter = { resolve, reject, signal, onAbort: undefined }
+      if (signal) {
+        w.onAbort = () => {
+          const i = this.#queue.indexOf(w)
+          if (i >= 0) this.#queue.splice(i, 1)
+          reject(signal.reason)
+        }
+        signal.addEventListener('abort', w.onAbort, { once: true })
+      }
+      this.#queue.push(w)
+      void this.#pump()
+    })
+  }
+
+  /**
+   * The service throttled us (429, or 503 with Retry-After). Pause every caller for
+   * `retryAfterMs` and lower the rate (at most one cut per second: a burst of 429s
+   * answering one burst of requests is one signal).
+   */
+  throttled(retryAfterMs: number): void {
+    const now = this.#clock.now()
+    this.#throttleEvents++
+    this.#throttledOnce = true
+    this.#pausedUntil = Math.max(this.#pausedUntil, now + Math.max(0, retryAfterMs))
+    if (now - this.#lastCut >= 1000) {
+      const observed = this.#observedRate(now)
+      const seen = observed > 0 ? Math.min(this.#rate, observed) : this.#rate
+      this.#ceiling = this.#ceiling === undefined ? seen : Math.min(this.#ceiling, seen)
+      this.#ceiling = Math.max(this.#ceiling, this.#minRate)
+      this.#rate = Math.max(this.#minRate, seen / 2)
+      this.#lastCut = now
+    }
+    this.#lastRaise = Math.max(this.#lastRaise, this.#pausedUntil)
+  }
+
+  /** Requests granted per second over the last two seconds. */
+  #observedRate(now: number): number {
+    let count = 0
+    const n = Math.min(this.#timesN, HISTORY)
+    for (let i = 0; i < n; i++) {
+      const t = this.#times[(this.#timesN - 1 - i) % HISTORY]!
+      if (now - t > 2000) break
+      count++
+    }
+    return count / 2
+  }
+
+  #maybeRaise(now: number): void {
+    if (this.#ceiling === undefined || this.#rate >= this.#maxRate) return
+    while (now - this.#lastRaise >= 1000) {
+      this.#lastRaise += 1000
+      const fast = this.#ceiling * 0.9
+      if (this.#rate < fast) this.#rate = Math.min(fast, this.#rate * 1.25)
+      else this.#rate = this.#rate + this.#ceiling * 0.01
+      // After a long quiet spell the ceiling itself is allowed to rise (budgets change).
+      if (this.#rate > this.#ceiling) this.#ceiling = this.#rate
+      this.#rate = Math.min(this.#rate, this.#maxRate)
+    }
+  }
+
+  async #pump(): Promise<void> {
+    if (this.#pumping) return
+    this.#pumping = true
+    try {
+      while (this.#queue.length > 0) {
+        const now = this.#clock.now()
+        this.#maybeRaise(now)
+        const interval = 1000 / this.#rate
+        const burst = this.#throttledOnce ? 1 : Math.max(1, Math.floor(this.#maxRate))
+        const tolerance = (burst - 1) * interval
+        const at = Math.max(this.#pausedUntil, this.#tat - tolerance)
+        if (at > now) {
+          // Sleep, then re-evaluate: a throttle or a rate cut may have happened meanwhile.
+          await this.#clock.sleep(Math.min(at - now, 1000))
+          continue
+        }
+        const w = this.#queue.shift()!
+        if (w.signal && w.onAbort) w.signal.removeEventListener('abort', w.onAbort)
+        this.#tat = Math.max(now, this.#tat) + interval
+        this.#times[this.#timesN % HISTORY] = now
+        this.#timesN++
+        this.#granted++
+        for (const l of this.#listeners) l(now)
+        w.resolve()
+      }
+    } finally {
+      this.#pumping = false
+    }
+  }
+}

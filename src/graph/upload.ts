@@ -1,0 +1,490 @@
+/**
+ * Uploads (graph-drive-api.md §4).
+ *
+ * - Zero bytes: simple PUT (an upload session cannot express an empty range), then
+ *   the mtime by PATCH (the only way for an empty file).
+ * - Everything else: an upload session whose createUploadSession body carries
+ *   fileSystemInfo, so the mtime is set in the same request without an extra
+ *   version. Fragments are a multiple of 320 KiB (default 10 MiB), sent without
+ *   Authorization; a failed fragment is resumed from the server's nextExpectedRanges;
+ *   the session (uploadUrl, expiry, offset) can be persisted and resumed by a later
+ *   process; an expired session restarts cleanly; a session given up for good is
+ *   cancelled (DELETE) so no placeholder is left behind.
+ * - The local quickXorHash is compared with the server's after the upload; a
+ *   mismatch is retried once, then reported as a GraphError `hashMismatch` (the
+ *   local file is never touched). A size change the service makes on its own to an
+ *   Office file in a SharePoint/Business library (§4.3) is recognised and logged,
+ *   never answered by uploading again.
+ */
+import { createHash } from 'node:crypto'
+import { mkdir, open, readFile, readdir, rm, writeFile, rename } from 'node:fs/promises'
+import { join } from 'node:path'
+import { GraphError, isGraphError } from './errors.js'
+import { encodeSegment } from './paths.js'
+import { QuickXorHash } from './quickxorhash.js'
+import { backoffDelay, DEFAULT_RETRY } from './middleware.js'
+import type { GraphTransport } from './transport.js'
+import { ITEM_SELECT, type ConflictBehavior, type DriveItem, type ItemRef } from './types.js'
+
+/** 320 KiB: every fragment but the last must be a multiple of this. */
+export const FRAGMENT_UNIT = 327_680
+/** Largest valid fragment: 191 units = 62,586,880 bytes (< 60 MiB). */
+export const MAX_FRAGMENT = 191 * FRAGMENT_UNIT
+export const DEFAULT_FRAGMENT = 32 * FRAGMENT_UNIT // 10 MiB
+
+/** Round a requested fragment size down to a multiple of 320 KiB within [320 KiB, ~59.7 MiB]. */
+export function validFragmentSize(requested: number): number {
+  const units = Math.floor(requested / FRAGMENT_UNIT)
+  return Math.min(MAX_FRAGMENT, Math.max(1, units) * FRAGMENT_UNIT)
+}
+
+/** The fragments [start, endInclusive] of a `size`-byte upload from `offset`. */
+export function fragmentsOf(size: number, fragmentSize: number, offset = 0): { start: number; end: number }[] {
+  const out: { start: number; end: number }[] = []
+  for (let s = offset; s < size; s += fragmentSize) out.push({ start: s, end: Math.min(size, s + fragmentSize) - 1 })
+  return out
+}
+
+/** `Content-Range` of a fragment. */
+export function contentRange(start: number, end: number, total: number): string {
+  return `bytes ${start}-${end}/${total}`
+}
+
+/** The resume offset from nextExpectedRanges (["12345-"] or ["12345-67890", ...]): the first range's start. */
+export function offsetFromRanges(ranges: unknown): number | undefined {
+  if (!Array.isArray(ranges) || ranges.length === 0) return undefined
+  const m = /^(\d+)-/.exec(String(ranges[0]))
+  return m ? Number(m[1]) : undefined
+}
+
+/** Bytes to upload, readable at any offset (so a resume or a re-hash can re-read). */
+export interface UploadSource {
+  readonly size: number
+  read(offset: number, length: number): Promise<Buffer>
+  close?(): Promise<void>
+}
+
+export async function fileSource(path: string): Promise<UploadSource & { mtime: Date; close(): Promise<void> }> {
+  const fh = await open(path, 'r')
+  const st = await fh.stat()
+  return {
+    size: st.size,
+    mtime: st.mtime,
+    async read(offset, length) {
+      const buf = Buffer.allocUnsafe(length)
+      let got = 0
+      while (got < length) {
+        const { bytesRead } = await fh.read(buf, got, length - got, offset + got)
+        if (bytesRead === 0) throw new GraphError({ status: 0, code: 'sourceChanged', message: `${path} shrank while uploading` })
+        got += bytesRead
+      }
+      return buf
+    },
+    close: () => fh.close(),
+  }
+}
+
+export interface PersistedUploadSession {
+  uploadUrl: string
+  /** ms since epoch. */
+  expiresAt: number
+  size: number
+  fragmentSize: number
+  driveId: string
+  parentId: string
+  name: string
+  /** Identity of the local content (caller-defined, e.g. path+size+mtime). */
+  sourceId: string
+  /** Bytes the service has acknowledged. */
+  offset: number
+}
+
+/** Where resumable sessions are kept between processes. uploadUrl is a credential: store it privately. */
+export interface UploadSessionStore {
+  get(key: string): Promise<PersistedUploadSession | undefined>
+  put(key: string, s: PersistedUploadSession): Promise<void>
+  delete(key: string): Promise<void>
+  list(): Promise<{ key: string; session: PersistedUploadSession }[]>
+}
+
+/** One 0600 JSON file per session in a 0700 directory. */
+export class FileUploadSessionStore implements UploadSessionStore {
+  constructor(private readonly dir: string) {}
+
+  #file(key: string): string {
+    return join(this.dir, createHash('sha256').update(key).digest('hex').slice(0, 32) + '.json')
+  }
+
+  async get(key: string): Promise<PersistedUploadSession | undefined> {
+    try {
+      const v = JSON.parse(await readFile(this.#file(key), 'utf8')) as { key: string; session: PersistedUploadSession }
+      return v.key === key ? v.session : undefined
+    } catch {
+      return undefined
+    }
+  }
+
+  async put(key: string, session: PersistedUploadSession): Promise<void> {
+    await mkdir(this.dir, { recursive: true, mode: 0o700 })
+    const f = this.#file(key)
+    await writeFile(f + '.tmp', JSON.stringify({ key, session }), { mode: 0o600 })
+    await rename(f + '.tmp', f)
+  }
+
+  async delete(key: string): Promise<void> {
+    await rm(this.#file(key), { force: true })
+  }
+
+  async list(): Promise<{ key: string; session: PersistedUploadSession }[]> {
+    let names: string[] = []
+    try {
+      names = await readdir(this.dir)
+    } catch {
+      return []
+    }
+    const out: { key: string; session: PersistedUploadSession }[] = []
+    for (const n of names.filter((n) => n.endsWith('.json'))) {
+      try {
+        out.push(JSON.parse(await readFile(join(this.dir, n), 'utf8')))
+      } catch {
+        // skip unreadable entries
+      }
+    }
+    return out
+  }
+}
+
+export interface UploadOptions {
+  conflictBehavior?: ConflictBehavior
+  /** Modification time to store (fileSystemInfo.lastModifiedDateTime). */
+  mtime?: Date
+  fragmentSize?: number
+  /** Persist the session here so a later process can resume it. */
+  sessionStore?: UploadSessionStore
+  /** Key of the persisted session (default derived from target and sourceId). */
+  sessionKey?: string
+  /** Identity of the local content; a persisted session is only resumed for the same sourceId. */
+  sourceId?: string
+  onProgress?: (acknowledged: number, total: number) => void
+  signal?: AbortSignal
+  /** Compare quickXorHash with the server's (default true). */
+  verify?: boolean
+  /** Uploads retried after a hash mismatch before giving up (default 1). */
+  hashRetries?: number
+}
+
+export interface UploadResult {
+  item: DriveItem
+  /** Bytes the service already had when this call started (resume). */
+  resumedFrom: number
+  /** Bytes this call sent in fragment bodies (including resent ones). */
+  bytesSent: number
+  fragments: number
+  localHash: string
+  /** True when the server's quickXorHash equalled the local one. */
+  verified: boolean
+  /** The service changed size/hash on its own (SharePoint Office rewrite): logged, not re-uploaded. */
+  serviceRewrite: boolean
+}
+
+const OFFICE_EXT = /\.(docx?|xlsx?|pptx?|docm|xlsm|pptm|vsdx|one)$/i
+
+/**
+ * Did the service rewrite this upload on its own (§4.3)? True for Office files in
+ * Business/SharePoint libraries whose size differs from what was sent.
+ */
+export function isServiceRewrite(name: string, sentSize: number, item: DriveItem): boolean {
+  const dt = item.parentReference?.driveType
+  return OFFICE_EXT.test(name) && (dt === 'business' || dt === 'documentLibrary') && item.size !== sentSize
+}
+
+interface SessionState {
+  uploadUrl: string
+  expiresAt: number
+  offset: number
+}
+
+export class Uploader {
+  constructor(private readonly t: GraphTransport) {}
+
+  #target(parent: ItemRef, name: string): string {
+    return `/drives/${encodeURIComponent(parent.driveId)}/items/${encodeURIComponent(parent.itemId)}:/${encodeSegment(name)}:`
+  }
+
+  /** Upload `source` as `name` in folder `parent`. */
+  async upload(parent: ItemRef, name: string, source: UploadSource, opts: UploadOptions = {}): Promise<UploadResult> {
+    const hashRetries = opts.hashRetries ?? 1
+    for (let attempt = 0; ; attempt++) {
+      const r = source.size === 0 ? await this.#uploadEmpty(parent, name, opts) : await this.#uploadSession(parent, name, source, opts)
+      if (opts.verify === false) return r
+      const check = await this.#verify(name, source.size, r)
+      if (check.verified || check.serviceRewrite) return { ...r, item: check.item, verified: check.verified, serviceRewrite: check.serviceRewrite }
+      if (check.missing) {
+        this.t.log.warn({ itemId: r.item.id }, 'server reported no quickXorHash: upload not verified')
+        return { ...r, item: check.item, verified: false }
+      }
+      const serverHash = check.item.file?.hashes?.quickXorHash
+      this.t.log.warn({ itemId: r.item.id, attempt, size: source.size, serverSize: check.item.size }, 'quickXorHash mismatch after upload')
+      if (attempt >= hashRetries) {
+        throw new GraphError({
+          status: 0,
+          code: 'hashMismatch',
+          message: `uploaded ${name} but the server's quickXorHash ${serverHash} differs from the local ${r.localHash}; the local file is unchanged`,
+          details: { itemId: r.item.id, driveId: parent.driveId, localHash: r.localHash, serverHash, size: source.size, serverSize: check.item.size },
+          level: 'error',
+        })
+      }
+      // Retry as a replacement of what we just wrote.
+      opts = { ...opts, conflictBehavior: 'replace' }
+    }
+  }
+
+  async #verify(name: string, size: number, r: UploadResult): Promise<{ verified: boolean; serviceRewrite: boolean; missing: boolean; item: DriveItem }> {
+    let item = r.item
+    for (let i = 0; i < 4 && !item.file?.hashes?.quickXorHash; i++) {
+      // Hashes may be filled in shortly after an upload (§1.3).
+      if (i > 0) await this.t.clock.sleep(1000 * i)
+      item = await this.t.json<DriveItem>('GET', `/drives/${encodeURIComponent(item.parentReference?.driveId ?? '')}/items/${encodeURIComponent(item.id)}?$select=${ITEM_SELECT}`)
+    }
+    const server = item.file?.hashes?.quickXorHash
+    if (!server) return { verified: false, serviceRewrite: false, missing: true, item }
+    if (server === r.localHash && item.size === size) return { verified: true, serviceRewrite: false, missing: false, item }
+    if (isServiceRewrite(name, size, item)) {
+      this.t.log.info({ itemId: item.id, size, serverSize: item.size }, 'service rewrote the uploaded file (Office/SharePoint): accepted, not re-uploaded')
+      return { verified: false, serviceRewrite: true, missing: false, item }
+    }
+    return { verified: false, serviceRewrite: false, missing: false, item }
+  }
+
+  async #uploadEmpty(parent: ItemRef, name: string, opts: UploadOptions): Promise<UploadResult> {
+    const cb = opts.conflictBehavior ?? 'replace'
+    let item = await this.t.json<DriveItem>('PUT', `${this.#target(parent, name)}/content?@microsoft.graph.conflictBehavior=${cb}`, {
+      body: Buffer.alloc(0),
+      signal: opts.signal,
+      idempotent: cb !== 'rename',
+    })
+    if (opts.mtime) item = await this.#setMtimeAfterUpload({ driveId: parent.driveId, itemId: item.id }, opts.mtime, opts.signal)
+    return { item, resumedFrom: 0, bytesSent: 0, fragments: 0, localHash: new QuickXorHash().digest(), verified: false, serviceRewrite: false }
+  }
+
+  /** PATCH the mtime right after an upload; the eTag may change on its own then (§4.3), so no If-Match and one retry on resourceModified. */
+  async #setMtimeAfterUpload(ref: ItemRef, mtime: Date, signal?: AbortSignal): Promise<DriveItem> {
+    for (let i = 0; ; i++) {
+      try {
+        return await this.t.json<DriveItem>('PATCH', `/drives/${encodeURIComponent(ref.driveId)}/items/${encodeURIComponent(ref.itemId)}`, {
+          body: { fileSystemInfo: { lastModifiedDateTime: mtime.toISOString() } },
+          signal,
+          idempotent: true,
+        })
+      } catch (e) {
+        if (i < 2 && isGraphError(e) && e.classify() === 'modified') {
+          await this.t.clock.sleep(1000, signal)
+          continue
+        }
+        throw e
+      }
+    }
+  }
+
+  async #createSession(parent: ItemRef, name: string, size: number, opts: UploadOptions): Promise<SessionState> {
+    const item: Record<string, unknown> = { '@microsoft.graph.conflictBehavior': opts.conflictBehavior ?? 'replace', name }
+    if (opts.mtime) item.fileSystemInfo = { lastModifiedDateTime: opts.mtime.toISOString() }
+    const r = await this.t.json<{ uploadUrl: string; expirationDateTime?: string; nextExpectedRanges?: string[] }>(
+      'POST',
+      `${this.#target(parent, name)}/createUploadSession`,
+      { body: { item }, signal: opts.signal, label: 'POST /drives/{id}/items/{id}:{path}:/createUploadSession' },
+    )
+    return {
+      uploadUrl: r.uploadUrl,
+      expiresAt: r.expirationDateTime ? Date.parse(r.expirationDateTime) : this.t.clock.now() + 15 * 60_000,
+      offset: offsetFromRanges(r.nextExpectedRanges) ?? 0,
+    }
+  }
+
+  /** Ask the service where to continue. undefined = the session is gone (404). */
+  async #status(s: SessionState, signal?: AbortSignal): Promise<number | undefined> {
+    const r = await this.t.sendUrl('GET', s.uploadUrl, { auth: false, idempotent: true, signal, label: 'GET {uploadUrl}' })
+    if (r.res.status === 404) {
+      await r.res.body?.cancel()
+      return undefined
+    }
+    if (!r.res.ok) throw await this.t.errorOf(r, 'GET')
+    const body = (await r.res.json()) as { nextExpectedRanges?: string[]; expirationDateTime?: string }
+    if (body.expirationDateTime) s.expiresAt = Date.parse(body.expirationDateTime)
+    return offsetFromRanges(body.nextExpectedRanges) ?? s.offset
+  }
+
+  /** Cancel a session (DELETE uploadUrl); errors are ignored (it may be gone already). */
+  async cancel(uploadUrl: string): Promise<void> {
+    try {
+      const r = await this.t.sendUrl('DELETE', uploadUrl, { auth: false, idempotent: true, label: 'DELETE {uploadUrl}' })
+      await r.res.body?.cancel()
+    } catch {
+      // best effort
+    }
+  }
+
+  /** Cancel and forget every persisted session that has expired or is older than `maxAgeMs`. */
+  async cancelAbandoned(store: UploadSessionStore): Promise<number> {
+    let n = 0
+    for (const { key, session } of await store.list()) {
+      if (session.expiresAt <= this.t.clock.now()) {
+        await this.cancel(session.uploadUrl)
+        await store.delete(key)
+        n++
+      }
+    }
+    return n
+  }
+
+  async #uploadSession(parent: ItemRef, name: string, source: UploadSource, opts: UploadOptions): Promise<UploadResult> {
+    const size = source.size
+    const fragSize = validFragmentSize(opts.fragmentSize ?? DEFAULT_FRAGMENT)
+    const sourceId = opts.sourceId ?? `${size}`
+    const key = opts.sessionKey ?? `${parent.driveId}/${parent.itemId}/${name}#${sourceId}`
+    const store = opts.sessionStore
+    const hs = { h: new QuickXorHash(), to: 0 }
+    let bytesSent = 0
+    let fragments = 0
+    let restarts = 0
+
+    let s: SessionState | undefined
+    let resumedFrom = 0
+    const saved = store ? await store.get(key) : undefined
+    if (saved && saved.size === size && saved.sourceId === sourceId && saved.expiresAt > this.t.clock.now() + 10_000) {
+      const st: SessionState = { uploadUrl: saved.uploadUrl, expiresAt: saved.expiresAt, offset: saved.offset }
+      const at = await this.#status(st, opts.signal).catch(() => undefined)
+      if (at !== undefined) {
+        st.offset = at
+        s = st
+        resumedFrom = at
+        this.t.log.info({ name, offset: at, size }, 'resuming persisted upload session')
+      } else if (store) {
+        await store.delete(key)
+      }
+    } else if (saved && store) {
+      // Expired or for other content: cancel it and start clean.
+      await this.cancel(saved.uploadUrl)
+      await store.delete(key)
+    }
+    if (!s) s = await this.#createSession(parent, name, size, opts)
+
+    const persist = async () => {
+      if (store) {
+        await store.put(key, {
+          uploadUrl: s!.uploadUrl, expiresAt: s!.expiresAt, size, fragmentSize: fragSize,
+          driveId: parent.driveId, parentId: parent.itemId, name, sourceId, offset: s!.offset,
+        })
+      }
+    }
+    await persist()
+
+    // Bring the local hash up to `to` by re-reading the source (after a resume or a backwards jump).
+    const hashTo = async (to: number) => {
+      if (to < hs.to) {
+        hs.h = new QuickXorHash()
+        hs.to = 0
+      }
+      while (hs.to < to) {
+        const n = Math.min(8 << 20, to - hs.to)
+        hs.h.update(await source.read(hs.to, n))
+        hs.to += n
+      }
+    }
+
+    let failures = 0
+    opts.onProgress?.(s.offset, size)
+    for (;;) {
+      if (opts.signal?.aborted) throw opts.signal.reason
+      const start = s.offset
+      if (start >= size) {
+        // Everything acknowledged but no item seen (e.g. resumed after the last fragment): ask again.
+        const at = await this.#status(s, opts.signal)
+        if (at === undefined) throw new GraphError({ status: 404, code: 'uploadSessionNotFound', message: `upload session for ${name} vanished after the last byte` })
+        s.offset = at
+        if (at >= size) throw new GraphError({ status: 0, code: 'uploadIncomplete', message: `upload of ${name} acknowledged every byte but produced no item` })
+        continue
+      }
+      const len = Math.min(fragSize, size - start)
+      const buf = await source.read(start, len)
+      await hashTo(start)
+      let outcome: 'accepted' | 'done' | 'gone' | 'retry'
+      let item: DriveItem | undefined
+      try {
+        const r = await this.t.sendUrl('PUT', s.uploadUrl, {
+          body: buf,
+          headers: { 'Content-Range': contentRange(start, start + len - 1, size) },
+          auth: false,
+          idempotent: false, // a broken fragment is resumed from the server's status, not blindly resent
+          timeoutMs: 300_000,
+          signal: opts.signal,
+          label: 'PUT {uploadUrl}',
+        })
+        bytesSent += len
+        fragments++
+        const st = r.res.status
+        if (st === 202) {
+          const body = (await r.res.json()) as { nextExpectedRanges?: string[]; expirationDateTime?: string }
+          if (body.expirationDateTime) s.expiresAt = Date.parse(body.expirationDateTime)
+          if (hs.to === start) {
+            hs.h.update(buf)
+            hs.to = start + len
+          }
+          s.offset = offsetFromRanges(body.nextExpectedRanges) ?? start + len
+          outcome = 'accepted'
+          failures = 0
+        } else if (st === 200 || st === 201) {
+          item = (await r.res.json()) as DriveItem
+          if (hs.to === start) {
+            hs.h.update(buf)
+            hs.to = start + len
+          }
+          outcome = 'done'
+        } else if (st === 404) {
+          await r.res.body?.cancel()
+          outcome = 'gone'
+        } else if (st === 416 || st >= 500) {
+          const err = await this.t.errorOf(r, 'PUT')
+          this.t.log.debug({ status: st, code: err.code, innerCode: err.innerCode, requestId: err.requestId }, 'fragment refused: asking the session where to resume')
+          outcome = 'retry'
+        } else {
+          const err = await this.t.errorOf(r, 'PUT')
+          // A name conflict at commit keeps the session on the service; anything else is fatal: cancel.
+          await this.cancel(s.uploadUrl)
+          if (store) await store.delete(key)
+          throw err
+        }
+      } catch (e) {
+        if (opts.signal?.aborted) throw e
+        if (!isGraphError(e) || e.status !== 0) throw e
+        // Connection reset or timeout mid-fragment: the service discards the partial fragment.
+        this.t.log.debug({ offset: start, error: e.message }, 'fragment broke: asking the session where to resume')
+        outcome = 'retry'
+      }
+      if (outcome === 'retry') {
+        if (++failures > DEFAULT_RETRY.maxAttempts) {
+          throw new GraphError({ status: 0, code: 'uploadFailed', message: `upload of ${name} kept failing at byte ${start}; run again to resume`, exhausted: true })
+        }
+        await this.t.clock.sleep(backoffDelay(failures, DEFAULT_RETRY), opts.signal)
+        const at = await this.#status(s, opts.signal)
+        if (at === undefined) outcome = 'gone'
+        else s.offset = at
+      }
+      if (outcome === 'gone') {
+        // Expired or cancelled on the service: start over once, cleanly.
+        if (++restarts > 2) throw new GraphError({ status: 404, code: 'uploadSessionNotFound', message: `upload session for ${name} keeps expiring` })
+        this.t.log.info({ name, offset: start }, 'upload session expired: restarting from zero')
+        s = await this.#createSession(parent, name, size, opts)
+        resumedFrom = 0
+      }
+      if (outcome === 'done') {
+        if (store) await store.delete(key)
+        await hashTo(size)
+        opts.onProgress?.(size, size)
+        return { item: item!, resumedFrom, bytesSent, fragments, localHash: hs.h.digest(), verified: false, serviceRewrite: false }
+      }
+      await persist()
+      opts.onProgress?.(s.offset, size)
+    }
+  }
+}
