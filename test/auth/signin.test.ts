@@ -1,0 +1,206 @@
+// Sign-in flows end to end against the emulator's identity platform over real
+// HTTPS, through msal-node and the shared dispatcher (ca_file, no NODE_EXTRA_CA_CERTS).
+import t from 'tap'
+import { Writable } from 'node:stream'
+import { createDispatcher, createLogger } from '../../src/common/index.js'
+import { loadGatewayConfig } from '../../src/config/index.js'
+import {
+  AuthError, createMsalApp, findSignedInAccount, loginWithBrowser, loginWithDeviceCode, MsalTokenProvider,
+  resolveTokenStore, credentialDocument, removeOtherAccounts, type TokenStore,
+} from '../../src/auth/index.js'
+import {
+  startAuthEmulator, sandbox, captureOutput, secretsOfCache,
+  PUBLIC_APP, CONFIDENTIAL_APP, SINGLE_TENANT_APP, ORGS_APP, PERSONAL_APP, type AuthEmulator,
+} from '../support/auth.js'
+
+const output = captureOutput()
+let logText = ''
+const logSink = new Writable({ write(c, _e, cb) { logText += c.toString(); cb() } })
+const log = createLogger({ level: 'debug', destination: logSink as any })
+const secrets = new Set<string>([CONFIDENTIAL_APP.secret!, SINGLE_TENANT_APP.secret!])
+const stores: TokenStore[] = []
+
+let emu: AuthEmulator
+t.before(async () => {
+  emu = await startAuthEmulator()
+})
+t.teardown(async () => {
+  await emu?.close()
+})
+
+async function gateway(t: any, app: typeof PUBLIC_APP, extra: Record<string, unknown> = {}) {
+  const sb = await sandbox(emu, app, extra)
+  t.teardown(sb.cleanup)
+  const config = await loadGatewayConfig({ configFile: sb.configFile, env: sb.env })
+  const store = await resolveTokenStore({ mode: 'file', config, env: sb.env })
+  stores.push(store)
+  const dispatcher = createDispatcher({ caFile: config.caFile! })
+  t.teardown(() => dispatcher.close())
+  const msal = createMsalApp({ config, store, dispatcher, log })
+  return { sb, config, store, dispatcher, msal }
+}
+
+async function deviceLogin(g: Awaited<ReturnType<typeof gateway>>, account: string) {
+  let prompt: { userCode: string; verificationUri: string } | undefined
+  const approvals: Promise<unknown>[] = []
+  const r = await loginWithDeviceCode({
+    app: g.msal, config: g.config, dispatcher: g.dispatcher, log,
+    onPrompt: (p) => {
+      prompt = p
+      approvals.push(emu.hook('approve', { user_code: p.userCode, account }))
+    },
+  })
+  await Promise.all(approvals)
+  return { r, prompt }
+}
+
+t.test('device code sign-in, public client: tokens land in the store, provider works', async (t) => {
+  const g = await gateway(t, PUBLIC_APP)
+  const { r, prompt } = await deviceLogin(g, 'user1')
+  t.ok(prompt?.verificationUri.startsWith(emu.authority), 'verification URL from the server')
+  t.match(prompt?.userCode, /^[A-Z0-9-]{6,}$/)
+  t.equal(r.account!.username, 'user1@contoso.onmicrosoft.com')
+  const stored = await g.store.load()
+  t.ok(stored, 'token cache saved')
+  const acc = await findSignedInAccount(g.msal, g.config)
+  t.equal(acc.username, 'user1@contoso.onmicrosoft.com')
+  const p = new MsalTokenProvider({ app: g.msal, config: g.config, account: acc, log })
+  const tok = await p.getAccessToken()
+  t.ok(tok.length > 20)
+  const doc = credentialDocument(acc, p.scopes, new Date(p.expiresAt))
+  t.equal(doc.email, 'user1@contoso.onmicrosoft.com')
+  t.equal(doc.access_token, '<redacted>')
+  t.ok(doc.scopes.some((s) => /Files\.ReadWrite\.All/i.test(s)))
+  for (const s of secretsOfCache(stored)) secrets.add(s)
+})
+
+t.test('device code sign-in, confidential client with secret', async (t) => {
+  const g = await gateway(t, CONFIDENTIAL_APP)
+  const { r } = await deviceLogin(g, 'personal1')
+  t.equal(r.account!.username, 'personal1@outlook.com')
+  const p = new MsalTokenProvider({ app: g.msal, config: g.config, account: r.account!, log })
+  t.ok(await p.getAccessToken({ forceRefresh: true }), 'refresh with the secret works')
+  for (const s of secretsOfCache(await g.store.load())) secrets.add(s)
+})
+
+t.test('wrong client secret: a clear error naming the setting', async (t) => {
+  const g = await gateway(t, { ...CONFIDENTIAL_APP, secret: 'wrong~secret-value-000000000000' })
+  secrets.add('wrong~secret-value-000000000000')
+  const err = await deviceLogin(g, 'user1').catch((e) => e)
+  t.ok(err instanceof AuthError, 'typed error')
+  t.equal(err.code, 'INVALID_CLIENT')
+  t.match(err.message, /client secret \(setting "secret" in .*gateway\.json, or --ms-client-secret\) was rejected/)
+  t.match(err.message, /AADSTS7000215/)
+})
+
+t.test('authorization code with PKCE over a real loopback redirect', async (t) => {
+  const g = await gateway(t, PUBLIC_APP)
+  emu.setAutoConsent('user2')
+  t.teardown(() => emu.setAutoConsent(undefined))
+  let redirect = ''
+  const r = await loginWithBrowser({
+    app: g.msal, config: g.config, dispatcher: g.dispatcher, log,
+    onAuthorizeUrl: (url, redirectUri) => {
+      redirect = redirectUri
+      const u = new URL(url)
+      t.equal(u.searchParams.get('code_challenge_method'), 'S256')
+      t.ok(u.searchParams.get('code_challenge'))
+      t.ok(u.searchParams.get('state'))
+      // play the browser: the authorize endpoint redirects to our loopback listener
+      void (async () => {
+        const a = await fetch(url, { redirect: 'manual', dispatcher: g.dispatcher } as RequestInit)
+        const loc = a.headers.get('location')!
+        t.match(loc, /^http:\/\/localhost:\d+\/\?/, 'redirected to the loopback listener')
+        const back = await fetch(loc.replace('//localhost:', '//127.0.0.1:'))
+        t.equal(back.status, 200)
+        t.match(await back.text(), /sign-in complete/)
+      })()
+    },
+  })
+  t.match(redirect, /^http:\/\/localhost:\d+\/$/)
+  t.equal(r.account!.username, 'user2@contoso.onmicrosoft.com')
+  for (const s of secretsOfCache(await g.store.load())) secrets.add(s)
+})
+
+t.test('a second sign-in replaces the first account', async (t) => {
+  const g = await gateway(t, PUBLIC_APP)
+  await deviceLogin(g, 'user1')
+  const { r } = await deviceLogin(g, 'user2')
+  await removeOtherAccounts(g.msal, r.account!.homeAccountId)
+  const all = await g.msal.getTokenCache().getAllAccounts()
+  t.same(all.map((a) => a.username), ['user2@contoso.onmicrosoft.com'])
+  for (const s of secretsOfCache(await g.store.load())) secrets.add(s)
+})
+
+t.test('silent refresh after the access token expires; refresh token rotates', async (t) => {
+  const g = await gateway(t, PUBLIC_APP)
+  const { r } = await deviceLogin(g, 'user1')
+  const p = new MsalTokenProvider({ app: g.msal, config: g.config, account: r.account!, log })
+  const first = await p.getAccessToken()
+  const rt1 = secretsOfCache(await g.store.load()).join(' ')
+  await emu.hook('expire-access-tokens', { account: 'user1' })
+  // graph answers 401 on an expired token and asks again with forceRefresh
+  const second = await p.getAccessToken({ forceRefresh: true })
+  t.not(second, first, 'a new access token')
+  const after = await g.store.load()
+  const rtAfter = JSON.parse(after!).RefreshToken
+  t.ok(Object.values(rtAfter).every((e: any) => !rt1.includes(e.secret)), 'the stored refresh token was rotated')
+  for (const s of secretsOfCache(after)) secrets.add(s)
+  // a fresh provider (a restarted daemon) refreshes from the stored cache
+  const g2msal = createMsalApp({ config: g.config, store: g.store, dispatcher: g.dispatcher, log })
+  const p2 = new MsalTokenProvider({ app: g2msal, config: g.config, account: await findSignedInAccount(g2msal, g.config), log })
+  t.ok(await p2.getAccessToken({ forceRefresh: true }))
+  for (const s of secretsOfCache(await g.store.load())) secrets.add(s)
+})
+
+t.test('revoked grant: typed REVOKED error telling the user to run odfs login', async (t) => {
+  const g = await gateway(t, PUBLIC_APP)
+  const { r } = await deviceLogin(g, 'personal2')
+  const p = new MsalTokenProvider({ app: g.msal, config: g.config, account: r.account!, log })
+  await p.getAccessToken()
+  for (const s of secretsOfCache(await g.store.load())) secrets.add(s)
+  const rev = await emu.hook('revoke', { account: 'personal2' })
+  t.equal(rev.status, 200)
+  const err = await p.getAccessToken({ forceRefresh: true }).catch((e) => e)
+  t.ok(err instanceof AuthError)
+  t.equal(err.code, 'REVOKED')
+  t.match(err.message, 'run `odfs login` again')
+})
+
+t.test('a user of another tenant is rejected by a single-tenant app', async (t) => {
+  const g = await gateway(t, SINGLE_TENANT_APP)
+  t.equal(g.config.authority, `${emu.authority}/${SINGLE_TENANT_APP.tenantId}`)
+  const err = await deviceLogin(g, 'other1').catch((e) => e)
+  t.ok(err instanceof AuthError)
+  t.equal(err.code, 'ACCOUNT_NOT_ALLOWED')
+  t.match(err.message, /may not use the app registration \(account_types single-tenant, tenant /)
+  t.match(err.message, /AADSTS50020/)
+  // the home tenant's user is fine
+  const ok = await deviceLogin(g, 'user1')
+  t.equal(ok.r.account!.tenantId, SINGLE_TENANT_APP.tenantId)
+  for (const s of secretsOfCache(await g.store.load())) secrets.add(s)
+})
+
+t.test('a personal account is rejected for an organizations-only app', async (t) => {
+  const g = await gateway(t, ORGS_APP)
+  t.equal(g.config.authority, `${emu.authority}/organizations`)
+  const err = await deviceLogin(g, 'personal1').catch((e) => e)
+  t.equal(err.code, 'ACCOUNT_NOT_ALLOWED')
+  t.match(err.message, /account_types multitenant/)
+  // and a work account is rejected by the personal-only app
+  const gp = await gateway(t, PERSONAL_APP)
+  t.equal(gp.config.authority, `${emu.authority}/consumers`)
+  const err2 = await deviceLogin(gp, 'user1').catch((e) => e)
+  t.equal(err2.code, 'ACCOUNT_NOT_ALLOWED')
+})
+
+t.test('nothing printed or logged carries a token or secret', async (t) => {
+  for (const st of stores) for (const s of secretsOfCache(await st.load().catch(() => null))) secrets.add(s)
+  t.ok(secrets.size >= 6, `collected ${secrets.size} secrets to look for`)
+  t.ok(logText.length > 0, 'something was logged')
+  const all = output.text() + logText
+  for (const s of secrets) {
+    if (all.includes(s)) t.fail(`a secret of length ${s.length} appeared in output or logs`)
+  }
+  t.pass('scanned')
+})

@@ -1,0 +1,127 @@
+/**
+ * Test support for sign-in tests: a running emulator (real HTTPS) seen the way
+ * odfs sees Microsoft: an authority, a Graph URL and a CA file, plus the test
+ * hooks. Uses `startEmulator` from src/emulator when it is there; until then the
+ * identity platform alone (test/emulator/identity-support.ts).
+ *
+ * Also: a policy file for one of the seeded app registrations, and a capture of
+ * everything a test prints so it can be scanned for tokens and secrets.
+ */
+import { existsSync } from 'node:fs'
+import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { APPS } from '../../src/emulator/directory.js'
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
+
+export const PUBLIC_APP = APPS.find((a) => a.clientId.endsWith('a001'))!
+export const CONFIDENTIAL_APP = APPS.find((a) => a.clientId.endsWith('a002'))!
+export const SINGLE_TENANT_APP = APPS.find((a) => a.accountTypes === 'single-tenant')!
+export const ORGS_APP = APPS.find((a) => a.accountTypes === 'multitenant')!
+export const PERSONAL_APP = APPS.find((a) => a.accountTypes === 'personal')!
+
+export interface AuthEmulator {
+  authority: string
+  graph: string
+  ca: string
+  hook(name: 'approve' | 'revoke' | 'expire-access-tokens', body: Record<string, unknown>): Promise<{ status: number; body: any }>
+  setAutoConsent(handle: string | undefined): void
+  close(): Promise<void>
+}
+
+export async function startAuthEmulator(opts: { autoConsent?: string; accessTokenTtlSec?: number } = {}): Promise<AuthEmulator> {
+  if (existsSync(join(root, 'src/emulator/index.ts')) && existsSync(join(root, 'src/emulator/server.ts'))) {
+    const mod: any = await import('../../src/emulator/index.js' as string)
+    if (typeof mod.startEmulator === 'function') {
+      const emu = await mod.startEmulator({ port: 0, seed: 'demo', deviceCodeIntervalSec: 0, ...opts })
+      const { createDispatcher } = await import('../../src/common/index.js')
+      const dispatcher = createDispatcher({ caFile: emu.info.ca })
+      return {
+        authority: emu.info.authority,
+        graph: emu.info.graph,
+        ca: emu.info.ca,
+        async hook(name, body) {
+          const r = await fetch(`${emu.info.authority}/_emulator/identity/${name}`, {
+            method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' }, dispatcher,
+          } as RequestInit)
+          const text = await r.text()
+          let parsed: unknown = text
+          try { parsed = JSON.parse(text) } catch { /* text */ }
+          return { status: r.status, body: parsed }
+        },
+        setAutoConsent: (h) => emu.identity.setAutoConsent(h),
+        async close() {
+          await dispatcher.close()
+          await emu.close()
+        },
+      }
+    }
+  }
+  const { startIdp, cleanupCerts } = await import('../emulator/identity-support.js')
+  const s = await startIdp({ ...(opts.autoConsent ? { autoConsent: opts.autoConsent } : {}), ...(opts.accessTokenTtlSec ? { accessTokenTtlSec: opts.accessTokenTtlSec } : {}) })
+  return {
+    authority: s.base,
+    graph: `${s.base}/v1.0`,
+    ca: s.caFile,
+    hook: (name, body) => s.hook(name, body),
+    setAutoConsent: (h) => s.idp.setAutoConsent(h),
+    async close() {
+      await s.close()
+      cleanupCerts()
+    },
+  }
+}
+
+export interface Sandbox {
+  dir: string
+  env: NodeJS.ProcessEnv
+  configFile: string
+}
+
+/** Temp XDG dirs and a 0600 policy file for `app` pointed at the emulator. */
+export async function sandbox(emu: AuthEmulator, app: { clientId: string; secret?: string; accountTypes: string; tenantId: string }, extra: Record<string, unknown> = {}): Promise<Sandbox & { cleanup(): Promise<void> }> {
+  const dir = await mkdtemp(join(tmpdir(), 'odfs-auth-'))
+  const env = { ...process.env, XDG_CONFIG_HOME: join(dir, 'config'), XDG_STATE_HOME: join(dir, 'state'), ODFS_SYSTEM_CONFIG: join(dir, 'etc', 'gateway.json') }
+  const configFile = join(dir, 'gateway.json')
+  await mkdir(dir, { recursive: true })
+  const doc: Record<string, unknown> = {
+    DATA_TYPE: 'onedrive_storage_policies#1.0.0',
+    client_id: app.clientId,
+    account_types: app.accountTypes,
+    login_endpoint: emu.authority,
+    graph_endpoint: emu.graph,
+    ca_file: emu.ca,
+    ...(app.secret ? { secret: app.secret } : {}),
+    ...(app.accountTypes === 'single-tenant' ? { tenant: app.tenantId } : {}),
+    ...extra,
+  }
+  await writeFile(configFile, JSON.stringify(doc, null, 2), { mode: 0o600 })
+  return { dir, env, configFile, cleanup: () => rm(dir, { recursive: true, force: true }) }
+}
+
+/** Collects everything written to stdout/stderr from now on (still passed through). */
+export function captureOutput(): { text(): string } {
+  let captured = ''
+  for (const stream of [process.stdout, process.stderr]) {
+    const orig = stream.write.bind(stream) as (...a: unknown[]) => boolean
+    ;(stream as unknown as { write: (...a: unknown[]) => boolean }).write = (chunk: unknown, ...rest: unknown[]) => {
+      captured += typeof chunk === 'string' ? chunk : Buffer.from(chunk as Uint8Array).toString()
+      return orig(chunk, ...rest)
+    }
+  }
+  return { text: () => captured }
+}
+
+/** Every secret-looking value in a serialized msal cache (tokens) plus extra secrets. */
+export function secretsOfCache(serialized: string | null | undefined, extra: string[] = []): string[] {
+  const out = new Set(extra.filter(Boolean))
+  if (serialized) {
+    const c = JSON.parse(serialized)
+    for (const section of ['AccessToken', 'RefreshToken', 'IdToken']) {
+      for (const e of Object.values(c[section] ?? {}) as { secret?: string }[]) if (e.secret) out.add(e.secret)
+    }
+  }
+  return [...out]
+}
