@@ -1,0 +1,3 @@
+/** src/vfs: filesystem semantics over the drive backend. Public surface. */
+export * from './errors.js'
+export * from './tree/index.js'

@@ -1,0 +1,212 @@
+/**
+ * The virtual tree the mount and the transfer commands show:
+ *
+ *   My files/...                          the user's drive
+ *   Shared with me/<item>/...             items shared with the user (sharedWithMe while it
+ *                                         answers, then shortcuts, search and sharing links)
+ *   Shared libraries/<site>/<library>/... followed SharePoint sites' document libraries
+ *                                         (absent on personal accounts)
+ *
+ * resolvePath() turns a virtual path into a drive address with as few calls as it
+ * can: one path lookup relative to the base item, and a walk up only when that
+ * fails (paths through a shortcut to a shared folder are not traversed by the
+ * service, §1.1). Does not import fuse-native.
+ */
+import {
+  GraphError, isFolder, isGraphError, splitPath, targetOf, type Drive, type DriveClient, type DriveItem, type ItemRef,
+  type SharedEntry, type Site,
+} from '../../graph/index.js'
+
+export const MY_FILES = 'My files'
+export const SHARED_WITH_ME = 'Shared with me'
+export const SHARED_LIBRARIES = 'Shared libraries'
+
+export type Resolved =
+  | { kind: 'root' }
+  /** A directory that exists only in the virtual tree (Shared with me, Shared libraries, a site). */
+  | { kind: 'virtual'; path: string[] }
+  /** A real item; `ref` is where it really lives (a shortcut's remote item). */
+  | { kind: 'item'; ref: ItemRef; item: DriveItem; folder: boolean; name: string }
+  /** The parent exists, the leaf does not (where `put` creates it). */
+  | { kind: 'missing'; parent: ItemRef; name: string }
+
+export interface VirtualEntry {
+  name: string
+  folder: boolean
+  size?: number
+  mtime?: string
+  ref?: ItemRef
+  item?: DriveItem
+}
+
+export interface TreeOptions {
+  /** Sharing links the user registered; shown under Shared with me. */
+  links?: string[]
+  signal?: AbortSignal
+}
+
+function notFound(path: string): GraphError {
+  return new GraphError({ status: 404, code: 'itemNotFound', message: `no such path: ${path}`, level: 'debug' })
+}
+
+function uniqueNames<T extends { name: string }>(list: T[]): T[] {
+  const used = new Map<string, number>()
+  return list.map((e) => {
+    const k = e.name.toLowerCase()
+    const n = (used.get(k) ?? 0) + 1
+    used.set(k, n)
+    return n === 1 ? e : { ...e, name: `${e.name} (${n})` }
+  })
+}
+
+export class TreeResolver {
+  #myDrive: Drive | undefined
+  #shared: SharedEntry[] | undefined
+  #sites: Site[] | undefined
+  readonly #siteDrives = new Map<string, Drive[]>()
+
+  constructor(private readonly client: DriveClient, private readonly opts: TreeOptions = {}) {}
+
+  async myDrive(): Promise<Drive> {
+    return (this.#myDrive ??= await this.client.getMyDrive(this.opts.signal))
+  }
+
+  async sharedEntries(): Promise<SharedEntry[]> {
+    return (this.#shared ??= uniqueNames(await this.client.listSharedWithMe({ links: this.opts.links, signal: this.opts.signal })))
+  }
+
+  async sites(): Promise<Site[]> {
+    if (this.#sites) return this.#sites
+    const drive = await this.myDrive()
+    if (drive.driveType === 'personal') return (this.#sites = [])
+    try {
+      const sites = await this.client.listFollowedSites(this.opts.signal)
+      this.#sites = uniqueNames(sites.map((s) => ({ ...s, name: s.displayName ?? s.name ?? s.id })))
+    } catch (e) {
+      if (!isGraphError(e) || !['badRequest', 'notFound', 'accessDenied'].includes(e.classify())) throw e
+      this.#sites = []
+    }
+    return this.#sites
+  }
+
+  async siteDrives(site: Site): Promise<Drive[]> {
+    let v = this.#siteDrives.get(site.id)
+    if (!v) {
+      const drives = await this.client.listSiteDrives(site.id, this.opts.signal)
+      v = uniqueNames(drives.map((d) => ({ ...d, name: d.name ?? d.id })))
+      this.#siteDrives.set(site.id, v)
+    }
+    return v
+  }
+
+  /** Resolve a virtual path ("My files/a/b", "Shared libraries/Site/Lib/x"). */
+  async resolve(virtualPath: string): Promise<Resolved> {
+    const segs = splitPath(virtualPath)
+    if (segs.length === 0) return { kind: 'root' }
+    const [top, ...rest] = segs
+    const eq = (a: string, b: string) => a.toLowerCase() === b.toLowerCase()
+    if (eq(top!, MY_FILES)) {
+      const drive = await this.myDrive()
+      return this.#under({ driveId: drive.id, itemId: 'root' }, rest, virtualPath)
+    }
+    if (eq(top!, SHARED_WITH_ME)) {
+      if (rest.length === 0) return { kind: 'virtual', path: [SHARED_WITH_ME] }
+      const entry = (await this.sharedEntries()).find((e) => eq(e.name, rest[0]!))
+      if (!entry) throw notFound(virtualPath)
+      if (rest.length === 1) {
+        const item = await this.client.getItem(entry.ref, this.opts.signal)
+        return { kind: 'item', ref: entry.ref, item, folder: isFolder(item), name: entry.name }
+      }
+      return this.#under(entry.ref, rest.slice(1), virtualPath)
+    }
+    if (eq(top!, SHARED_LIBRARIES)) {
+      const sites = await this.sites()
+      if (sites.length === 0) throw notFound(virtualPath)
+      if (rest.length === 0) return { kind: 'virtual', path: [SHARED_LIBRARIES] }
+      const site = sites.find((s) => eq(s.name!, rest[0]!))
+      if (!site) throw notFound(virtualPath)
+      if (rest.length === 1) return { kind: 'virtual', path: [SHARED_LIBRARIES, site.name!] }
+      const lib = (await this.siteDrives(site)).find((d) => eq(d.name!, rest[1]!))
+      if (!lib) throw notFound(virtualPath)
+      return this.#under({ driveId: lib.id, itemId: 'root' }, rest.slice(2), virtualPath)
+    }
+    throw notFound(virtualPath)
+  }
+
+  #fromItem(item: DriveItem, fallbackDrive: string): Resolved {
+    const ref = item.remoteItem ? targetOf(item) : { driveId: item.parentReference?.driveId ?? fallbackDrive, itemId: item.id }
+    return { kind: 'item', ref, item, folder: isFolder(item), name: item.name ?? item.remoteItem?.name ?? item.id }
+  }
+
+  async #under(base: ItemRef, segs: string[], full: string): Promise<Resolved> {
+    if (segs.length === 0) {
+      const item = await this.client.getItem(base, this.opts.signal)
+      return this.#fromItem(item, base.driveId)
+    }
+    try {
+      const item = await this.client.getItemByPath(base.driveId, segs.join('/'), { relativeTo: base.itemId, signal: this.opts.signal })
+      return this.#fromItem(item, base.driveId)
+    } catch (e) {
+      if (!isGraphError(e) || e.classify() !== 'notFound') throw e
+    }
+    const leaf = segs[segs.length - 1]!
+    if (segs.length === 1) return { kind: 'missing', parent: base, name: leaf }
+    // Walk up: the parent may be a shortcut into another drive, which path lookups do not cross.
+    const parent = await this.#under(base, segs.slice(0, -1), full)
+    if (parent.kind !== 'item') throw notFound(full)
+    if (!parent.folder) throw new GraphError({ status: 400, code: 'notAFolder', message: `${segs.slice(0, -1).join('/')} is not a folder`, level: 'debug' })
+    const crossed = parent.item.remoteItem !== undefined || parent.ref.driveId !== base.driveId
+    if (crossed) {
+      try {
+        const item = await this.client.getItemByPath(parent.ref.driveId, leaf, { relativeTo: parent.ref.itemId, signal: this.opts.signal })
+        return this.#fromItem(item, parent.ref.driveId)
+      } catch (e) {
+        if (!isGraphError(e) || e.classify() !== 'notFound') throw e
+      }
+    }
+    return { kind: 'missing', parent: parent.ref, name: leaf }
+  }
+
+  /** The entries of a directory in the virtual tree. */
+  async list(virtualPath: string): Promise<VirtualEntry[]> {
+    const r = await this.resolve(virtualPath)
+    if (r.kind === 'root') {
+      const out: VirtualEntry[] = [{ name: MY_FILES, folder: true }, { name: SHARED_WITH_ME, folder: true }]
+      if ((await this.sites()).length > 0) out.push({ name: SHARED_LIBRARIES, folder: true })
+      return out
+    }
+    if (r.kind === 'virtual') {
+      if (r.path.length === 1 && r.path[0] === SHARED_WITH_ME) {
+        return (await this.sharedEntries()).map((e) => ({ name: e.name, folder: e.folder, size: e.size, mtime: e.mtime, ref: e.ref }))
+      }
+      if (r.path.length === 1) return (await this.sites()).map((s) => ({ name: s.name!, folder: true }))
+      const site = (await this.sites()).find((s) => s.name === r.path[1])!
+      return (await this.siteDrives(site)).map((d) => ({ name: d.name!, folder: true, ref: { driveId: d.id, itemId: 'root' } }))
+    }
+    if (r.kind === 'missing') throw notFound(virtualPath)
+    if (!r.folder) return [entryOf(r.item, r.name)]
+    const children = await this.client.listChildren(r.ref, { signal: this.opts.signal })
+    return children.map((c) => entryOf(c))
+  }
+}
+
+export function entryOf(item: DriveItem, name?: string): VirtualEntry {
+  return {
+    name: name ?? item.name ?? item.id,
+    folder: isFolder(item),
+    size: item.remoteItem?.size ?? item.size,
+    mtime: item.fileSystemInfo?.lastModifiedDateTime ?? item.remoteItem?.fileSystemInfo?.lastModifiedDateTime ?? item.lastModifiedDateTime,
+    ref: targetOf(item),
+    item,
+  }
+}
+
+/** Resolve one virtual path (convenience; use a TreeResolver to reuse its caches). */
+export function resolvePath(client: DriveClient, virtualPath: string, opts: TreeOptions = {}): Promise<Resolved> {
+  return new TreeResolver(client, opts).resolve(virtualPath)
+}
+
+/** List one virtual directory (convenience). */
+export function listVirtual(client: DriveClient, virtualPath: string, opts: TreeOptions = {}): Promise<VirtualEntry[]> {
+  return new TreeResolver(client, opts).list(virtualPath)
+}

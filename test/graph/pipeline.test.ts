@@ -1,0 +1,139 @@
+// The middleware chain against a scripted local HTTP server (no emulator needed):
+// retry on 429/503/5xx/resets, one token refresh on 401, no bearer to foreign URLs.
+import t from 'tap'
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { GraphTransport } from '../../src/graph/transport.js'
+import { GraphError } from '../../src/graph/errors.js'
+
+type Handler = (req: IncomingMessage, res: ServerResponse, n: number) => void
+
+async function scripted(t: { teardown(f: () => Promise<void>): void }, handler: Handler) {
+  const seen: { method: string; url: string; auth: string | undefined; ct: string | undefined; body: Buffer }[] = []
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = []
+    req.on('data', (c) => chunks.push(c))
+    req.on('end', () => {
+      seen.push({ method: req.method!, url: req.url!, auth: req.headers.authorization, ct: req.headers['content-type'], body: Buffer.concat(chunks) })
+      handler(req, res, seen.length)
+    })
+  })
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  t.teardown(() => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()) }))
+  const port = (server.address() as AddressInfo).port
+  return { base: `http://127.0.0.1:${port}/v1.0`, origin: `http://127.0.0.1:${port}`, seen }
+}
+
+function tokens() {
+  let n = 0
+  const calls: boolean[] = []
+  return {
+    calls,
+    provider: {
+      async getAccessToken(o?: { forceRefresh?: boolean }) {
+        calls.push(!!o?.forceRefresh)
+        if (o?.forceRefresh) n++
+        return `tok${n}`
+      },
+    },
+  }
+}
+
+const json = (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) => {
+  res.writeHead(status, { 'content-type': 'application/json', ...headers })
+  res.end(JSON.stringify(body))
+}
+
+const fast = { baseDelayMs: 1, maxDelayMs: 5 }
+
+t.test('429 then 503 with Retry-After, then success; the shared limiter is told', async (t) => {
+  const s = await scripted(t, (_q, res, n) => {
+    if (n === 1) return json(res, 429, { error: { code: 'activityLimitReached', innerError: { code: 'throttledRequest' } } }, { 'retry-after': '0' })
+    if (n === 2) return json(res, 503, { error: { code: 'serviceNotAvailable' } }, { 'retry-after': '0' })
+    json(res, 200, { id: 'd1', driveType: 'business' })
+  })
+  const tk = tokens()
+  const tr = new GraphTransport({ baseUrl: s.base, tokenProvider: tk.provider, retry: fast })
+  const drive = await tr.json<{ id: string }>('GET', '/me/drive')
+  t.equal(drive.id, 'd1')
+  t.equal(s.seen.length, 3)
+  t.equal(tr.counters.retries, 2)
+  t.equal(tr.counters.throttled, 2)
+  t.equal(tr.limiter.stats().throttleEvents, 2, 'the whole user backs off')
+  t.equal(s.seen[0]!.auth, 'Bearer tok0')
+  t.equal(s.seen[0]!.url, '/v1.0/me/drive')
+})
+
+t.test('401 gets one silent refresh and a retry; a second 401 is an error', async (t) => {
+  const s = await scripted(t, (q, res) => {
+    if (q.headers.authorization === 'Bearer tok1') return json(res, 200, { id: 'x' })
+    json(res, 401, { error: { code: 'InvalidAuthenticationToken', message: 'Access token has expired' } })
+  })
+  const tk = tokens()
+  const tr = new GraphTransport({ baseUrl: s.base, tokenProvider: tk.provider, retry: fast })
+  t.same(await tr.json('GET', '/me'), { id: 'x' })
+  t.same(tk.calls, [false, true])
+  t.equal(tr.counters.tokenRefreshes, 1)
+
+  const s2 = await scripted(t, (_q, res) => json(res, 401, { error: { code: 'InvalidAuthenticationToken' } }))
+  const tr2 = new GraphTransport({ baseUrl: s2.base, tokenProvider: tokens().provider, retry: fast })
+  const err = await tr2.json('GET', '/me').catch((e: GraphError) => e)
+  t.type(err, GraphError)
+  t.equal(err.classify(), 'unauthenticated')
+  t.equal(s2.seen.length, 2)
+})
+
+t.test('500 retried for GET, not for POST; resets retried only when idempotent', async (t) => {
+  let flakyOnce = false
+  const s = await scripted(t, (q, res, n) => {
+    if (q.url === '/v1.0/reset' && n <= 2) return q.socket.destroy()
+    if (q.method === 'POST') return json(res, 500, { error: { code: 'generalException' } })
+    if (q.url === '/v1.0/flaky2' && !flakyOnce) {
+      flakyOnce = true
+      return json(res, 500, { error: { code: 'generalException' } })
+    }
+    json(res, 200, { ok: n })
+  })
+  const tr = new GraphTransport({ baseUrl: s.base, tokenProvider: tokens().provider, retry: fast })
+  const r = await tr.json<{ ok: number }>('GET', '/reset')
+  t.equal(r.ok, 3, 'two resets then success')
+  const before = s.seen.length
+  const e = await tr.json('POST', '/flaky', { body: { a: 1 } }).catch((e: GraphError) => e)
+  t.equal(e.status, 500)
+  t.equal(s.seen.length, before + 1, 'POST not retried on 500')
+  const g = await tr.json<{ ok: number }>('GET', '/flaky2')
+  t.equal(g.ok, before + 3, 'GET retried once after a 500')
+})
+
+t.test('exhausted retries are marked; reset on POST is not resent', async (t) => {
+  const s = await scripted(t, (q, res) => {
+    if (q.url === '/v1.0/post') return q.socket.destroy()
+    json(res, 503, { error: { code: 'serviceNotAvailable' } }, { 'retry-after': '0' })
+  })
+  const tr = new GraphTransport({ baseUrl: s.base, tokenProvider: tokens().provider, retry: { ...fast, maxThrottledAttempts: 3 } })
+  const e = await tr.json('GET', '/always503').catch((e: GraphError) => e)
+  t.equal(e.status, 503)
+  t.equal(e.exhausted, true)
+  t.equal(e.attempts, 3)
+  const n = s.seen.length
+  const p = await tr.json('POST', '/post', { body: {} }).catch((e: GraphError) => e)
+  t.type(p, GraphError)
+  t.equal(p.status, 0)
+  t.equal(p.classify(), 'network')
+  t.equal(s.seen.length, n + 1, 'not resent')
+})
+
+t.test('no bearer to URLs outside the Graph base; bytes keep their content type', async (t) => {
+  const s = await scripted(t, (_q, res) => json(res, 200, {}))
+  const tr = new GraphTransport({ baseUrl: s.base, tokenProvider: tokens().provider, retry: fast })
+  await tr.sendUrl('PUT', `${s.origin}/upload/abc?sig=secret`, { auth: false, body: Buffer.from('hello'), headers: { 'Content-Range': 'bytes 0-4/5' } })
+  await tr.sendUrl('GET', `${s.origin}/elsewhere`, {})
+  await tr.send('PUT', '/drives/d/items/p:/a.txt:/content', { body: Buffer.from('xyz') })
+  t.equal(s.seen[0]!.auth, undefined, 'upload URL: no Authorization')
+  t.equal(s.seen[0]!.ct, 'application/octet-stream')
+  t.equal(s.seen[0]!.body.toString(), 'hello')
+  t.equal(s.seen[1]!.auth, undefined, 'foreign URL: no Authorization even if auth allowed')
+  t.equal(s.seen[2]!.auth, 'Bearer tok0')
+  t.equal(s.seen[2]!.ct, 'application/octet-stream', 'Buffer PUT through the SDK is not labelled JSON')
+  t.equal(s.seen[2]!.body.toString(), 'xyz')
+})
