@@ -7,3 +7,5 @@ import { loginCommand } from './login.js'
 import { logoutCommand } from './logout.js'
 import { statusCommand } from './status.js'
 commands.push(gatewayCommand, loginCommand, logoutCommand, statusCommand)
+import { emulatorCommand } from './emulator.js'
+commands.push(emulatorCommand)

@@ -1,0 +1,71 @@
+/**
+ * The request/response shapes the Graph handlers work with. Handlers return a
+ * `Resp` instead of writing to the socket so that JSON batching can run them too;
+ * only content transfers carry streams.
+ */
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http'
+import type { Readable } from 'node:stream'
+import type { Account } from '../directory.js'
+import { EmuError } from '../store/index.js'
+
+export interface Resp {
+  status: number
+  headers?: Record<string, string>
+  json?: unknown
+  /** A content body (download); length goes to Content-Length. */
+  stream?: { body: Readable; length: number }
+}
+
+export interface Ctx {
+  method: string
+  /** The full request URL (absolute, https://127.0.0.1:PORT/v1.0/...). */
+  url: URL
+  /** Raw (still percent-encoded) path below /v1.0. */
+  path: string
+  headers: IncomingHttpHeaders
+  user: Account
+  /** The request body, read whole (JSON endpoints only; capped). */
+  body(): Promise<Buffer>
+  /** The live request, for content uploads; absent inside $batch. */
+  req?: IncomingMessage
+  /** Route template for stats, set by the router. */
+  route?: string
+}
+
+export function json(status: number, body: unknown, headers?: Record<string, string>): Resp {
+  return { status, json: body, headers }
+}
+
+export function empty(status: number, headers?: Record<string, string>): Resp {
+  return { status, headers }
+}
+
+export async function readJson(ctx: Ctx): Promise<Record<string, any>> {
+  const b = await ctx.body()
+  if (b.length === 0) return {}
+  try {
+    const v = JSON.parse(b.toString('utf8'))
+    if (!v || typeof v !== 'object' || Array.isArray(v)) throw new Error('not an object')
+    return v
+  } catch {
+    throw new EmuError(400, 'BadRequest', 'Unable to read JSON request payload. Please ensure Content-Type header is set and payload is of valid JSON format.')
+  }
+}
+
+/** The Graph error body (graph-drive-api.md §9). */
+export function errorBody(e: EmuError, requestId: string, clientRequestId: string | undefined, now = new Date()): unknown {
+  const innerError: Record<string, unknown> = { date: now.toISOString().replace(/\.\d{3}Z$/, ''), 'request-id': requestId, 'client-request-id': clientRequestId ?? requestId }
+  if (e.inner) innerError.code = e.inner
+  return { error: { code: e.code, message: e.message, innerError } }
+}
+
+export function header(ctx: { headers: IncomingHttpHeaders }, name: string): string | undefined {
+  const v = ctx.headers[name.toLowerCase()]
+  return Array.isArray(v) ? v.join(', ') : v
+}
+
+/** Values of `Prefer` headers, lower-cased. */
+export function prefers(ctx: { headers: IncomingHttpHeaders }): string[] {
+  const v = header(ctx, 'prefer') ?? ''
+  return v.split(/[,;]/).map((s) => s.trim().toLowerCase()).filter(Boolean)
+}

@@ -1,0 +1,3 @@
+export * from './store.js'
+export * from './errors.js'
+export * from './names.js'
