@@ -7,10 +7,13 @@
  */
 import t, { type Test } from 'tap'
 import { createPublicKey, verify } from 'node:crypto'
+import { execFile } from 'node:child_process'
+import { promisify } from 'node:util'
 import { ManualClock } from '../../src/common/index.js'
 import { APPS, CONTOSO, FABRIKAM, PERSONAL_TENANT_ID, findAccount } from '../../src/emulator/directory.js'
 import { startIdp, cleanupCerts, pkcePair, decodeJwt, type IdpServer } from './identity-support.js'
 
+const execFileP = promisify(execFile)
 const PUBLIC = APPS.find((a) => a.clientId.endsWith('a001'))!
 const CONF = APPS.find((a) => a.clientId.endsWith('a002'))!
 const SINGLE = APPS.find((a) => a.accountTypes === 'single-tenant')!
@@ -161,6 +164,34 @@ t.test('device code flow by hand', async (t) => {
 function cacheHeader(h: Headers): string | null {
   return h.get('cache-control')
 }
+
+t.test('device code flow with curl, as a person does it by hand', async (t) => {
+  const s = await startIdp()
+  t.teardown(() => s.close())
+  const curl = async (path: string, ...data: string[]) => {
+    const args = ['-sS', '--cacert', s.caFile, '-w', '\n%{http_code}']
+    for (const d of data) args.push('--data-urlencode', d)
+    args.push(s.base + path)
+    const { stdout } = await execFileP('curl', args)
+    const nl = stdout.lastIndexOf('\n')
+    const text = stdout.slice(0, nl)
+    let body: any = text
+    try { body = JSON.parse(text) } catch { /* html */ }
+    return { status: Number(stdout.slice(nl + 1)), body }
+  }
+  const dc = await curl('/organizations/oauth2/v2.0/devicecode', `client_id=${PUBLIC.clientId}`, 'scope=Files.ReadWrite.All offline_access')
+  keep(dc.body)
+  t.equal(dc.status, 200)
+  const pending = await curl('/organizations/oauth2/v2.0/token', 'grant_type=urn:ietf:params:oauth:grant-type:device_code', `client_id=${PUBLIC.clientId}`, `device_code=${dc.body.device_code}`)
+  assertAadError(t, pending, 400, 'authorization_pending', 70016)
+  const page = await curl('/devicelogin', `user_code=${dc.body.user_code}`, 'account=user2', 'action=approve')
+  t.equal(page.status, 200)
+  const tok = await curl('/organizations/oauth2/v2.0/token', 'grant_type=urn:ietf:params:oauth:grant-type:device_code', `client_id=${PUBLIC.clientId}`, `device_code=${dc.body.device_code}`)
+  keep(tok.body)
+  t.equal(tok.status, 200)
+  const check = s.idp.verifyAccessToken(`Bearer ${tok.body.access_token}`)
+  t.equal(check.ok && check.account.handle, 'user2')
+})
 
 t.test('device code errors: decline, slow_down, expired, bad code, bad requests', async (t) => {
   const clock = new ManualClock(Date.UTC(2026, 5, 1))

@@ -74,8 +74,9 @@ export class IdentityPlatform {
     this.setAutoConsent(opts.autoConsent)
   }
 
+  /** One RSA key per process (like the service's stable signing keys; spares 2048-bit key generation per instance). */
   get #signing(): SigningKey {
-    return (this.#key ??= new SigningKey())
+    return (this.#key ??= (sharedKey ??= new SigningKey()))
   }
 
   setAutoConsent(handle: string | undefined): void {
@@ -745,6 +746,8 @@ export class IdentityPlatform {
     }
   }
 }
+
+let sharedKey: SigningKey | undefined
 
 function sec(ms: number): number {
   return Math.floor(ms / 1000)
