@@ -45,6 +45,8 @@ const json = (res: ServerResponse, status: number, body: unknown, headers: Recor
 }
 
 const fast = { baseDelayMs: 1, maxDelayMs: 5 }
+const fail = (p: Promise<unknown>): Promise<GraphError> =>
+  p.then(() => { throw new Error('expected a failure') }, (e: unknown) => e as GraphError)
 
 t.test('429 then 503 with Retry-After, then success; the shared limiter is told', async (t) => {
   const s = await scripted(t, (_q, res, n) => {
@@ -77,7 +79,7 @@ t.test('401 gets one silent refresh and a retry; a second 401 is an error', asyn
 
   const s2 = await scripted(t, (_q, res) => json(res, 401, { error: { code: 'InvalidAuthenticationToken' } }))
   const tr2 = new GraphTransport({ baseUrl: s2.base, tokenProvider: tokens().provider, retry: fast })
-  const err = await tr2.json('GET', '/me').catch((e: GraphError) => e)
+  const err = await fail(tr2.json('GET', '/me'))
   t.type(err, GraphError)
   t.equal(err.classify(), 'unauthenticated')
   t.equal(s2.seen.length, 2)
@@ -98,7 +100,7 @@ t.test('500 retried for GET, not for POST; resets retried only when idempotent',
   const r = await tr.json<{ ok: number }>('GET', '/reset')
   t.equal(r.ok, 3, 'two resets then success')
   const before = s.seen.length
-  const e = await tr.json('POST', '/flaky', { body: { a: 1 } }).catch((e: GraphError) => e)
+  const e = await fail(tr.json('POST', '/flaky', { body: { a: 1 } }))
   t.equal(e.status, 500)
   t.equal(s.seen.length, before + 1, 'POST not retried on 500')
   const g = await tr.json<{ ok: number }>('GET', '/flaky2')
@@ -111,12 +113,12 @@ t.test('exhausted retries are marked; reset on POST is not resent', async (t) =>
     json(res, 503, { error: { code: 'serviceNotAvailable' } }, { 'retry-after': '0' })
   })
   const tr = new GraphTransport({ baseUrl: s.base, tokenProvider: tokens().provider, retry: { ...fast, maxThrottledAttempts: 3 } })
-  const e = await tr.json('GET', '/always503').catch((e: GraphError) => e)
+  const e = await fail(tr.json('GET', '/always503'))
   t.equal(e.status, 503)
   t.equal(e.exhausted, true)
   t.equal(e.attempts, 3)
   const n = s.seen.length
-  const p = await tr.json('POST', '/post', { body: {} }).catch((e: GraphError) => e)
+  const p = await fail(tr.json('POST', '/post', { body: {} }))
   t.type(p, GraphError)
   t.equal(p.status, 0)
   t.equal(p.classify(), 'network')
