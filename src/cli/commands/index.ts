@@ -9,3 +9,8 @@ import { statusCommand } from './status.js'
 commands.push(gatewayCommand, loginCommand, logoutCommand, statusCommand)
 import { emulatorCommand } from './emulator.js'
 commands.push(emulatorCommand)
+import { lsCommand } from './ls.js'
+import { putCommand } from './put.js'
+import { getCommand } from './get.js'
+import { hashCommand } from './hash.js'
+commands.push(lsCommand, putCommand, getCommand, hashCommand)

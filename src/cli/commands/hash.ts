@@ -1,0 +1,25 @@
+/** `odfs hash PATH`: the server's quickXorHash of a file (base64, as Graph reports it). */
+import type { CommandModule } from 'yargs'
+import { OdfsError } from '../../common/index.js'
+import { sessionOptions, userOption, type SessionArgv } from '../session.js'
+import { withDrive } from './ls.js'
+
+interface HashArgv extends SessionArgv {
+  path: string
+}
+
+export const hashCommand: CommandModule<object, HashArgv> = {
+  command: 'hash <path>',
+  describe: "Print the server's quickXorHash of a file",
+  builder: (y) => y.positional('path', { type: 'string', demandOption: true }).options({ ...sessionOptions, ...userOption }) as never,
+  handler: async (argv) => {
+    await withDrive(argv, async ({ tree }) => {
+      const r = await tree.resolve(argv.path)
+      if (r.kind !== 'item') throw new OdfsError('ENOENT', `${argv.path}: no such file`)
+      if (r.folder) throw new OdfsError('EISDIR', `${argv.path} is a folder`)
+      const h = r.item.file?.hashes?.quickXorHash ?? r.item.remoteItem?.file?.hashes?.quickXorHash
+      if (!h) throw new OdfsError('NO_HASH', `${argv.path}: the server reports no quickXorHash yet`)
+      process.stdout.write(`${h}  ${argv.path}\n`)
+    })
+  },
+}
