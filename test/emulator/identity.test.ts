@@ -531,6 +531,46 @@ t.test('verifyAccessToken reasons', async (t) => {
   t.throws(() => s.idp.setAutoConsent('nobody'))
 })
 
+t.test('code lifetime, logout, test hooks', async (t) => {
+  const clock = new ManualClock(Date.UTC(2026, 5, 1))
+  const s = await startIdp({ clock })
+  t.teardown(() => s.close())
+  // the auto-consent hook
+  let h = await s.hook('auto-consent', { account: 'user1' })
+  t.same(h, { status: 200, body: { autoConsent: 'user1' } })
+  t.equal((await s.hook('auto-consent', { account: 'nobody' })).status, 400)
+  const { verifier, challenge } = pkcePair()
+  const r = await s.fetch(`/common/oauth2/v2.0/authorize?${new URLSearchParams({ client_id: PUBLIC.clientId, response_type: 'code', redirect_uri: 'http://localhost', scope: 'User.Read', code_challenge: challenge, code_challenge_method: 'S256' })}`)
+  t.equal(r.status, 302)
+  const code = new URL(r.headers.get('location')!).searchParams.get('code')!
+  secrets.add(code)
+  await clock.advance(10 * 60_000 + 1)
+  const late = await s.form('/common/oauth2/v2.0/token', { grant_type: 'authorization_code', client_id: PUBLIC.clientId, code, redirect_uri: 'http://localhost', code_verifier: verifier })
+  assertAadError(t, late, 400, 'invalid_grant', 70008)
+  h = await s.hook('auto-consent', { account: null })
+  t.same(h.body, { autoConsent: null })
+  const page = await s.fetch(`/common/oauth2/v2.0/authorize?${new URLSearchParams({ client_id: PUBLIC.clientId, response_type: 'code', redirect_uri: 'http://localhost', scope: 'User.Read', code_challenge: challenge, code_challenge_method: 'S256' })}`)
+  t.equal(page.status, 200, 'no auto consent: the account picker again')
+  await page.text()
+  // logout
+  const out = await s.fetch(`/common/oauth2/v2.0/logout?${new URLSearchParams({ client_id: PUBLIC.clientId, post_logout_redirect_uri: 'http://localhost:8400/' })}`)
+  t.equal(out.status, 302)
+  t.equal(out.headers.get('location'), 'http://localhost:8400/')
+  const out2 = await s.fetch(`/common/oauth2/v2.0/logout?${new URLSearchParams({ client_id: PUBLIC.clientId, post_logout_redirect_uri: 'https://evil.example.com/' })}`)
+  t.equal(out2.status, 200)
+  t.match(await out2.text(), /You signed out/)
+  // hook input errors
+  t.equal((await s.hook('approve', { user_code: 'ABCDEFGH', account: 'user1' })).status, 404)
+  t.equal((await s.hook('approve', {})).status, 400)
+  t.equal((await s.hook('expire-access-tokens', { account: 'nobody' })).status, 400)
+  t.same(await s.hook('expire-access-tokens', {}), { status: 200, body: { expired: 0 } })
+  t.equal((await s.hook('nosuch', {})).status, 404)
+  const get = await s.fetch('/_emulator/identity/revoke')
+  t.equal(get.status, 405)
+  const badJson = await s.fetch('/_emulator/identity/revoke', { method: 'POST', body: '{', headers: { 'content-type': 'application/json' } })
+  t.equal(badJson.status, 400)
+})
+
 t.test('no token, code or secret appears in the test output', async (t) => {
   t.ok(secrets.size > 20, `collected ${secrets.size} secrets`)
   t.ok(captured.includes('# Subtest: verifyAccessToken reasons'), 'the earlier test output was captured')
