@@ -15,7 +15,7 @@ import { EmuError, identityOf, invalidRequest, nameConflict, notFound } from '..
 import type { Env, UploadSession } from './env.js'
 import { type Ctx, type Resp, json, empty, readJson } from './http.js'
 import { driveItem } from './serialize.js'
-import { conflictOf, preconditions, type Target } from './router.js'
+import { conflictOf, materializeParent, preconditions, type Target } from './router.js'
 
 export const MAX_SIMPLE_UPLOAD = 250 * 1024 * 1024
 export const FRAGMENT_MULTIPLE = 327_680
@@ -152,7 +152,7 @@ export async function putContent(env: Env, ctx: Ctx, t: Target): Promise<Resp> {
   if (!ctx.req) throw invalidRequest('Content uploads are not supported in a batch.')
   const conflict = conflictOf(ctx, undefined, 'replace')
   const existing = t.item
-  const parent = existing ? store.parentOf(existing) : t.parent
+  const parent = existing ? store.parentOf(existing) : materializeParent(env, ctx, t)
   if (!parent) throw invalidRequest('The root has no content.')
   if (existing && existing.kind !== 'file') throw nameConflict(existing.name)
   preconditions(ctx, existing, true)
@@ -188,7 +188,7 @@ export async function createUploadSession(env: Env, ctx: Ctx, t: Target): Promis
   const spec = (body.item ?? {}) as Record<string, any>
   const conflict = conflictOf({ ...ctx, url: new URL('https://x/') }, spec, 'replace')
   const existing = t.item
-  const parent = existing ? store.parentOf(existing) : t.parent
+  const parent = existing ? store.parentOf(existing) : materializeParent(env, ctx, t)
   if (!parent) throw invalidRequest('Cannot upload to the root.')
   if (existing && existing.kind !== 'file') throw nameConflict(existing.name)
   preconditions(ctx, existing, true)

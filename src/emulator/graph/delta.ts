@@ -10,7 +10,7 @@ import { EmuError } from '../store/index.js'
 import type { Env } from './env.js'
 import { type Ctx, type Resp, json } from './http.js'
 import { driveItem, parseSelect } from './serialize.js'
-import { showShortcuts } from './router.js'
+import { linkWith, showShortcuts } from './router.js'
 
 interface Snapshot { entries: string[]; toSeq: number; driveId: string; folderId: string }
 const snapshots = new WeakMap<Env, Map<string, Snapshot>>()
@@ -59,12 +59,8 @@ export function deltaRoute(env: Env, ctx: Ctx, drive: Drive, folder: Item, fnTok
   const all = snaps(env)
   const base = deltaBase(env, drive, folder)
   /** Links keep the request's other query options ($select, $top). */
-  const withParam = (k: string, v: string) => {
-    const u = new URL(base)
-    for (const [pk, pv] of q) if (!['token', '$skiptoken', 'skiptoken'].includes(pk)) u.searchParams.append(pk, pv)
-    u.searchParams.set(k, v)
-    return u.toString()
-  }
+  const withParam = (k: string, v: string) =>
+    linkWith(base, [...[...q].filter(([pk]) => !['token', '$skiptoken', 'skiptoken'].includes(pk)), [k, v]])
   const skip = q.get('$skiptoken') ?? q.get('skiptoken')
   const inScope = (it: Item) => !folder.parentId || store.isDescendant(it, folder)
   const visible = (it: Item) => shortcuts || it.kind !== 'shortcut'

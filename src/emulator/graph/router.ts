@@ -19,6 +19,8 @@ export interface Target {
   /** For an address naming a child that does not exist yet. */
   parent?: Item
   name?: string
+  /** Folders between `parent` and `name` that do not exist yet (path uploads create them). */
+  missingDirs?: string[]
   sub: string
 }
 
@@ -63,12 +65,28 @@ export function resolveItemAddress(env: Env, drive: Drive, rest: string): Target
   for (let i = 0; i < segs.length; i++) {
     const next = cur.kind === 'folder' ? store.childByName(cur, segs[i]!) : undefined
     if (!next) {
-      if (i === segs.length - 1 && cur.kind === 'folder') return { drive, parent: cur, name: segs[i]!, sub: tail }
-      throw notFound()
+      if (cur.kind !== 'folder') throw notFound()
+      return { drive, parent: cur, name: segs[segs.length - 1]!, missingDirs: segs.slice(i, -1), sub: tail }
     }
     cur = next
   }
   return { drive, item: cur, sub: tail }
+}
+
+/** Create the folders a path upload names but that do not exist yet. */
+export function materializeParent(env: Env, ctx: Ctx, t: Target): Item | undefined {
+  if (!t.parent || !t.missingDirs?.length) return t.parent
+  const store = env.store
+  store.require(ctx.user, t.parent, 'write')
+  let cur = t.parent
+  for (const d of t.missingDirs) cur = store.createFolder(cur, d, 'fail', identityOf(ctx.user)).item
+  return cur
+}
+
+/** Query string with literal `$` option names, as the service writes nextLinks. */
+export function linkWith(base: string, params: [string, string][]): string {
+  const q = params.map(([k, v]) => `${k.replace(/[^$@.\w-]/g, encodeURIComponent)}=${encodeURIComponent(v).replace(/%24/g, '$').replace(/%2C/gi, ',')}`).join('&')
+  return q ? `${base}?${q}` : base
 }
 
 export function conflictOf(ctx: Ctx, body: Record<string, any> | undefined, dflt: ConflictBehavior): ConflictBehavior {
@@ -143,10 +161,12 @@ export function childrenPage(env: Env, ctx: Ctx, folder: Item, top: number, list
   const value = list.slice(offset, offset + top).map((i) => driveItem(env, i, { select }))
   let nextLink: string | undefined
   if (offset + top < list.length) {
-    const u = new URL(listUrl)
-    u.searchParams.delete('skiptoken')
-    u.searchParams.set('$skiptoken', env.makeToken({ o: offset + top, f: folder.id }))
-    nextLink = u.toString()
+    const params = [...listUrl.searchParams].filter(([k]) => k !== '$skiptoken' && k !== 'skiptoken')
+    params.push(['$skiptoken', env.makeToken({ o: offset + top, f: folder.id })])
+    const base = listUrl.pathname.startsWith('/v1.0/shares/')
+      ? `${listUrl.origin}${listUrl.pathname}`
+      : `${env.graphBase}/drives/${encodeURIComponent(folder.driveId)}/items/${encodeURIComponent(folder.id)}/children`
+    nextLink = linkWith(base, params)
   }
   return { value, nextLink }
 }
@@ -300,6 +320,8 @@ async function itemRoute(env: Env, ctx: Ctx, t: Target): Promise<Resp> {
   // Visibility first: an item the caller cannot see does not exist for them.
   if (item) store.require(ctx.user, item, 'read')
   else if (t.parent) store.require(ctx.user, t.parent, 'read')
+  const creates = (sub === '/content' && m === 'PUT') || (sub === '/createUploadSession' && m === 'POST')
+  if (t.missingDirs?.length && !creates) throw notFound()
 
   switch (sub) {
     case '':
