@@ -82,10 +82,7 @@ export async function openGateway(argv: SessionArgv, deps: SessionDeps = {}): Pr
     user,
     env,
     ...(deps.keychainService ? { service: deps.keychainService } : {}),
-    warn: deps.warn ?? ((m) => {
-      log.warn(m)
-      process.stderr.write(`odfs: ${m}\n`)
-    }),
+    warn: deps.warn ?? ((m) => process.stderr.write(`odfs: ${m}\n`)),
   })
   const dispatcher = createDispatcher(config.caFile ? { caFile: config.caFile } : {})
   const app = createMsalApp({ config, store, dispatcher, log })
