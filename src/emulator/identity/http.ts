@@ -39,7 +39,7 @@ export function errorBody(err: AadError, clock: Clock, correlationId: string): R
   const prefix = err.code ? `AADSTS${err.code}: ` : ''
   const body: Record<string, unknown> = {
     error: err.error,
-    error_description: `${prefix}${err.description} Trace ID: ${traceId} Correlation ID: ${correlationId} Timestamp: ${ts}`,
+    error_description: `${prefix}${err.description}\r\nTrace ID: ${traceId}\r\nCorrelation ID: ${correlationId}\r\nTimestamp: ${ts}`,
     error_codes: err.code ? [err.code] : [],
     timestamp: ts,
     trace_id: traceId,

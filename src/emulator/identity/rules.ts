@@ -142,7 +142,7 @@ export interface ScopeRequest {
 export function parseScopes(raw: string): ScopeRequest | AadError {
   const parts = raw.split(/[\s+]+/).filter(Boolean)
   const out: ScopeRequest = { resource: [], openid: false, offline: false, profile: false, email: false, isDefault: false }
-  const invalid = (s: string) => aadError(400, 'invalid_scope', 70011, `The provided request must include a 'scope' input parameter. The provided value for the input parameter 'scope' is not valid. The scope '${s}' does not exist.`)
+  const invalid = (s: string) => aadError(400, 'invalid_scope', 70011, `The provided value for the input parameter 'scope' is not valid. The scope '${s}' does not exist.`)
   for (const p of parts) {
     const low = p.toLowerCase()
     if (OIDC_SCOPES.has(low)) {
