@@ -7,7 +7,7 @@
  */
 import t, { type Test } from 'tap'
 import { createPublicKey, verify } from 'node:crypto'
-import { execFile } from 'node:child_process'
+import { execFile, execFileSync } from 'node:child_process'
 import { promisify } from 'node:util'
 import { ManualClock } from '../../src/common/index.js'
 import { APPS, CONTOSO, FABRIKAM, PERSONAL_TENANT_ID, findAccount } from '../../src/emulator/directory.js'
@@ -165,7 +165,16 @@ function cacheHeader(h: Headers): string | null {
   return h.get('cache-control')
 }
 
-t.test('device code flow with curl, as a person does it by hand', async (t) => {
+const haveCurl = (() => {
+  try {
+    execFileSync('curl', ['--version'], { stdio: 'ignore' })
+    return true
+  } catch {
+    return false
+  }
+})()
+
+t.test('device code flow with curl, as a person does it by hand', { skip: haveCurl ? false : 'curl is not installed' }, async (t) => {
   const s = await startIdp()
   t.teardown(() => s.close())
   const curl = async (path: string, ...data: string[]) => {
