@@ -353,6 +353,18 @@ t.test('authorization code with PKCE', async (t) => {
   t.equal(decodeJwt(ht.body.id_token).payload.tid, PERSONAL_TENANT_ID)
   t.match(ht.body.access_token, /^EwB/, 'personal accounts get opaque access tokens')
   t.ok(s.idp.verifyAccessToken(`Bearer ${ht.body.access_token}`).ok)
+  // the real host's native-client redirect URI lands on the emulator's own page
+  s.idp.setAutoConsent('user1')
+  const nc = await s.fetch(authorizeUrl({ redirect_uri: 'https://login.microsoftonline.com/common/oauth2/nativeclient' }))
+  t.equal(nc.status, 302)
+  const ncLoc = new URL(nc.headers.get('location')!)
+  t.equal(`${ncLoc.origin}${ncLoc.pathname}`, `${s.base}/common/oauth2/nativeclient`)
+  const ncCode = ncLoc.searchParams.get('code')!
+  secrets.add(ncCode)
+  t.equal((await s.fetch(ncLoc.toString())).status, 200)
+  const ncTok = keep(await redeem({ code: ncCode, redirect_uri: 'https://login.microsoftonline.com/common/oauth2/nativeclient' }))
+  t.equal(ncTok.status, 200, 'redeemed with the registered (real) redirect URI')
+  s.idp.setAutoConsent(undefined)
   // unknown client: error page
   const unk = await s.fetch(authorizeUrl({ client_id: '0000aaaa-0000-4000-8000-000000000000' }))
   t.equal(unk.status, 400)

@@ -41,7 +41,9 @@ const CODE_TTL_MS = 10 * 60_000
 const REFRESH_INACTIVE_MS = 90 * 24 * 3600_000
 const USER_CODE_ALPHABET = 'ABCDEFGHJKLMNPQRSTUVWXYZ23456789'
 const GRAPH_APP_ID = '00000003-0000-0000-c000-000000000000'
-const ROUTE = /^\/([^/]+)\/(v2\.0\/\.well-known\/openid-configuration|discovery\/v2\.0\/keys|oauth2\/v2\.0\/(?:authorize|token|devicecode|logout))\/?$/
+const ROUTE = /^\/([^/]+)\/(v2\.0\/\.well-known\/openid-configuration|discovery\/v2\.0\/keys|oauth2\/v2\.0\/(?:authorize|token|devicecode|logout)|oauth2\/nativeclient)\/?$/
+/** The native-client redirect URI of the real login host; the emulator serves that page itself. */
+const NATIVE_CLIENT = /^https:\/\/login\.microsoftonline\.com(\/[^/?#]+\/oauth2\/nativeclient)$/i
 
 interface IssueOptions {
   openid: boolean
@@ -175,7 +177,10 @@ export class IdentityPlatform {
       }
       const authority = resolveAuthority(segment)
       const route = m[2]!
-      if (route.startsWith('oauth2/v2.0/authorize')) {
+      if (route === 'oauth2/nativeclient') {
+        // Where the native-client redirect lands: a blank page whose URL carries the code.
+        sendHtml(res, 200, '<!DOCTYPE html><html><head><title>nativeclient</title></head><body></body></html>\n')
+      } else if (route.startsWith('oauth2/v2.0/authorize')) {
         this.#authorize(req, res, url, body, segment, authority, corr)
       } else if (!authority) {
         this.#sendError(res, unknownTenantError(segment), corr)
@@ -363,8 +368,11 @@ export class IdentityPlatform {
   }
 
   #toClient(res: http.ServerResponse, redirectUri: string, mode: 'query' | 'fragment' | 'form_post', fields: Record<string, string>): void {
-    if (mode === 'form_post') return sendHtml(res, 200, formPostPage(redirectUri, fields))
-    const u = new URL(redirectUri)
+    // Never send a browser to the real login host: its nativeclient page is served here.
+    const native = NATIVE_CLIENT.exec(redirectUri)
+    const target = native ? `${this.#baseUrl()}${native[1]}` : redirectUri
+    if (mode === 'form_post') return sendHtml(res, 200, formPostPage(target, fields))
+    const u = new URL(target)
     if (mode === 'fragment') {
       u.hash = new URLSearchParams(fields).toString()
     } else {
