@@ -16,8 +16,10 @@
  * at once with "run `odfs login`" instead of at its first Graph call. It returns:
  *   - config: GatewayConfig (graphBaseUrl, userApiRateLimit, caFile ...)
  *   - tokenProvider: MsalTokenProvider, graph's TokenProvider shape
- *     (`getAccessToken({ forceRefresh?, signal? })`); call
- *     `tokenProvider.startKeepAlive(onFatal)` in a long-running mount
+ *     (`getAccessToken({ forceRefresh?, signal? })`); a long-running mount
+ *     passes `{ keepAlive: onFatal }` as the second argument (or calls
+ *     `tokenProvider.startKeepAlive(onFatal)`) so the refresh token is used
+ *     at least daily and never expires while the mount runs
  *   - account: { username, oid, tenantId, kind: 'business' | 'personal' }
  *   - dispatcher: the undici dispatcher trusting ca_file; pass it to fetch and Graph
  *   - log: pino logger (stderr, level from ODFS_LOG_LEVEL)
@@ -28,7 +30,7 @@ import { createDispatcher, createLogger, type Dispatcher, type Logger } from '..
 import { gatewayOptions, gatewayOverridesFromArgv, loadGatewayConfig, type GatewayArgv, type GatewayConfig } from '../config/index.js'
 import {
   accountKind, createMsalApp, findSignedInAccount, lookupUser, MsalTokenProvider, resolveTokenStore,
-  type MsalApp, type TokenStore, type TokenStoreMode,
+  type AuthError, type MsalApp, type TokenStore, type TokenStoreMode,
 } from '../auth/index.js'
 
 export const sessionOptions = {
@@ -67,6 +69,12 @@ export interface SessionDeps {
   warn?: (m: string) => void
   /** Keychain service (tests). */
   keychainService?: string
+  /**
+   * Long-running callers (the mount): refresh at least daily so the refresh
+   * token never dies of inactivity. The callback hears a permanent failure
+   * (AuthError NEEDS_LOGIN / REVOKED: tell the user to run `odfs login`).
+   */
+  keepAlive?: (err: AuthError) => void
 }
 
 /** Config, token store, msal app, dispatcher and logger: what login/logout/status need. */
@@ -112,6 +120,7 @@ export async function openUserSession(argv: SessionArgv, deps: SessionDeps = {})
     const acc = await findSignedInAccount(g.app, g.config)
     const tokenProvider = new MsalTokenProvider({ app: g.app, config: g.config, account: acc, log: g.log })
     await tokenProvider.getAccessToken()
+    if (deps.keepAlive) tokenProvider.startKeepAlive(deps.keepAlive)
     const a = tokenProvider.account
     return {
       config: g.config,

@@ -1,7 +1,7 @@
 // Sign-in flows end to end against the emulator's identity platform over real
 // HTTPS, through msal-node and the shared dispatcher (ca_file, no NODE_EXTRA_CA_CERTS).
 import t from 'tap'
-import { Writable } from 'node:stream'
+import { PassThrough, Writable } from 'node:stream'
 import { createDispatcher, createLogger } from '../../src/common/index.js'
 import { loadGatewayConfig } from '../../src/config/index.js'
 import {
@@ -124,6 +124,39 @@ t.test('authorization code with PKCE over a real loopback redirect', async (t) =
   t.match(redirect, /^http:\/\/localhost:\d+\/$/)
   t.equal(r.account!.username, 'user2@contoso.onmicrosoft.com')
   for (const s of secretsOfCache(await g.store.load())) secrets.add(s)
+})
+
+t.test('configured auth_callback: the user pastes the address the browser ended on', async (t) => {
+  const g = await gateway(t, CONFIDENTIAL_APP, { auth_callback: 'https://gateway.example.org/api/v1/authcallback' })
+  emu.setAutoConsent('user1')
+  t.teardown(() => emu.setAutoConsent(undefined))
+  const paste = new PassThrough()
+  const r = await loginWithBrowser({
+    app: g.msal, config: g.config, dispatcher: g.dispatcher, log, pasteInput: paste,
+    onAuthorizeUrl: (url, redirectUri) => {
+      t.equal(redirectUri, 'https://gateway.example.org/api/v1/authcallback')
+      void (async () => {
+        const a = await fetch(url, { redirect: 'manual', dispatcher: g.dispatcher } as RequestInit)
+        const loc = a.headers.get('location')!
+        t.match(loc, /^https:\/\/gateway\.example\.org\/api\/v1\/authcallback\?code=/)
+        paste.write('not an address\n')
+        paste.write(loc + '\n')
+      })()
+    },
+  })
+  t.equal(r.account!.username, 'user1@contoso.onmicrosoft.com')
+  for (const s of secretsOfCache(await g.store.load())) secrets.add(s)
+})
+
+t.test('a pasted redirect with a foreign state is refused', async (t) => {
+  const g = await gateway(t, PUBLIC_APP)
+  const paste = new PassThrough()
+  const err = await loginWithBrowser({
+    app: g.msal, config: g.config, dispatcher: g.dispatcher, log, pasteInput: paste,
+    onAuthorizeUrl: (_url, redirectUri) => { paste.write(`${redirectUri}?code=abc&state=forged\n`) },
+  }).catch((e) => e)
+  t.equal(err.code, 'LOGIN_FAILED')
+  t.match(err.message, /state that does not belong to this sign-in/)
 })
 
 t.test('a second sign-in replaces the first account', async (t) => {

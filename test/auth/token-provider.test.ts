@@ -5,6 +5,7 @@ import t from 'tap'
 import { ManualClock } from '../../src/common/index.js'
 import { MsalTokenProvider, AuthError, toAuthError, credentialDocument, accountKind } from '../../src/auth/index.js'
 import type { GatewayConfig } from '../../src/config/index.js'
+import type { TokenProvider } from '../../src/graph/index.js'
 
 const config: GatewayConfig = {
   clientId: 'a0d1f5e0-0000-4000-8000-00000000a001', userApiRateLimit: 20, accountTypes: 'multitenant-and-personal',
@@ -41,7 +42,8 @@ t.test('cached until the margin, then one forced refresh', async (t) => {
   const clock = new ManualClock()
   const { app, calls } = fakeApp()
   const p = new MsalTokenProvider({ app: app as any, config, account: account as any, clock })
-  t.equal(await p.getAccessToken(), 'at-1')
+  const asGraphSees: TokenProvider = p // structural: auth never imports graph
+  t.equal(await asGraphSees.getAccessToken(), 'at-1')
   t.equal(await p.getAccessToken(), 'at-1')
   t.equal(calls.length, 1)
   t.equal(calls[0]!.forceRefresh, false, 'the first call may come from the cache')

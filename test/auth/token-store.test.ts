@@ -156,3 +156,18 @@ t.test('cache plugin round-trips msal cache through the store', async (t) => {
   t.equal(seen[1], '{"Account":{"a":1}}')
   resetFallbackAnnouncement()
 })
+
+t.test('--user: another account gets a file store under its home, never the keychain', { skip: process.getuid?.() !== 0 && 'needs root' }, async (t) => {
+  const { lookupUser } = await import('../../src/auth/index.js')
+  const me = await lookupUser(undefined)
+  t.equal(me.other, false)
+  const nobody = await lookupUser('nobody')
+  t.equal(nobody.other, true)
+  t.equal(nobody.uid, 65534)
+  const s = await resolveTokenStore({ mode: 'auto', config: gw, user: nobody, env: { XDG_STATE_HOME: '/tmp/ignored' } })
+  t.equal(s.kind, 'file')
+  t.equal(s.location, join(nobody.home, '.local', 'state', 'odfs', `tokens-${gw.clientId}@127.0.0.1_8443.json`), "under the user's home, not the caller's XDG dir")
+  await t.rejects(resolveTokenStore({ mode: 'keychain', config: gw, user: nobody }), /--user nobody cannot use the keychain/)
+  await t.rejects(lookupUser('no-such-user-odfs'), /--user no-such-user-odfs: no such user/)
+  await t.rejects(lookupUser('bad name;'), /not a valid user name/)
+})
