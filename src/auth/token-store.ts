@@ -13,8 +13,8 @@
  * The cache plugin reads the store before every msal cache access and writes it
  * back when msal changed it (a rotated refresh token is saved at once).
  */
-import { readFile, rm, stat } from 'node:fs/promises'
-import { isAbsolute, join } from 'node:path'
+import { chown, mkdir, readFile, rm, stat } from 'node:fs/promises'
+import { dirname, isAbsolute, join, relative, sep } from 'node:path'
 import { homedir, userInfo } from 'node:os'
 import type { ICachePlugin, TokenCacheContext } from '@azure/msal-node'
 import { writePrivateFile, type GatewayConfig } from '../config/index.js'
@@ -98,6 +98,7 @@ export class FileTokenStore implements TokenStore {
   }
 
   async save(data: string): Promise<void> {
+    if (this.user.other) await ensureOwnedDirs(this.user, dirname(this.location))
     await writePrivateFile(this.location, data, this.user.other ? { uid: this.user.uid, gid: this.user.gid } : {})
   }
 
@@ -105,6 +106,25 @@ export class FileTokenStore implements TokenStore {
     const had = await this.exists()
     await rm(this.location, { force: true })
     return had
+  }
+}
+
+/**
+ * For `--user NAME`: create the missing directories between the user's home and
+ * `dir` owned by that user (root would otherwise own them and lock the user out).
+ */
+async function ensureOwnedDirs(user: StoreUser, dir: string): Promise<void> {
+  const rel = relative(user.home, dir)
+  if (rel.startsWith('..') || isAbsolute(rel)) return
+  let cur = user.home
+  for (const part of rel.split(sep).filter(Boolean)) {
+    cur = join(cur, part)
+    try {
+      await mkdir(cur, { mode: 0o700 })
+      await chown(cur, user.uid, user.gid)
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e
+    }
   }
 }
 

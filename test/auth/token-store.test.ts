@@ -171,3 +171,17 @@ t.test('--user: another account gets a file store under its home, never the keyc
   await t.rejects(lookupUser('no-such-user-odfs'), /--user no-such-user-odfs: no such user/)
   await t.rejects(lookupUser('bad name;'), /not a valid user name/)
 })
+
+t.test('--user: the token file and the directories made for it belong to that user', { skip: process.getuid?.() !== 0 && 'needs root' }, async (t) => {
+  const dir = await tmp(t)
+  await chown(dir, 65534, 65534)
+  const user = { name: 'nobody', uid: 65534, gid: 65534, home: dir, other: true }
+  const s = await resolveTokenStore({ mode: 'file', config: gw, user })
+  await s.save('{}')
+  for (const p of [join(dir, '.local'), join(dir, '.local', 'state'), join(dir, '.local', 'state', 'odfs'), s.location]) {
+    const st = await stat(p)
+    t.equal(st.uid, 65534, `${p} owned by the user`)
+  }
+  t.equal((await stat(s.location)).mode & 0o777, 0o600)
+  t.equal(await s.load(), '{}')
+})
