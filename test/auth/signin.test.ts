@@ -177,8 +177,11 @@ t.test('silent refresh after the access token expires; refresh token rotates', a
   const rt1 = secretsOfCache(await g.store.load()).join(' ')
   await emu.hook('expire-access-tokens', { account: 'user1' })
   // graph answers 401 on an expired token and asks again with forceRefresh
+  const me = (tok: string) => fetch(`${g.config.graphBaseUrl}/me`, { headers: { authorization: `Bearer ${tok}` }, dispatcher: g.dispatcher } as RequestInit).then((r) => r.status)
+  t.equal(await me(first), 401, 'Graph refuses the expired token')
   const second = await p.getAccessToken({ forceRefresh: true })
   t.not(second, first, 'a new access token')
+  t.equal(await me(second), 200, 'Graph accepts the refreshed token')
   const after = await g.store.load()
   const rtAfter = JSON.parse(after!).RefreshToken
   t.ok(Object.values(rtAfter).every((e: any) => !rt1.includes(e.secret)), 'the stored refresh token was rotated')
@@ -187,6 +190,24 @@ t.test('silent refresh after the access token expires; refresh token rotates', a
   const g2msal = createMsalApp({ config: g.config, store: g.store, dispatcher: g.dispatcher, log })
   const p2 = new MsalTokenProvider({ app: g2msal, config: g.config, account: await findSignedInAccount(g2msal, g.config), log })
   t.ok(await p2.getAccessToken({ forceRefresh: true }))
+  for (const s of secretsOfCache(await g.store.load())) secrets.add(s)
+})
+
+t.test('short-lived access tokens are refreshed before they expire, without being asked', async (t) => {
+  const short = await startAuthEmulator({ accessTokenTtlSec: 120 })
+  t.teardown(() => short.close())
+  const saved = emu
+  emu = short
+  t.teardown(() => { emu = saved })
+  const g = await gateway(t, PUBLIC_APP)
+  const { r } = await deviceLogin(g, 'user2')
+  const p = new MsalTokenProvider({ app: g.msal, config: g.config, account: r.account!, log })
+  const a = await p.getAccessToken()
+  t.ok(p.expiresAt - Date.now() <= 121_000, 'the emulator issued a 2-minute token (msal rounds to seconds)')
+  const before = p.refreshCount
+  const b = await p.getAccessToken()
+  t.not(b, a, 'inside the 5-minute margin: a fresh token, silently')
+  t.equal(p.refreshCount, before + 1)
   for (const s of secretsOfCache(await g.store.load())) secrets.add(s)
 })
 
