@@ -23,7 +23,7 @@ import { CryptoProvider, type AuthenticationResult } from '@azure/msal-node'
 import { systemClock, type Clock, type Dispatcher, type Logger } from '../common/index.js'
 import type { GatewayConfig } from '../config/index.js'
 import { AuthError } from './errors.js'
-import { toAuthError, type MsalApp } from './msal.js'
+import { tlsHint, toAuthError, type MsalApp } from './msal.js'
 
 export interface DeviceCodePrompt {
   verificationUri: string
@@ -55,7 +55,7 @@ async function postForm(url: string, form: Record<string, string>, dispatcher: D
   } catch (e) {
     if (signal?.aborted) throw signal.reason
     const cause = (e as { cause?: { code?: string; message?: string } }).cause
-    throw new AuthError('AUTH_NETWORK', `cannot reach the identity platform at ${new URL(url).origin}: ${cause?.code ?? cause?.message ?? (e as Error).message}`, { cause: e })
+    throw new AuthError('AUTH_NETWORK', `cannot reach the identity platform at ${new URL(url).origin}: ${cause?.code ?? cause?.message ?? (e as Error).message}${tlsHint(cause?.code)}`, { cause: e })
   }
   const text = await res.text()
   let body: Record<string, unknown>

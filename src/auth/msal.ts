@@ -23,6 +23,13 @@ export type MsalApp = PublicClientApplication | ConfidentialClientApplication
 
 const DEFAULT_TIMEOUT_MS = 60_000
 
+/** A hint for certificate failures: a private CA needs ca_file. */
+export function tlsHint(code: string | undefined): string {
+  return code && /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS/.test(code)
+    ? ' (the server certificate is not trusted: set ca_file in the gateway policies, or --ca-file, to the CA that signed it)'
+    : ''
+}
+
 /** A fetch-based network module for msal using the given dispatcher. */
 export function fetchNetworkModule(dispatcher: Dispatcher | undefined): INetworkModule {
   async function send<T>(url: string, method: 'GET' | 'POST', options?: NetworkRequestOptions, timeout?: number): Promise<NetworkResponse<T>> {
@@ -37,7 +44,7 @@ export function fetchNetworkModule(dispatcher: Dispatcher | undefined): INetwork
       } as RequestInit)
     } catch (e) {
       const cause = (e as { cause?: { code?: string; message?: string } }).cause
-      throw new AuthError('AUTH_NETWORK', `cannot reach the identity platform at ${new URL(url).origin}: ${cause?.code ?? cause?.message ?? (e as Error).message}`, { cause: e, level: 'warn' })
+      throw new AuthError('AUTH_NETWORK', `cannot reach the identity platform at ${new URL(url).origin}: ${cause?.code ?? cause?.message ?? (e as Error).message}${tlsHint(cause?.code)}`, { cause: e, level: 'warn' })
     }
     const headers: Record<string, string> = {}
     res.headers.forEach((v, k) => (headers[k] = v))

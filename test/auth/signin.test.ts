@@ -159,6 +159,14 @@ t.test('a pasted redirect with a foreign state is refused', async (t) => {
   t.match(err.message, /state that does not belong to this sign-in/)
 })
 
+t.test('without ca_file the private CA is not trusted: a clear error with the fix', async (t) => {
+  const g = await gateway(t, PUBLIC_APP, { ca_file: '' })
+  t.equal(g.config.caFile, undefined)
+  const err = await deviceLogin(g, 'user1').catch((e) => e)
+  t.equal(err.code, 'AUTH_NETWORK')
+  t.match(err.message, /cannot reach the identity platform at https:\/\/127\.0\.0\.1:\d+: \S+ \(the server certificate is not trusted: set ca_file/)
+})
+
 t.test('a second sign-in replaces the first account', async (t) => {
   const g = await gateway(t, PUBLIC_APP)
   await deviceLogin(g, 'user1')
