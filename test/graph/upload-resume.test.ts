@@ -1,0 +1,84 @@
+// Resumable uploads across processes: a session persisted by one client (stopped
+// half-way) is resumed by a fresh client that shares nothing with it but the
+// session store on disk; completed fragments are not sent again. An expired
+// persisted session is cancelled and the upload restarts cleanly.
+import t from 'tap'
+import { mkdtemp, rm, readdir, readFile, writeFile, stat } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { startTestEmulator, tokenFor, type TestEmulator } from '../support/emulator.js'
+import { createGraphDriveClient, FileUploadSessionStore, GraphError, type UploadSource } from '../../src/graph/index.js'
+
+let emu: TestEmulator
+let dir: string
+t.teardown(async () => {
+  await emu?.close()
+  if (dir) await rm(dir, { recursive: true, force: true })
+})
+
+function pattern(offset: number, length: number): Buffer {
+  const b = Buffer.allocUnsafe(length)
+  for (let k = 0; k < length; k++) b[k] = ((offset + k) * 31 + ((offset + k) >> 9)) & 0xff
+  return b
+}
+
+t.test('a later process resumes a persisted session; an expired one restarts', async (t) => {
+  emu = await startTestEmulator({ seed: 'empty' })
+  dir = await mkdtemp(join(tmpdir(), 'odfs-resume-'))
+  const token = await tokenFor(emu, 'user1')
+  const mk = () => createGraphDriveClient({ baseUrl: emu.info.graph, tokenProvider: { getAccessToken: async () => token }, dispatcher: emu.dispatcher, fragmentSize: 327_680 * 4 })
+  const frag = 327_680 * 4
+  const size = frag * 8 + 12345
+  const parent = { driveId: (await mk().getMyDrive()).id, itemId: 'root' }
+
+  // Process 1: stops (aborts) when asked for the fifth fragment.
+  const ac = new AbortController()
+  const src1: UploadSource = {
+    size,
+    async read(o, n) {
+      if (o === 4 * frag) ac.abort(new Error('process killed'))
+      return pattern(o, n)
+    },
+  }
+  const c1 = mk()
+  const err = await c1.upload(parent, 'resume.bin', src1, { sessionStore: new FileUploadSessionStore(dir), sourceId: 'v1', signal: ac.signal }).catch((e: unknown) => e)
+  t.match(String(err), /process killed/)
+  const files = await readdir(dir)
+  t.equal(files.length, 1, 'one persisted session')
+  t.equal((await stat(join(dir, files[0]!))).mode & 0o777, 0o600, 'persisted session is private (uploadUrl is a credential)')
+  const persisted = JSON.parse(await readFile(join(dir, files[0]!), 'utf8'))
+  t.equal(persisted.session.offset, 4 * frag)
+
+  // Process 2: a fresh client and store object; only the directory is shared.
+  emu.resetStats()
+  const c2 = mk()
+  const src2: UploadSource = { size, read: async (o, n) => pattern(o, n) }
+  const res = await c2.upload(parent, 'resume.bin', src2, { sessionStore: new FileUploadSessionStore(dir), sourceId: 'v1' })
+  t.equal(res.resumedFrom, 4 * frag, 'resumed where the first process stopped')
+  t.equal(res.verified, true, 'hash verified (the prefix was re-hashed from the source)')
+  t.equal(res.item.size, size)
+  t.equal(res.bytesSent, size - 4 * frag, 'completed fragments not resent')
+  t.ok(emu.stats.bytesIn <= size - 4 * frag + 4096, `bytes received ${emu.stats.bytesIn}`)
+  t.same(await readdir(dir), [], 'session forgotten after completion')
+
+  // An expired persisted session: cancelled, then a clean restart.
+  const ac3 = new AbortController()
+  const src3: UploadSource = {
+    size,
+    async read(o, n) {
+      if (o === 2 * frag) ac3.abort(new Error('stop'))
+      return pattern(o, n)
+    },
+  }
+  await mk().upload(parent, 'expire.bin', src3, { sessionStore: new FileUploadSessionStore(dir), sourceId: 'v2', signal: ac3.signal }).catch(() => undefined)
+  const [f] = await readdir(dir)
+  const saved = JSON.parse(await readFile(join(dir, f!), 'utf8'))
+  saved.session.expiresAt = Date.now() - 1000
+  await writeFile(join(dir, f!), JSON.stringify(saved), { mode: 0o600 })
+  emu.resetStats()
+  const res3 = await mk().upload(parent, 'expire.bin', { size, read: async (o, n) => pattern(o, n) }, { sessionStore: new FileUploadSessionStore(dir), sourceId: 'v2' })
+  t.equal(res3.resumedFrom, 0, 'restarted from zero')
+  t.equal(res3.verified, true)
+  t.ok(Object.keys(emu.stats.routes).some((r) => r.startsWith('DELETE /_upload')), 'the expired session was cancelled')
+  t.type(GraphError, 'function')
+})
