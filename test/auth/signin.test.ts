@@ -2,7 +2,7 @@
 // HTTPS, through msal-node and the shared dispatcher (ca_file, no NODE_EXTRA_CA_CERTS).
 import t from 'tap'
 import { PassThrough, Writable } from 'node:stream'
-import { createDispatcher, createLogger } from '../../src/common/index.js'
+import { createDispatcher, createLogger, ManualClock } from '../../src/common/index.js'
 import { loadGatewayConfig } from '../../src/config/index.js'
 import {
   AuthError, createMsalApp, findSignedInAccount, loginWithBrowser, loginWithDeviceCode, MsalTokenProvider,
@@ -217,6 +217,26 @@ t.test('short-lived access tokens are refreshed before they expire, without bein
   t.not(b, a, 'inside the 5-minute margin: a fresh token, silently')
   t.equal(p.refreshCount, before + 1)
   for (const s of secretsOfCache(await g.store.load())) secrets.add(s)
+})
+
+t.test('identity platform unreachable: the current token is kept, then a transient AUTH_NETWORK error', async (t) => {
+  const gone = await startAuthEmulator()
+  const saved = emu
+  emu = gone
+  t.teardown(() => { emu = saved })
+  const g = await gateway(t, PUBLIC_APP)
+  const { r } = await deviceLogin(g, 'user1')
+  const clock = new ManualClock(Date.now())
+  const p = new MsalTokenProvider({ app: g.msal, config: g.config, account: r.account!, log, clock })
+  const tok = await p.getAccessToken()
+  for (const s of secretsOfCache(await g.store.load())) secrets.add(s)
+  await gone.close()
+  await clock.advance(3600_000 - 60_000)
+  t.equal(await p.getAccessToken(), tok, 'still valid: kept while the refresh fails')
+  await clock.advance(120_000)
+  const err = await p.getAccessToken().catch((e) => e)
+  t.ok(err instanceof AuthError)
+  t.equal(err.code, 'AUTH_NETWORK', String(err.message))
 })
 
 t.test('revoked grant: typed REVOKED error telling the user to run odfs login', async (t) => {
