@@ -11,6 +11,8 @@
  *
  * A file that holds a `secret` must not be readable by group or others; such a
  * file is refused with the chmod that fixes it.
+ *
+ * ODFS_SYSTEM_CONFIG (environment) replaces /etc/odfs/gateway.json (tests, packagers).
  */
 import { readFile, stat } from 'node:fs/promises'
 import { dirname, isAbsolute, join, resolve } from 'node:path'
@@ -300,7 +302,7 @@ export function validateGatewayDocument(doc: Record<string, unknown>, origin: Or
   if (doc.user_api_rate_limit !== undefined && doc.user_api_rate_limit !== null) {
     const v = doc.user_api_rate_limit
     if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0 || v > 10_000) {
-      problems.push(`${where(origin, 'user_api_rate_limit')}: user_api_rate_limit must be a number of operations per second per user, greater than 0 and at most 10000: ${JSON.stringify(v)}`)
+      problems.push(`${where(origin, 'user_api_rate_limit')}: user_api_rate_limit must be a number of operations per second per user, greater than 0 and at most 10000: ${typeof v === 'number' ? String(v) : JSON.stringify(v)}`)
     } else rate = v
   }
 
