@@ -189,6 +189,7 @@ export class RetryMiddleware extends Base {
         await this.clock.sleep(delay, policy.signal)
         continue
       }
+      this.limiter.succeeded()
       ctx.response = res
       return
     }

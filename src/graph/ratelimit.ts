@@ -7,10 +7,11 @@
  * (GCRA). Before any throttling a burst of up to one second's worth is allowed;
  * after a 429/503 the burst drops to one and:
  *  - everything pauses until Retry-After has passed (the pause is global);
- *  - the rate is cut to half of the rate the service was actually seeing (measured
- *    from the last two seconds of grants), and that observed rate becomes a ceiling;
- *  - every quiet second the rate climbs back: quickly up to 90% of the ceiling,
- *    then by 1% of it per second, so probing above the real budget is slow and small.
+ *  - the budget is estimated as the answers that were not throttled in the last
+ *    second (85% of it becomes a ceiling; each later throttle lowers it by 10%), and
+ *    the rate restarts at half the ceiling;
+ *  - every quiet second the rate climbs back by 25% up to the ceiling; only after a
+ *    quiet minute does it probe above it, by 2% a second.
  * Because the waiters are not pre-scheduled, a rate cut applies to every request
  * still queued, not only to new ones.
  */
@@ -59,6 +60,8 @@ export class RateLimiter {
   /** Ring of grant times (ms), for measuring the rate the service sees. */
   readonly #times = new Float64Array(HISTORY)
   #timesN = 0
+  readonly #okTimes = new Float64Array(HISTORY)
+  #okN = 0
   #listeners: ((at: number) => void)[] = []
 
   constructor(opts: RateLimiterOptions) {
@@ -120,38 +123,44 @@ export class RateLimiter {
     this.#throttledOnce = true
     this.#pausedUntil = Math.max(this.#pausedUntil, now + Math.max(0, retryAfterMs))
     if (now - this.#lastCut >= 1000) {
-      const observed = this.#observedRate(now)
-      const seen = observed > 0 ? Math.min(this.#rate, observed) : this.#rate
-      this.#ceiling = this.#ceiling === undefined ? seen : Math.min(this.#ceiling, seen)
+      // What the service let through in the last second is the best estimate of its budget.
+      const ok = this.#countSince(this.#okTimes, this.#okN, now - 1000)
+      const seen = Math.min(this.#rate, ok > 0 ? ok : this.#rate / 2)
+      this.#ceiling = this.#ceiling === undefined ? seen * 0.85 : Math.min(this.#ceiling, seen) * 0.9
       this.#ceiling = Math.max(this.#ceiling, this.#minRate)
-      this.#rate = Math.max(this.#minRate, seen / 2)
+      this.#rate = Math.max(this.#minRate, this.#ceiling / 2)
       this.#lastCut = now
     }
     this.#lastRaise = Math.max(this.#lastRaise, this.#pausedUntil)
   }
 
-  /** Requests granted per second over the last two seconds. */
-  #observedRate(now: number): number {
+  /** A request got an answer that was not a throttle (feeds the budget estimate). */
+  succeeded(): void {
+    this.#okTimes[this.#okN % HISTORY] = this.#clock.now()
+    this.#okN++
+  }
+
+  #countSince(ring: Float64Array, n: number, since: number): number {
     let count = 0
-    const n = Math.min(this.#timesN, HISTORY)
-    for (let i = 0; i < n; i++) {
-      const t = this.#times[(this.#timesN - 1 - i) % HISTORY]!
-      if (now - t > 2000) break
+    for (let i = 0; i < Math.min(n, HISTORY); i++) {
+      if (ring[(n - 1 - i) % HISTORY]! < since) break
       count++
     }
-    return count / 2
+    return count
   }
 
   #maybeRaise(now: number): void {
-    if (this.#ceiling === undefined || this.#rate >= this.#maxRate) return
+    if (this.#ceiling === undefined) return
     while (now - this.#lastRaise >= 1000) {
       this.#lastRaise += 1000
-      const fast = this.#ceiling * 0.9
-      if (this.#rate < fast) this.#rate = Math.min(fast, this.#rate * 1.25)
-      else this.#rate = this.#rate + this.#ceiling * 0.01
-      // After a long quiet spell the ceiling itself is allowed to rise (budgets change).
-      if (this.#rate > this.#ceiling) this.#ceiling = this.#rate
-      this.#rate = Math.min(this.#rate, this.#maxRate)
+      if (this.#rate < this.#ceiling) {
+        // Quick recovery up to the estimated budget...
+        this.#rate = Math.min(this.#ceiling, this.#rate * 1.25)
+      } else if (this.#lastRaise - this.#lastCut >= 60_000) {
+        // ...and a slow probe above it only after a quiet minute (budgets change).
+        this.#ceiling = Math.min(this.#maxRate, this.#ceiling * 1.02)
+        this.#rate = this.#ceiling
+      }
     }
   }
 
