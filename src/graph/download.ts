@@ -8,7 +8,7 @@
 import { Readable, Transform, type TransformCallback } from 'node:stream'
 import { GraphError, isGraphError } from './errors.js'
 import { QuickXorHash } from './quickxorhash.js'
-import { backoffDelay, DEFAULT_RETRY } from './middleware.js'
+import { backoffDelay, DEFAULT_RETRY, nodeBodyOf } from './middleware.js'
 import type { GraphTransport } from './transport.js'
 import type { DriveItem, ItemRef } from './types.js'
 
@@ -124,6 +124,7 @@ export class Downloader {
         timeoutMs: 0, // streaming; the dispatcher times out idle sockets
         signal,
         label: 'GET {downloadUrl}',
+        raw: true,
       })
       const st = r.res.status
       if ((st === 401 || st === 403 || st === 404 || st === 410) && !refreshed) {
@@ -138,7 +139,7 @@ export class Downloader {
       }
       if (st !== 200 && st !== 206) throw await this.t.errorOf(r, 'GET')
       if (!r.res.body) return { body: Readable.from([]), start, total: u.size }
-      const body = Readable.fromWeb(r.res.body as never)
+      const body = nodeBodyOf(r.res) ?? Readable.fromWeb(r.res.body as never)
       if (st === 206) {
         const cr = /bytes (\d+)-(\d+)\/(\d+|\*)/.exec(r.res.headers.get('content-range') ?? '')
         if (cr && Number(cr[1]) !== start) {

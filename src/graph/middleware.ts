@@ -13,6 +13,7 @@
  * Per-request settings travel in the fetch options under the REQUEST_POLICY symbol.
  */
 import type { Context, Middleware } from '@microsoft/microsoft-graph-client'
+import type { Readable } from 'node:stream'
 import type { Dispatcher } from 'undici'
 import type { Clock, Logger } from '../common/index.js'
 import { parseRetryAfter } from './errors.js'
@@ -37,6 +38,8 @@ export interface RequestPolicy {
   signal?: AbortSignal
   /** A short label for logs (route template, never a URL with secrets). */
   label: string
+  /** Bulk transfer: bypass fetch, use the dispatcher's request() (body also as a Node stream). */
+  raw?: boolean
   // results
   attempts: number
   retries: number
@@ -252,11 +255,94 @@ export class AuthMiddleware extends Base {
   }
 }
 
-/** The end of the chain: Node's fetch over the shared undici dispatcher; redirects are not followed. */
+/** A Response built by the raw path also carries its body as a Node stream under this key. */
+export const NODE_BODY = Symbol.for('odfs.graph.nodeBody')
+
+/** The Node stream of a response's body when it came through the raw path (else undefined). */
+export function nodeBodyOf(res: Response): Readable | undefined {
+  return (res as unknown as Record<symbol, Readable | undefined>)[NODE_BODY]
+}
+
+/** A web stream over a Node stream that reads nothing until it is pulled (so the Node stream can be used directly instead). */
+function lazyWebStream(body: Readable): ReadableStream<Uint8Array> {
+  return new ReadableStream<Uint8Array>(
+    {
+      async pull(c) {
+        for (;;) {
+          const chunk = body.read() as Buffer | null
+          if (chunk !== null) return c.enqueue(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length))
+          if (body.readableEnded || body.destroyed) {
+            if (body.errored) return c.error(body.errored)
+            return c.close()
+          }
+          await new Promise<void>((resolve) => {
+            const done = () => {
+              body.off('readable', done)
+              body.off('end', done)
+              body.off('error', done)
+              body.off('close', done)
+              resolve()
+            }
+            body.on('readable', done)
+            body.on('end', done)
+            body.on('error', done)
+            body.on('close', done)
+          })
+        }
+      },
+      cancel() {
+        body.destroy()
+      },
+    },
+    { highWaterMark: 0 },
+  )
+}
+
+/**
+ * The end of the chain. Graph API calls go through Node's fetch over the shared
+ * undici dispatcher; transfers (`policy.raw`: upload fragments and downloads) go
+ * through the dispatcher's request() directly, which moves bulk bytes with less CPU
+ * than fetch's web streams (measured: upload throughput ratio 0.65 -> see bench).
+ * Redirects are never followed.
+ */
 export class FetchHandler implements Middleware {
   constructor(private readonly dispatcher: Dispatcher | undefined, private readonly defaultTimeoutMs: number) {}
 
   async execute(ctx: Context): Promise<void> {
+    const policy = policyOf(ctx)
+    if (policy.raw && this.dispatcher) return this.#raw(ctx, policy)
+    return this.#fetch(ctx)
+  }
+
+  async #raw(ctx: Context, policy: RequestPolicy): Promise<void> {
+    const url = new URL(typeof ctx.request === 'string' ? ctx.request : ctx.request.url)
+    const o = ctx.options ?? {}
+    const ms = policy.timeoutMs ?? this.defaultTimeoutMs
+    const timeout = ms > 0 ? AbortSignal.timeout(ms) : undefined
+    const signals = [policy.signal, timeout].filter((s): s is AbortSignal => s !== undefined)
+    const signal = signals.length > 1 ? AbortSignal.any(signals) : signals[0]
+    const r = await this.dispatcher!.request({
+      origin: url.origin,
+      path: url.pathname + url.search,
+      method: (o.method ?? 'GET') as Dispatcher.HttpMethod,
+      headers: o.headers as Record<string, string>,
+      body: o.body as Buffer | undefined,
+      signal,
+    })
+    const headers = new Headers()
+    for (const [k, v] of Object.entries(r.headers)) {
+      if (Array.isArray(v)) for (const x of v) headers.append(k, x)
+      else if (v !== undefined) headers.set(k, String(v))
+    }
+    const nullBody = r.statusCode === 204 || r.statusCode === 205 || r.statusCode === 304 || r.statusCode < 200
+    const body = r.body as unknown as Readable
+    if (nullBody) body.resume()
+    const res = new Response(nullBody ? null : lazyWebStream(body), { status: r.statusCode, headers })
+    if (!nullBody) Object.defineProperty(res, NODE_BODY, { value: body })
+    ctx.response = res
+  }
+
+  async #fetch(ctx: Context): Promise<void> {
     const policy = policyOf(ctx)
     const url = typeof ctx.request === 'string' ? ctx.request : ctx.request.url
     const o = ctx.options ?? {}

@@ -41,6 +41,8 @@ export interface SendOptions {
   signal?: AbortSignal
   /** Route template for logs and errors. */
   label?: string
+  /** Bulk transfer (upload fragment, download): sent through the dispatcher's request(). */
+  raw?: boolean
 }
 
 export interface SendResult {
@@ -99,6 +101,7 @@ export class GraphTransport {
       auth: o.auth ?? true,
       timeoutMs: o.timeoutMs,
       signal: o.signal,
+      raw: o.raw,
     })
   }
 

@@ -419,6 +419,7 @@ export class Uploader {
           timeoutMs: 300_000,
           signal: opts.signal,
           label: 'PUT {uploadUrl}',
+          raw: true,
         })
         bytesSent += len
         fragments++
