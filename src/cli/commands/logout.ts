@@ -1,6 +1,6 @@
 /** `odfs logout`: delete the user's tokens from the store that holds them. */
 import type { CommandModule } from 'yargs'
-import { FileTokenStore } from '../../auth/index.js'
+import { lookupUser, resolveTokenStore } from '../../auth/index.js'
 import { openGateway, sessionOptions, userOption, type SessionArgv } from '../session.js'
 
 export const logoutCommand: CommandModule<object, SessionArgv> = {
@@ -14,9 +14,8 @@ export const logoutCommand: CommandModule<object, SessionArgv> = {
       if (await g.store.clear()) removed.push(g.store.location)
       // With auto, a file left behind by an earlier fallback is removed too.
       if (g.store.kind === 'keychain' && (argv['token-store'] ?? 'auto') === 'auto') {
-        const { resolveTokenStore } = await import('../../auth/index.js')
-        const file = await resolveTokenStore({ mode: 'file', config: g.config, env: process.env })
-        if (file instanceof FileTokenStore && (await file.clear())) removed.push(file.location)
+        const file = await resolveTokenStore({ mode: 'file', config: g.config, user: await lookupUser(argv.user), env: process.env })
+        if (await file.clear()) removed.push(file.location)
       }
       process.stdout.write(removed.length ? `Signed out: removed tokens from ${removed.join(' and ')}.\n` : `Not signed in: nothing stored in ${g.store.location}.\n`)
     } finally {
