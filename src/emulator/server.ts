@@ -59,6 +59,8 @@ export interface EmulatorOptions extends Partial<Faults> {
   etagSettleMs?: number
   /** Tombstones kept per drive before older delta tokens go stale. */
   maxTombstones?: number
+  /** Host name of download/upload/monitor URLs (same server); default localhost. */
+  contentHost?: string
   logger?: Logger
 }
 
@@ -140,6 +142,7 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
   const base = () => `https://127.0.0.1:${port}`
   const store = new Store({ dir: stateDir, baseUrl: base, etagSettleMs: opts.etagSettleMs, maxTombstones: opts.maxTombstones })
   const env = new Env(store, base, faults)
+  if (opts.contentHost) env.contentHost = opts.contentHost
   const identity = new IdentityPlatform({
     baseUrl: base, accessTokenTtlSec: opts.accessTokenTtlSec, deviceCodeIntervalSec: opts.deviceCodeIntervalSec, autoConsent: opts.autoConsent,
   })

@@ -284,7 +284,7 @@ t.test('copy with a monitor URL (checklist 13)', async (t) => {
   const r = await g('POST', `/me/drive/items/${folder.id}/copy`, { parentReference: { driveId, id: root.id }, name: 'CopyDst' }, { prefer: 'respond-async' })
   t.equal(r.status, 202)
   const loc = r.headers.get('location')!
-  t.match(loc, /^https:\/\/127\.0\.0\.1:\d+\/_monitor\//)
+  t.match(loc, /^https:\/\/localhost:\d+\/_monitor\//)
   let status: any
   for (let i = 0; i < 50; i++) {
     const m = await emu.fetch(loc) // no Authorization

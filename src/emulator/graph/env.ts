@@ -58,7 +58,20 @@ export class Env {
   readonly jobs = new Map<string, CopyJob>()
   readonly #key = randomBytes(32)
 
+  /**
+   * Download, upload and monitor URLs live on another host name (localhost, same
+   * server) like the service's separate content hosts, so clients that attach the
+   * Graph bearer by host (the Graph SDK's customHosts) do not send it there.
+   */
+  contentHost = 'localhost'
+
   constructor(readonly store: Store, readonly baseUrl: () => string, readonly opts: EnvOptions) {}
+
+  get contentBase(): string {
+    const u = new URL(this.baseUrl())
+    u.hostname = this.contentHost
+    return u.origin
+  }
 
   get graphBase(): string {
     return `${this.baseUrl()}/v1.0`
@@ -91,10 +104,10 @@ export class Env {
   downloadUrl(itemId: string, blobPath: string): string {
     const exp = this.store.now() + this.opts.downloadUrlTtlSec * 1000
     const blob = blobPath.slice(blobPath.lastIndexOf('/') + 1)
-    return `${this.baseUrl()}/_download/${encodeURIComponent(itemId)}?tempauth=${this.makeToken({ i: itemId, b: blob, e: exp })}`
+    return `${this.contentBase}/_download/${encodeURIComponent(itemId)}?tempauth=${this.makeToken({ i: itemId, b: blob, e: exp })}`
   }
 
   uploadUrl(s: UploadSession): string {
-    return `${this.baseUrl()}/_upload/${s.id}?tempauth=${this.makeToken({ s: s.id })}`
+    return `${this.contentBase}/_upload/${s.id}?tempauth=${this.makeToken({ s: s.id })}`
   }
 }

@@ -515,7 +515,7 @@ function copyItem(env: Env, ctx: Ctx, item: Item): Promise<Resp> {
         Object.assign(j, { status: 'failed', percentageComplete: 0, error: { code: e instanceof EmuError ? e.code : 'generalException', message: (e as Error).message } })
       }
     })
-    return empty(202, { Location: `${env.baseUrl()}/_monitor/${job.id}` })
+    return empty(202, { Location: `${env.contentBase}/_monitor/${job.id}` })
   })()
 }
 
