@@ -11,6 +11,8 @@
  */
 export class QuickXorHash {
   #lanes = new Uint8Array(160)
+  /** The same 160 bytes as 40 words: XOR is bytewise, so word XOR is the same thing, 4× fewer steps. */
+  #words = new Uint32Array(this.#lanes.buffer)
   #length = 0
 
   update(chunk: Uint8Array): this {
@@ -24,7 +26,16 @@ export class QuickXorHash {
       i++
       lane = lane === 159 ? 0 : lane + 1
     }
-    const full = i + Math.floor((n - i) / 160) * 160
+    const rounds = Math.floor((n - i) / 160)
+    const full = i + rounds * 160
+    if (rounds > 0 && (chunk.byteOffset + i) % 4 === 0) {
+      const w = this.#words
+      const src = new Uint32Array(chunk.buffer, chunk.byteOffset + i, rounds * 40)
+      for (let k = 0; k < src.length; k += 40) {
+        for (let j = 0; j < 40; j++) w[j]! ^= src[k + j]!
+      }
+      i = full
+    }
     for (; i < full; i += 160) {
       for (let j = 0; j < 160; j++) lanes[j]! ^= chunk[i + j]!
     }

@@ -27,3 +27,17 @@ t.test('incremental hashing equals one-shot at every split, and clone is indepen
   }
   t.not(quickXorHash(data.subarray(0, 999)), whole)
 })
+
+t.test('word-aligned and unaligned chunks hash the same', async (t) => {
+  const backing = Buffer.alloc(5000 + 3)
+  for (let i = 0; i < backing.length; i++) backing[i] = (i * 131 + 17) & 0xff
+  const ref = new QuickXorHash()
+  for (let i = 0; i < 5000; i++) ref.update(backing.subarray(1 + i, 2 + i))
+  for (const start of [0, 1, 2, 3]) {
+    const view = new Uint8Array(backing.buffer, backing.byteOffset + start, 5000)
+    const want = new QuickXorHash()
+    for (let i = 0; i < 5000; i++) want.update(view.subarray(i, i + 1))
+    t.equal(new QuickXorHash().update(view).digest(), want.digest(), `offset ${start}`)
+  }
+  t.ok(ref.digest())
+})
