@@ -144,7 +144,9 @@ export function toAuthError(e: unknown, config: Pick<GatewayConfig, 'clientId' |
   }
   const { error, codes, description } = info
   const has = (set: Set<number>) => codes.some((c) => set.has(c))
-  if (error === 'network_error' || error === 'request_timeout' || (e as Error)?.name === 'AbortError') {
+  // endpoints_resolution_error: msal could not fetch the authority's metadata,
+  // which in practice means the login host is unreachable (or not trusted).
+  if (error === 'network_error' || error === 'request_timeout' || error === 'endpoints_resolution_error' || (e as Error)?.name === 'AbortError') {
     const cause = (e as { cause?: unknown }).cause
     return new AuthError('AUTH_NETWORK', `${during} failed: cannot reach the identity platform (${brief(description)})`, { cause: cause ?? e, level: 'warn' })
   }

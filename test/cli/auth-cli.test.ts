@@ -3,7 +3,8 @@
 // headless fallback to the file store, and a scan of all output for secrets.
 // Run with: bash scripts/test.sh test/cli/auth-cli.test.ts (keychain cases need the test keyring).
 import t from 'tap'
-import { spawn, execFileSync } from 'node:child_process'
+import { ensureBuilt } from '../support/build.js'
+import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { mkdtemp, rm, stat, readFile, readdir } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -40,11 +41,7 @@ function odfs(args: string[], env: NodeJS.ProcessEnv, opts: { stdin?: string; on
 
 let emu: AuthEmulator
 t.before(async () => {
-  // bin/odfs loads dist/: build it (type errors elsewhere in the tree do not stop emission)
-  try {
-    execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: root, stdio: 'ignore' })
-  } catch { /* emitted anyway; checked below */ }
-  if (!existsSync(join(root, 'dist/cli/commands/login.js'))) throw new Error('build produced no dist/cli')
+  await ensureBuilt() // bin/odfs loads dist/
   emu = await startAuthEmulator()
 })
 t.teardown(async () => {

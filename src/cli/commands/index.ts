@@ -14,3 +14,5 @@ import { putCommand } from './put.js'
 import { getCommand } from './get.js'
 import { hashCommand } from './hash.js'
 commands.push(lsCommand, putCommand, getCommand, hashCommand)
+import { demoCommand } from './demo.js'
+commands.push(demoCommand)

@@ -1,0 +1,119 @@
+/**
+ * `odfs demo` (what `npm run demo` runs): the embedded default. It starts the
+ * bundled emulator with demo data, writes a gateway policy pointing at it (the
+ * same `login_endpoint` / `graph_endpoint` / `ca_file` keys a real deployment
+ * uses for a national cloud or a private CA: no code path of its own), signs the
+ * demo account in by device code (the emulator approves at once), lists
+ * `My files` and prints what to run next. It keeps the emulator up until Ctrl-C
+ * (or exits at once with --once, for tests and scripts).
+ *
+ * Everything lives under --state (default $XDG_STATE_HOME/odfs/demo), so the
+ * demo never touches a real gateway's configuration.
+ */
+import type { CommandModule } from 'yargs'
+import { chmod, mkdir, writeFile } from 'node:fs/promises'
+import { homedir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { createLogger } from '../../common/index.js'
+import { startEmulator } from '../../emulator/index.js'
+import { loginWithDeviceCode, removeOtherAccounts } from '../../auth/index.js'
+import { openGateway, type SessionArgv } from '../session.js'
+import { withDrive } from './ls.js'
+
+interface DemoArgv {
+  state?: string
+  port: number
+  account: string
+  once: boolean
+  'token-store': string
+}
+
+/** The demo signs in with the emulator's public (no secret) multitenant-and-personal app. */
+const DEMO_APP_ACCOUNT_TYPES = 'multitenant-and-personal'
+
+export const demoCommand: CommandModule<object, DemoArgv> = {
+  command: 'demo',
+  describe: 'Start the bundled emulator with demo data, sign in to it and show how to use odfs against it',
+  builder: (y) =>
+    y.options({
+      state: { type: 'string', describe: 'Demo state directory (default $XDG_STATE_HOME/odfs/demo)' },
+      port: { type: 'number', default: 0, describe: 'Emulator port (0 = any free port)' },
+      account: { type: 'string', default: 'user1', describe: 'Demo account to sign in (user1, user2, personal1, ...)' },
+      once: { type: 'boolean', default: false, describe: 'Set up, list, print, then stop the emulator and exit' },
+      'token-store': { type: 'string', choices: ['auto', 'keychain', 'file'], default: 'file', describe: 'Where the demo keeps its tokens' },
+    }) as never,
+  handler: async (argv) => {
+    const out = (s = '') => process.stdout.write(s + '\n')
+    const stateRoot = resolve(argv.state ?? join(process.env.XDG_STATE_HOME || join(homedir(), '.local', 'state'), 'odfs', 'demo'))
+    await mkdir(stateRoot, { recursive: true, mode: 0o700 })
+    const log = createLogger({ name: 'odfs-demo', level: process.env.ODFS_LOG_LEVEL ?? 'warn' })
+
+    const emu = await startEmulator({
+      port: argv.port, state: join(stateRoot, 'emulator'), seed: 'demo', autoConsent: argv.account,
+      deviceCodeIntervalSec: 1, logger: log,
+    })
+    try {
+      const app = emu.info.apps.find((a) => !a.secret && a.account_types === DEMO_APP_ACCOUNT_TYPES)
+      if (!app) throw new Error('the emulator has no public multitenant-and-personal app registration')
+      const configFile = join(stateRoot, 'gateway.json')
+      const policy = {
+        DATA_TYPE: 'onedrive_storage_policies#1.0.0',
+        client_id: app.client_id,
+        account_types: DEMO_APP_ACCOUNT_TYPES,
+        user_api_rate_limit: 20,
+        shared_libraries: true,
+        login_endpoint: emu.info.authority,
+        graph_endpoint: emu.info.graph,
+        ca_file: emu.info.ca,
+      }
+      await writeFile(configFile, JSON.stringify(policy, null, 2) + '\n', { mode: 0o600 })
+      await chmod(configFile, 0o600)
+
+      const env = { ...process.env, XDG_STATE_HOME: join(stateRoot, 'xdg-state') }
+      const sessionArgv: SessionArgv = { config: configFile, 'token-store': argv['token-store'] }
+      // Tokens of the demo go under the demo's own state dir.
+      process.env.XDG_STATE_HOME = env.XDG_STATE_HOME
+      const g = await openGateway(sessionArgv, { log, env })
+      try {
+        const result = await loginWithDeviceCode({
+          app: g.app, config: g.config, dispatcher: g.dispatcher, log,
+          onPrompt: (p) => out(`Signing in by device code: ${p.verificationUri} code ${p.userCode} (the emulator approves it as ${argv.account})`),
+        })
+        await removeOtherAccounts(g.app, result.account!.homeAccountId)
+        out(`Signed in as ${result.account!.username}; tokens in ${g.store.location}`)
+      } finally {
+        await g.dispatcher.close()
+      }
+
+      const listing = await withDrive(sessionArgv, async ({ tree }) => tree.list('My files'))
+      out('')
+      out('My files:')
+      for (const e of listing) out(`  ${e.folder ? 'd' : '-'} ${e.folder ? '' : String(e.size ?? 0).padStart(10) + ' '}${e.name}${e.folder ? '/' : ''}`)
+
+      const odfs = `XDG_STATE_HOME=${env.XDG_STATE_HOME} node ${resolve(process.argv[1] ?? 'bin/odfs')}`
+      const opts = `--config ${configFile} --token-store ${argv['token-store']}`
+      out('')
+      out(`The emulator: graph ${emu.info.graph}, authority ${emu.info.authority}, CA ${emu.info.ca}`)
+      out('Try, in another terminal (the same gateway config and tokens):')
+      out(`  ${odfs} ls ${opts} "My files/Documents"`)
+      out(`  ${odfs} ls ${opts} "Shared with me"`)
+      out(`  ${odfs} put ${opts} /etc/hostname "My files/hostname.txt"`)
+      out(`  ${odfs} get ${opts} "My files/README.txt" /tmp/README.txt`)
+      out(`  ${odfs} hash ${opts} "My files/README.txt"`)
+      out(`  ${odfs} status ${opts}`)
+      out('By hand with curl (device code, then a listing):')
+      out(`  curl --cacert ${emu.info.ca} -d client_id=${app.client_id} --data-urlencode 'scope=Files.ReadWrite.All offline_access' ${emu.info.authority}/common/oauth2/v2.0/devicecode`)
+      out(`  curl --cacert ${emu.info.ca} -d grant_type=urn:ietf:params:oauth:grant-type:device_code -d client_id=${app.client_id} -d device_code=DEVICE_CODE ${emu.info.authority}/common/oauth2/v2.0/token`)
+      out(`  curl --cacert ${emu.info.ca} -H "Authorization: Bearer ACCESS_TOKEN" '${emu.info.graph}/me/drive/root/children?$top=5'`)
+      if (argv.once) return
+      out('')
+      out('The emulator keeps running; Ctrl-C stops it.')
+      await new Promise<void>((res) => {
+        process.once('SIGINT', () => res())
+        process.once('SIGTERM', () => res())
+      })
+    } finally {
+      await emu.close()
+    }
+  },
+}
