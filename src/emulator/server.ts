@@ -30,6 +30,10 @@ export interface Faults {
   bandwidth: number
   /** Fraction of Graph requests answered 503 with Retry-After. */
   failRate: number
+  /** Fraction of Graph requests answered 500/502/504 generalException (no Retry-After). */
+  serverErrorRate: number
+  /** Fraction of fresh upload sessions whose first fragment gets a transient 404 (eventual consistency, §4.2). */
+  freshSessionNotFoundRate: number
   /** Fraction of content transfers (downloads, fragment and simple uploads) cut mid-body. */
   resetRate: number
   /** Graph requests per second per user; past it 429 activityLimitReached. 0 = unlimited. */
@@ -43,7 +47,7 @@ export interface Faults {
 }
 
 export const DEFAULT_FAULTS: Faults = {
-  latencyMs: 0, bandwidth: 0, failRate: 0, resetRate: 0, rateLimit: 100, sharedWithMeRetired: false, corruptHashes: false,
+  latencyMs: 0, bandwidth: 0, failRate: 0, serverErrorRate: 0, freshSessionNotFoundRate: 0, resetRate: 0, rateLimit: 100, sharedWithMeRetired: false, corruptHashes: false,
   uploadSessionTtlSec: 900, downloadUrlTtlSec: 3600,
 }
 
@@ -284,6 +288,10 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
     }
     if (faults.failRate > 0 && Math.random() < faults.failRate) {
       throw new EmuError(503, 'serviceNotAvailable', 'The service is temporarily unavailable. Please retry later.', undefined, { 'Retry-After': '1' })
+    }
+    if (faults.serverErrorRate > 0 && Math.random() < faults.serverErrorRate) {
+      const status = [500, 502, 504][Math.floor(Math.random() * 3)]!
+      throw new EmuError(status, 'generalException', 'An unspecified error occurred.')
     }
     return routeGraph(env, ctx)
   }

@@ -82,6 +82,24 @@ t.test('failRate: 503 serviceNotAvailable with Retry-After', async (t) => {
   t.ok(emu.stats.unavailable503 >= 1)
 })
 
+t.test('serverErrorRate and freshSessionNotFoundRate', async (t) => {
+  emu.setFaults({ serverErrorRate: 1 })
+  const r = await g('GET', '/me/drive')
+  emu.setFaults({ serverErrorRate: 0 })
+  t.ok([500, 502, 504].includes(r.status), `got ${r.status}`)
+  t.equal(r.body.error.code, 'generalException')
+  emu.setFaults({ freshSessionNotFoundRate: 1 })
+  t.teardown(() => emu.setFaults({ freshSessionNotFoundRate: 0 }))
+  const s = await g('POST', '/me/drive/root:/flaky.bin:/createUploadSession', {})
+  const put = () => emu.fetch(s.body.uploadUrl, { method: 'PUT', headers: { 'content-range': 'bytes 0-2/3' }, body: Buffer.from('abc') })
+  const first = await put()
+  t.equal(first.status, 404, 'fresh session: transient 404')
+  await first.arrayBuffer()
+  const second = await put()
+  t.equal(second.status, 201, 'the retry succeeds')
+  await second.arrayBuffer()
+})
+
 t.test('resetRate cuts downloads and uploads mid-body', async (t) => {
   const up = (await g('PUT', '/me/drive/root:/reset.bin:/content', Buffer.alloc(2_000_000, 7))).body
   const loc = (await g('GET', `/me/drive/items/${up.id}/content`)).headers.get('location')!

@@ -296,6 +296,11 @@ export async function upload(env: Env, method: string, url: URL, headers: Incomi
     return commitSession(env, s)
   }
   if (method !== 'PUT') throw new EmuError(405, 'methodNotAllowed', 'Use PUT to upload fragments.')
+  if (s.received === 0 && !s.flaked && env.opts.freshSessionNotFoundRate > 0 && Math.random() < env.opts.freshSessionNotFoundRate) {
+    // eventual consistency: a brand-new session is not visible yet (rclone retries once)
+    s.flaked = true
+    throw new EmuError(404, 'itemNotFound', 'The upload session was not found.', 'uploadSessionNotFound', { Connection: 'close' })
+  }
   const closeOnError = { Connection: 'close' }
   const cr = typeof headers['content-range'] === 'string' ? headers['content-range'].trim() : ''
   const m = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(cr)

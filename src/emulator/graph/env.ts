@@ -24,6 +24,8 @@ export interface UploadSession {
   by: IdentitySet
   user: Account
   busy: boolean
+  /** The transient 404 of a fresh session was already served. */
+  flaked?: boolean
 }
 
 export interface CopyJob {
@@ -35,6 +37,7 @@ export interface CopyJob {
 }
 
 export interface EnvOptions {
+  freshSessionNotFoundRate: number
   uploadSessionTtlSec: number
   downloadUrlTtlSec: number
   sharedWithMeRetired: boolean

@@ -496,7 +496,8 @@ function copyItem(env: Env, ctx: Ctx, item: Item): Promise<Resp> {
     if (!parent) throw invalidRequest('The root cannot be copied.')
     store.require(ctx.user, parent, 'write')
     const name = typeof body.name === 'string' ? body.name : item.name
-    const conflict = conflictOf(ctx, body, 'fail')
+    // Personal ignores conflictBehavior on copy (§5): always fail on a clash.
+    const conflict = store.driveOfItem(item).kind === 'personal' ? 'fail' : conflictOf(ctx, body, 'fail')
     store.validateName(parent, name, item.kind === 'folder')
     const clash = store.childByName(parent, name)
     if (clash && conflict === 'fail') throw new EmuError(409, 'nameAlreadyExists', `The specified item name "${name}" already exists in this folder.`)
