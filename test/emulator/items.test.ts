@@ -336,3 +336,13 @@ t.test('unknown routes and methods', async (t) => {
   t.equal((await g('GET', '/nothing/here')).status, 400)
   t.equal((await g('POST', '/me/drive/root')).status, 405)
 })
+
+t.test('special folders: approot is created on first use', async (t) => {
+  const a = await g('GET', '/me/drive/special/approot')
+  t.equal(a.status, 200)
+  t.equal(a.body.name, 'odfs')
+  const up = await g('PUT', '/me/drive/special/approot:/state.json:/content', Buffer.from('{}'))
+  t.equal(up.status, 201)
+  t.equal(up.body.parentReference.id, a.body.id)
+  t.equal((await g('GET', '/me/drive/special/nonsense')).status, 404)
+})
