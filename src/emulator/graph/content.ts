@@ -163,8 +163,7 @@ export async function putContent(env: Env, ctx: Ctx, t: Target): Promise<Resp> {
   if (len !== undefined && len > MAX_SIMPLE_UPLOAD) {
     throw new EmuError(413, 'maxFileSizeExceeded', 'Simple uploads are limited to 250 MB; use an upload session.', undefined, { Connection: 'close' })
   }
-  const q = store.quota(store.driveOfItem(parent))
-  if (len !== undefined && len - (existing?.size ?? 0) > q.remaining) {
+  if (len !== undefined && len - (existing?.size ?? 0) > store.remaining(store.driveOfItem(parent))) {
     throw new EmuError(507, 'quotaLimitReached', 'Insufficient Space Available', undefined, { Connection: 'close' })
   }
   const blob = await streamToBlob(env, ctx.req, len, MAX_SIMPLE_UPLOAD)
@@ -198,7 +197,7 @@ export async function createUploadSession(env: Env, ctx: Ctx, t: Target): Promis
   if (!existing) store.validateName(parent, name, false)
   const fileSize = spec.fileSize
   if (fileSize !== undefined && (typeof fileSize !== 'number' || fileSize < 0)) throw invalidRequest('Invalid fileSize.')
-  if (typeof fileSize === 'number' && fileSize - (existing?.size ?? 0) > store.quota(store.driveOfItem(parent)).remaining) {
+  if (typeof fileSize === 'number' && fileSize - (existing?.size ?? 0) > store.remaining(store.driveOfItem(parent))) {
     throw new EmuError(507, 'quotaLimitReached', 'Insufficient Space Available')
   }
   let fs: UploadSession['fs']

@@ -266,6 +266,12 @@ export class Store {
     return q
   }
 
+  /** Bytes left in the drive (recycle bin included in use). */
+  remaining(drive: Drive): number {
+    const used = this.root(drive).size + drive.recycle.reduce((s, e) => s + e.bytes, 0)
+    return Math.max(0, drive.quotaTotal - used)
+  }
+
   setQuota(handleOrDriveId: string, total: number): void {
     const d = this.getDrive(handleOrDriveId) ?? this.driveOf(handleOrDriveId)
     d.quotaTotal = total
@@ -442,8 +448,7 @@ export class Store {
       if (!target) this.validateName(parent, name, false)
     }
     const oldSize = target?.size ?? 0
-    const q = this.quota(drive)
-    if (blob.size - oldSize > q.remaining) {
+    if (blob.size - oldSize > this.remaining(drive)) {
       throw new EmuError(507, 'quotaLimitReached', 'Insufficient Space Available')
     }
     let created = false
