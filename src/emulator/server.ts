@@ -42,12 +42,14 @@ export interface Faults {
   sharedWithMeRetired: boolean
   /** Report wrong quickXorHash values (test fault). */
   corruptHashes: boolean
+  /** Personal remoteItem drive ids upper-cased and without their leading zero (§7.4 quirk). */
+  driveIdQuirks: boolean
   uploadSessionTtlSec: number
   downloadUrlTtlSec: number
 }
 
 export const DEFAULT_FAULTS: Faults = {
-  latencyMs: 0, bandwidth: 0, failRate: 0, serverErrorRate: 0, freshSessionNotFoundRate: 0, resetRate: 0, rateLimit: 100, sharedWithMeRetired: false, corruptHashes: false,
+  latencyMs: 0, bandwidth: 0, failRate: 0, serverErrorRate: 0, freshSessionNotFoundRate: 0, resetRate: 0, rateLimit: 100, sharedWithMeRetired: false, corruptHashes: false, driveIdQuirks: false,
   uploadSessionTtlSec: 900, downloadUrlTtlSec: 3600,
 }
 

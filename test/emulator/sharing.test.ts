@@ -88,6 +88,17 @@ t.test('personal shortcut ("Add to OneDrive") needs Prefer on /children', async 
   t.equal(sw.body.value[0].remoteItem.name, 'Holiday Photos')
 })
 
+t.test('driveIdQuirks: 15-char upper-case Personal remote drive ids still resolve', async (t) => {
+  emu.setFaults({ driveIdQuirks: true })
+  t.teardown(() => emu.setFaults({ driveIdQuirks: false }))
+  const r = await p1('GET', '/me/drive/root/children', undefined, { prefer: 'Include-Feature=AddToOneDrive' })
+  const sc = r.body.value.find((i: any) => i.remoteItem)
+  const quirky = sc.remoteItem.parentReference.driveId
+  t.match(quirky, /^[0-9A-F]{15}$/, 'leading zero dropped, upper case')
+  t.equal(emu.store.driveOf('personal2').id, '0' + quirky.toLowerCase())
+  t.equal((await p1('GET', `/drives/${quirky}/items/${sc.remoteItem.id}/children`)).status, 200)
+})
+
 t.test('createLink and /shares with redeemSharingLink', async (t) => {
   await emu.store.writeFile('user2', 'Private/secret.txt', 'secret')
   const f = (await u2('GET', '/me/drive/root:/Private')).body

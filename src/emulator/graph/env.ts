@@ -37,6 +37,7 @@ export interface CopyJob {
 }
 
 export interface EnvOptions {
+  driveIdQuirks: boolean
   freshSessionNotFoundRate: number
   uploadSessionTtlSec: number
   downloadUrlTtlSec: number

@@ -70,7 +70,8 @@ export function remoteItem(env: Env, target: Item): Record<string, unknown> {
     createdDateTime: target.createdDateTime, lastModifiedDateTime: target.lastModifiedDateTime,
     createdBy: target.createdBy, lastModifiedBy: target.lastModifiedBy,
     fileSystemInfo: { createdDateTime: target.fsCreated, lastModifiedDateTime: target.fsModified },
-    parentReference: { driveId: drive.id, driveType: drive.kind, ...(target.parentId ? { id: target.parentId } : {}) },
+    // driveIdQuirks: Personal remote drive ids upper-cased and without a leading zero (§7.4)
+    parentReference: { driveId: env.opts.driveIdQuirks && drive.kind === 'personal' ? drive.id.replace(/^0/, '').toUpperCase() : drive.id, driveType: drive.kind, ...(target.parentId ? { id: target.parentId } : {}) },
     shared: { owner: drive.owner ? identityOf(drive.owner) : undefined },
   }
   facets(env, target, r)

@@ -205,7 +205,9 @@ export class Store {
     const existing = [...this.drives.values()].find((d) => d.owner?.oid === account.oid && !d.siteId)
     if (existing) return existing
     if (account.kind === 'personal') {
-      const id = stable(`drive:${account.oid}`, 8).toString('hex')
+      let id = stable(`drive:${account.oid}`, 8).toString('hex')
+      // personal2's drive id starts with 0 so clients meet the dropped-leading-zero quirk (§7.4)
+      if (account.handle === 'personal2') id = '0' + id.slice(1)
       return this.#newDrive(id, 'personal', 'OneDrive', account.tenantId, `https://onedrive.live.com/?cid=${id}`, '', 5 * 1024 ** 3, account)
     }
     const id = 'b!' + stable(`drive:${account.oid}`, 48).toString('base64url')
@@ -237,7 +239,8 @@ export class Store {
   }
 
   getDrive(id: string): Drive | undefined {
-    return this.drives.get(id) ?? this.drives.get(id.toLowerCase())
+    const lower = id.toLowerCase()
+    return this.drives.get(id) ?? this.drives.get(lower) ?? (/^[0-9a-f]{15}$/.test(lower) ? this.drives.get('0' + lower) : undefined)
   }
 
   /** The drive of an account handle (admin helper). */
