@@ -295,7 +295,18 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
       const status = [500, 502, 504][Math.floor(Math.random() * 3)]!
       throw new EmuError(status, 'generalException', 'An unspecified error occurred.')
     }
-    return routeGraph(env, ctx)
+    const resp = await routeGraph(env, ctx)
+    // Near 80 % of the budget the service starts sending RateLimit-* headers (§9).
+    const st = throttle.get(ctx.user.oid)
+    if (faults.rateLimit && st && st.count >= 0.8 * faults.rateLimit) {
+      resp.headers = {
+        ...(resp.headers ?? {}),
+        'RateLimit-Limit': String(faults.rateLimit),
+        'RateLimit-Remaining': String(Math.max(0, faults.rateLimit - st.count)),
+        'RateLimit-Reset': String(Math.max(1, Math.ceil((st.windowStart + 1000 - Date.now()) / 1000))),
+      }
+    }
+    return resp
   }
 
   async function batch(user: Account, req: http.IncomingMessage, url: URL, requestId: string): Promise<Resp> {

@@ -56,6 +56,7 @@ t.test('per-user throttling: 429 activityLimitReached with integer Retry-After, 
   const results = await Promise.all(Array.from({ length: 30 }, () => g('GET', '/me')))
   const throttled = results.filter((r) => r.status === 429)
   t.ok(throttled.length >= 1, `${throttled.length} of 30 throttled`)
+  t.ok(results.some((x) => x.status === 200 && x.headers.get('ratelimit-limit') === '5' && /^\d+$/.test(x.headers.get('ratelimit-remaining') ?? '')), 'RateLimit-* headers near the budget')
   const r = throttled[0]!
   t.equal(r.body.error.code, 'activityLimitReached')
   t.equal(r.body.error.innerError.code, 'throttledRequest')
