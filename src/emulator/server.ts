@@ -44,12 +44,14 @@ export interface Faults {
   corruptHashes: boolean
   /** Personal remoteItem drive ids upper-cased and without their leading zero (§7.4 quirk). */
   driveIdQuirks: boolean
+  /** Hashes of a new upload are missing for this long (ms), as the service sometimes does. */
+  hashDelayMs: number
   uploadSessionTtlSec: number
   downloadUrlTtlSec: number
 }
 
 export const DEFAULT_FAULTS: Faults = {
-  latencyMs: 0, bandwidth: 0, failRate: 0, serverErrorRate: 0, freshSessionNotFoundRate: 0, resetRate: 0, rateLimit: 100, sharedWithMeRetired: false, corruptHashes: false, driveIdQuirks: false,
+  latencyMs: 0, bandwidth: 0, failRate: 0, serverErrorRate: 0, freshSessionNotFoundRate: 0, resetRate: 0, rateLimit: 100, sharedWithMeRetired: false, corruptHashes: false, driveIdQuirks: false, hashDelayMs: 0,
   uploadSessionTtlSec: 900, downloadUrlTtlSec: 3600,
 }
 
@@ -146,7 +148,7 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
   }
   let port = 0
   const base = () => `https://127.0.0.1:${port}`
-  const store = new Store({ dir: stateDir, baseUrl: base, etagSettleMs: opts.etagSettleMs, maxTombstones: opts.maxTombstones })
+  const store = new Store({ dir: stateDir, baseUrl: base, etagSettleMs: opts.etagSettleMs, maxTombstones: opts.maxTombstones, hashDelayMs: () => faults.hashDelayMs })
   const env = new Env(store, base, faults)
   if (opts.contentHost) env.contentHost = opts.contentHost
   const identity = new IdentityPlatform({

@@ -144,6 +144,17 @@ t.test('corruptHashes reports a wrong quickXorHash', async (t) => {
   t.equal(Buffer.from(bad, 'base64').length, 20)
 })
 
+t.test('hashDelayMs: hashes appear some time after an upload', async (t) => {
+  emu.setFaults({ hashDelayMs: 60_000 })
+  const up = await g('PUT', '/me/drive/root:/later-hash.bin:/content', Buffer.from('abc'))
+  emu.setFaults({ hashDelayMs: 0 })
+  t.equal(up.status, 201)
+  t.same(Object.keys(up.body.file), ['mimeType'], 'no hashes yet')
+  const item = emu.store.get(up.body.id)!
+  item.hashReadyAt = Date.now() - 1 // time passes
+  t.equal((await g('GET', `/me/drive/items/${up.body.id}`)).body.file.hashes.quickXorHash, 'YRDDGAAAAAAAAAAAAwAAAAAAAAA=')
+})
+
 t.test('$batch: per-request status, dependsOn 424, limit 20', async (t) => {
   const r = await g('POST', '/$batch', {
     requests: [

@@ -52,7 +52,8 @@ function facets(env: Env, item: Item, out: Record<string, unknown>): void {
   } else if (item.kind === 'file') {
     let q = item.blob?.quickXorHash ?? 'AAAAAAAAAAAAAAAAAAAAAAAAAAA='
     if (env.opts.corruptHashes) q = Buffer.from(Buffer.from(q, 'base64').map((b) => b ^ 0x5a)).toString('base64')
-    out.file = { mimeType: item.mimeType ?? 'application/octet-stream', hashes: { quickXorHash: q } }
+    const ready = item.hashReadyAt === undefined || item.hashReadyAt <= store.now()
+    out.file = ready ? { mimeType: item.mimeType ?? 'application/octet-stream', hashes: { quickXorHash: q } } : { mimeType: item.mimeType ?? 'application/octet-stream' }
   }
   if (!item.parentId) out.root = {}
   if (item.kind === 'shortcut' && item.remote) {

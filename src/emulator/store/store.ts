@@ -75,6 +75,8 @@ export interface Item {
   seq: number
   /** Shortcut ("Add to OneDrive"): the item it points at. */
   remote?: { driveId: string; itemId: string }
+  /** Hashes are reported only from this time on (fault hashDelayMs, §1.3). */
+  hashReadyAt?: number
 }
 
 export interface Tombstone {
@@ -120,6 +122,8 @@ export interface StoreOptions {
   maxTombstones?: number
   /** Delay after an upload before the item's eTag changes on its own (§4.3); 0 disables. */
   etagSettleMs?: number
+  /** Delay after an upload before its hashes are reported (§1.3); 0 = at once. */
+  hashDelayMs?: () => number
 }
 
 const BASE32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567'
@@ -468,6 +472,8 @@ export class Store {
       if (args.fs?.createdDateTime) target.fsCreated = args.fs.createdDateTime
     }
     target.blob = blob
+    const delay = this.opts.hashDelayMs?.() ?? 0
+    target.hashReadyAt = delay > 0 ? this.now() + delay : undefined
     target.mimeType = mimeTypeOf(target.name)
     target.size = blob.size
     this.#addSize(this.parentOf(target), blob.size - oldSize)
