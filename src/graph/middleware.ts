@@ -336,6 +336,9 @@ export class FetchHandler implements Middleware {
     }
     const nullBody = r.statusCode === 204 || r.statusCode === 205 || r.statusCode === 304 || r.statusCode < 200
     const body = r.body as unknown as Readable
+    // Cancelling (destroy) makes undici emit 'error'; without a listener that would crash
+    // the process. Readers still see errors through their own iterator/listeners.
+    body.on('error', () => {})
     if (nullBody) body.resume()
     const res = new Response(nullBody ? null : lazyWebStream(body), { status: r.statusCode, headers })
     if (!nullBody) Object.defineProperty(res, NODE_BODY, { value: body })
