@@ -346,3 +346,26 @@ t.test('special folders: approot is created on first use', async (t) => {
   t.equal(up.body.parentReference.id, a.body.id)
   t.equal((await g('GET', '/me/drive/special/nonsense')).status, 404)
 })
+
+t.test('other addressing: /users/{upn}/drive, legacy children/{name}, $orderby', async (t) => {
+  const u = await g('GET', '/users/user1@contoso.onmicrosoft.com/drive/root:/Docs')
+  t.equal(u.status, 200)
+  t.equal((await g('GET', '/users/user2@contoso.onmicrosoft.com/drive')).status, 403, 'not someone else\'s')
+  const docs = u.body
+  const legacy = await g('GET', `/me/drive/items/${docs.id}/children/README.TXT`)
+  t.equal(legacy.status, 200)
+  t.equal(legacy.body.name, 'readme.txt')
+  const desc = await g('GET', `/me/drive/items/${docs.id}/children?$orderby=name desc`)
+  t.same(desc.body.value.map((i: any) => i.name), ['Sub Folder', 'readme.txt'])
+  t.equal((await g('GET', `/me/drive/items/${docs.id}/children?$orderby=size`)).status, 400, 'business orders by name only')
+  const pr = (await gp('POST', '/me/drive/root/children', { name: 'Ord', folder: {} })).body
+  await gp('PUT', `/me/drive/items/${pr.id}:/big.bin:/content`, Buffer.alloc(100))
+  await gp('PUT', `/me/drive/items/${pr.id}:/small.bin:/content`, Buffer.alloc(1))
+  const bySize = await gp('GET', `/me/drive/items/${pr.id}/children?$orderby=size`)
+  t.same(bySize.body.value.map((i: any) => i.name), ['small.bin', 'big.bin'], 'personal orders by size')
+  const item = (await gp('GET', `/me/drive/items/${pr.id}:/big.bin:`)).body
+  t.match(item.id, /^[0-9A-F]{16}![0-9]+$/, 'personal legacy item id')
+  const head = await emu.fetch(item['@microsoft.graph.downloadUrl'], { method: 'HEAD' })
+  t.equal(head.status, 200)
+  t.equal(head.headers.get('content-length'), '100')
+})

@@ -20,6 +20,8 @@ interface EmulatorArgv {
   'access-token-ttl'?: number
   'upload-session-ttl'?: number
   'shared-with-me-retired': boolean
+  'server-error-rate': number
+  'corrupt-hashes': boolean
 }
 
 export const emulatorCommand: CommandModule<object, EmulatorArgv> = {
@@ -38,14 +40,17 @@ export const emulatorCommand: CommandModule<object, EmulatorArgv> = {
       .option('rate-limit', { type: 'number', default: 100, describe: 'Graph requests per second per user before 429 (0 = unlimited)' })
       .option('access-token-ttl', { type: 'number', describe: 'Access token lifetime (s)' })
       .option('upload-session-ttl', { type: 'number', describe: 'Upload session lifetime (s, sliding)' })
-      .option('shared-with-me-retired', { type: 'boolean', default: false, describe: 'sharedWithMe returns nothing, as the retired endpoint does' }) as any,
+      .option('shared-with-me-retired', { type: 'boolean', default: false, describe: 'sharedWithMe returns nothing, as the retired endpoint does' })
+      .option('server-error-rate', { type: 'number', default: 0, describe: 'Fraction of Graph requests answered 500/502/504' })
+      .option('corrupt-hashes', { type: 'boolean', default: false, describe: 'Report wrong quickXorHash values (test fault)' })
+      .epilog('Faults can also be changed while it runs: POST /_emulator/faults with a JSON object (see src/emulator/README.md).') as any,
   handler: async (argv) => {
     const log = createLogger({ name: 'odfs-emulator' })
     const emu = await startEmulator({
       port: argv.port, state: argv.state, seed: argv.seed, autoConsent: argv['auto-consent'],
       latencyMs: argv.latency, bandwidth: argv.bandwidth, failRate: argv['fail-rate'], resetRate: argv['reset-rate'],
       rateLimit: argv['rate-limit'], accessTokenTtlSec: argv['access-token-ttl'], uploadSessionTtlSec: argv['upload-session-ttl'],
-      sharedWithMeRetired: argv['shared-with-me-retired'], logger: log,
+      sharedWithMeRetired: argv['shared-with-me-retired'], serverErrorRate: argv['server-error-rate'], corruptHashes: argv['corrupt-hashes'], logger: log,
     })
     process.stdout.write(JSON.stringify(emu.info) + '\n')
     log.info({ graph: emu.info.graph, state: emu.info.state }, 'emulator listening')
