@@ -169,7 +169,7 @@ export class RetryMiddleware extends Base {
         const ra = parseRetryAfter(res!.headers.get('retry-after'), this.clock.now())
         const wait = ra ?? backoffDelay(throttles, this.opts)
         // The whole user backs off: the shared limiter pauses and slows down.
-        this.limiter.throttled(wait)
+        this.limiter.throttled(wait, status === 429 ? 'throttled' : 'unavailable')
         if (throttles >= this.opts.maxThrottledAttempts) {
           policy.exhausted = true
           ctx.response = res

@@ -12,6 +12,8 @@
  *    the rate restarts at half the ceiling;
  *  - every quiet second the rate climbs back by 25% up to the ceiling; only after a
  *    quiet minute does it probe above it, by 2% a second.
+ * A 503 (the service struggling, not our budget) pauses for its Retry-After and eases
+ * the rate by 20% without touching the ceiling.
  * Because the waiters are not pre-scheduled, a rate cut applies to every request
  * still queued, not only to new ones.
  */
@@ -117,12 +119,18 @@ export class RateLimiter {
    * `retryAfterMs` and lower the rate (at most one cut per second: a burst of 429s
    * answering one burst of requests is one signal).
    */
-  throttled(retryAfterMs: number): void {
+  throttled(retryAfterMs: number, kind: 'throttled' | 'unavailable' = 'throttled'): void {
     const now = this.#clock.now()
     this.#throttleEvents++
     this.#throttledOnce = true
     this.#pausedUntil = Math.max(this.#pausedUntil, now + Math.max(0, retryAfterMs))
-    if (now - this.#lastCut >= 1000) {
+    if (kind === 'unavailable') {
+      // 503: the service is struggling, not counting our budget: pause and ease off a little.
+      if (now - this.#lastCut >= 1000) {
+        this.#rate = Math.max(this.#minRate, this.#rate * 0.8)
+        this.#lastCut = now
+      }
+    } else if (now - this.#lastCut >= 1000) {
       // What the service let through in the last second is the best estimate of its budget.
       const ok = this.#countSince(this.#okTimes, this.#okN, now - 1000)
       const seen = Math.min(this.#rate, ok > 0 ? ok : this.#rate / 2)
@@ -150,13 +158,15 @@ export class RateLimiter {
   }
 
   #maybeRaise(now: number): void {
-    if (this.#ceiling === undefined) return
+    if (this.#rate >= this.#maxRate) return
+    const ceiling = this.#ceiling ?? this.#maxRate
+    if (now - this.#lastRaise > 600_000) this.#lastRaise = now - 600_000 // bound the catch-up loop
     while (now - this.#lastRaise >= 1000) {
       this.#lastRaise += 1000
-      if (this.#rate < this.#ceiling) {
+      if (this.#rate < ceiling) {
         // Quick recovery up to the estimated budget...
-        this.#rate = Math.min(this.#ceiling, this.#rate * 1.25)
-      } else if (this.#lastRaise - this.#lastCut >= 60_000) {
+        this.#rate = Math.min(ceiling, this.#rate * 1.25)
+      } else if (this.#ceiling !== undefined && this.#lastRaise - this.#lastCut >= 60_000) {
         // ...and a slow probe above it only after a quiet minute (budgets change).
         this.#ceiling = Math.min(this.#maxRate, this.#ceiling * 1.02)
         this.#rate = this.#ceiling
