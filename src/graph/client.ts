@@ -38,6 +38,8 @@ export interface GraphDriveClientOptions {
   maxConcurrentTransfers?: number
   retry?: Partial<RetryOptions>
   requestTimeoutMs?: number
+  /** Stop retrying a request whose next wait would end later than this (ms); the mount uses ~12 s. */
+  deadlineMs?: number
   /** Reuse download URLs this long (ms). */
   downloadUrlTtlMs?: number
 }

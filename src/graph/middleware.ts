@@ -35,6 +35,12 @@ export interface RequestPolicy {
   retryServerErrors?: boolean
   /** Per-attempt timeout for receiving the response headers (ms). */
   timeoutMs?: number
+  /**
+   * Give up retrying when the next wait would end later than this many ms after
+   * the first attempt (the mount passes ~12 s: fuse-native times an operation out
+   * at 15 s, toolchain-notes §7). Undefined: only the attempt counts limit retries.
+   */
+  deadlineMs?: number
   signal?: AbortSignal
   /** A short label for logs (route template, never a URL with secrets). */
   label: string
@@ -137,6 +143,8 @@ export class RetryMiddleware extends Base {
     const policy = policyOf(ctx)
     let failures = 0 // network + 5xx
     let throttles = 0
+    const started = this.clock.now()
+    const pastDeadline = (wait: number) => policy.deadlineMs !== undefined && this.clock.now() + wait - started > policy.deadlineMs
     for (;;) {
       policy.attempts++
       this.counters.requests++
@@ -153,11 +161,11 @@ export class RetryMiddleware extends Base {
       if (netErr !== undefined) {
         this.counters.networkErrors++
         failures++
-        if (!policy.idempotent || failures >= this.opts.maxAttempts) {
+        const delay = backoffDelay(failures, this.opts)
+        if (!policy.idempotent || failures >= this.opts.maxAttempts || pastDeadline(delay)) {
           policy.exhausted = policy.idempotent
           throw netErr
         }
-        const delay = backoffDelay(failures, this.opts)
         this.#retrying(policy, 0, undefined, delay, netErr)
         await this.clock.sleep(delay, policy.signal)
         continue
@@ -170,7 +178,7 @@ export class RetryMiddleware extends Base {
         const wait = ra ?? backoffDelay(throttles, this.opts)
         // The whole user backs off: the shared limiter pauses and slows down.
         this.limiter.throttled(wait, status === 429 ? 'throttled' : 'unavailable')
-        if (throttles >= this.opts.maxThrottledAttempts) {
+        if (throttles >= this.opts.maxThrottledAttempts || pastDeadline(wait)) {
           policy.exhausted = true
           ctx.response = res
           return
@@ -181,13 +189,13 @@ export class RetryMiddleware extends Base {
       }
       if ((status === 500 || status === 502 || status === 504 || status === 509) && policy.idempotent && policy.retryServerErrors !== false) {
         failures++
-        if (failures >= this.opts.maxAttempts) {
+        const delay = backoffDelay(failures, this.opts)
+        if (failures >= this.opts.maxAttempts || pastDeadline(delay)) {
           policy.exhausted = true
           ctx.response = res
           return
         }
         await drain(res)
-        const delay = backoffDelay(failures, this.opts)
         this.#retrying(policy, status, res!.headers.get('request-id'), delay)
         await this.clock.sleep(delay, policy.signal)
         continue

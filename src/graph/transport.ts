@@ -28,6 +28,8 @@ export interface TransportOptions {
   retry?: Partial<RetryOptions>
   /** Per-attempt timeout for API calls (ms, default 30 s). */
   requestTimeoutMs?: number
+  /** Default retry deadline per request (ms; see RequestPolicy.deadlineMs). */
+  deadlineMs?: number
   userAgent?: string
 }
 
@@ -43,6 +45,8 @@ export interface SendOptions {
   label?: string
   /** Bulk transfer (upload fragment, download): sent through the dispatcher's request(). */
   raw?: boolean
+  /** Retry deadline for this request (ms). */
+  deadlineMs?: number
 }
 
 export interface SendResult {
@@ -73,6 +77,7 @@ export class GraphTransport {
   readonly #sdk: Client
   readonly #timeoutMs: number
   readonly #userAgent: string
+  readonly #deadlineMs: number | undefined
 
   constructor(opts: TransportOptions) {
     this.baseUrl = opts.baseUrl.replace(/\/+$/, '')
@@ -83,6 +88,7 @@ export class GraphTransport {
     this.limiter = opts.limiter ?? new RateLimiter({ rate: opts.rateLimit ?? 20, clock: this.clock })
     this.#timeoutMs = opts.requestTimeoutMs ?? 30_000
     this.#userAgent = opts.userAgent ?? 'ISV|odfs|odfs/0.1'
+    this.#deadlineMs = opts.deadlineMs
     const retry = new RetryMiddleware(this.limiter, this.clock, this.log, this.counters, { ...DEFAULT_RETRY, ...opts.retry })
     const rate = new RateLimitMiddleware(this.limiter)
     const auth = new AuthMiddleware(opts.tokenProvider, this.counters, this.baseUrl + '/')
@@ -102,6 +108,7 @@ export class GraphTransport {
       timeoutMs: o.timeoutMs,
       signal: o.signal,
       raw: o.raw,
+      deadlineMs: o.deadlineMs ?? this.#deadlineMs,
     })
   }
 

@@ -139,3 +139,13 @@ t.test('no bearer to URLs outside the Graph base; bytes keep their content type'
   t.equal(s.seen[2]!.ct, 'application/octet-stream', 'Buffer PUT through the SDK is not labelled JSON')
   t.equal(s.seen[2]!.body.toString(), 'xyz')
 })
+
+t.test('a retry deadline stops retrying before a long Retry-After', async (t) => {
+  const s = await scripted(t, (_q, res) => json(res, 429, { error: { code: 'activityLimitReached' } }, { 'retry-after': '30' }))
+  const tr = new GraphTransport({ baseUrl: s.base, tokenProvider: tokens().provider, retry: fast, deadlineMs: 12_000 })
+  const e = await fail(tr.json('GET', '/me/drive'))
+  t.equal(e.status, 429)
+  t.equal(e.exhausted, true, 'reported as exhausted at once')
+  t.equal(s.seen.length, 1, 'no retry: waiting 30 s would pass the deadline')
+  t.equal(e.retryAfterMs, 30_000)
+})
