@@ -89,6 +89,17 @@ t.test('changes since a token: latest state, deletes, token=latest, 410', async 
   t.equal((await g('GET', fresh)).status, 410, 'token older than the change log → 410')
 })
 
+t.test('business: token may be an ISO timestamp', async (t) => {
+  const since = new Date().toISOString()
+  await g('PUT', '/me/drive/root:/A/stamped.txt:/content', Buffer.from('s'))
+  const r = await g('GET', `/me/drive/root/delta?token=${encodeURIComponent(since)}`)
+  t.equal(r.status, 200)
+  t.ok(r.body.value.some((i: any) => i.name === 'stamped.txt'))
+  t.notOk(r.body.value.some((i: any) => i.name === 'file-00010.txt'), 'older items not listed')
+  t.match(r.body['@odata.deltaLink'], /token=/)
+  t.equal((await gp('GET', `/me/drive/root/delta?token=${encodeURIComponent(since)}`)).status, 410, 'personal: not a valid token')
+})
+
 t.test('personal: folder delta, deleted names, cTag on folders, shortcut needs Prefer', async (t) => {
   const full = await drain('/me/drive/root/delta', gp)
   t.notOk(full.items.some((i) => i.remoteItem), 'shortcut hidden without Prefer')

@@ -78,11 +78,21 @@ export function deltaRoute(env: Env, ctx: Ctx, drive: Drive, folder: Item, fnTok
     const linkFor = (seq: number) => withParam('token', env.makeToken({ d: drive.id, f: folder.id, s: seq, ep: store.epoch }))
     if (token === 'latest') return json(200, { '@odata.context': `${env.graphBase}/$metadata#Collection(driveItem)`, value: [], '@odata.deltaLink': linkFor(drive.seq) })
     let since: number | undefined
+    /** Business/SPO also accept an ISO timestamp as the token (§6). */
+    let sinceTime: number | undefined
     if (token !== undefined) {
       const t = env.readToken<{ d: string; f: string; s: number; ep: string }>(token)
-      if (!t || t.d !== drive.id || t.f !== folder.id || t.ep !== store.epoch || t.s < drive.minSeq) throw resync(env, drive, folder)
-      since = t.s
+      const ts = drive.kind !== 'personal' && /^\d{4}-\d\d-\d\dT/.test(token) ? Date.parse(token) : NaN
+      if (!t && !Number.isNaN(ts)) {
+        sinceTime = ts
+        since = -1
+      } else {
+        if (!t || t.d !== drive.id || t.f !== folder.id || t.ep !== store.epoch || t.s < drive.minSeq) throw resync(env, drive, folder)
+        since = t.s
+      }
     }
+    const changedItem = (it: Item) => (sinceTime !== undefined ? Date.parse(it.lastModifiedDateTime) >= sinceTime : it.seq > since!)
+    const changedStone = (t: Tombstone) => (sinceTime !== undefined ? t.at >= sinceTime : t.seq > since!)
     const entries: string[] = []
     if (since === undefined) {
       // full enumeration, breadth first: parents before children
@@ -100,9 +110,9 @@ export function deltaRoute(env: Env, ctx: Ctx, drive: Drive, folder: Item, fnTok
       }
       for (const id of drive.itemIds) {
         const it = store.items.get(id)
-        if (it && it.seq > since && inScope(it) && visible(it)) add(it)
+        if (it && changedItem(it) && inScope(it) && visible(it)) add(it)
       }
-      const stones = drive.tombstones.filter((t) => t.seq > since! && !store.items.has(t.id) && (!folder.parentId || t.ancestors.includes(folder.id)))
+      const stones = drive.tombstones.filter((t) => changedStone(t) && !store.items.has(t.id) && (!folder.parentId || t.ancestors.includes(folder.id)))
       for (const t of stones) add(t.parentId ? store.items.get(t.parentId) : undefined)
       const depth = (it: Item) => store.ancestors(it).length
       entries.push(...[...changed.values()].sort((a, b) => depth(a) - depth(b) || a.seq - b.seq).map((i) => i.id))

@@ -85,6 +85,8 @@ export interface Tombstone {
   parentId: string | null
   ancestors: string[]
   seq: number
+  /** When it was deleted (ms). */
+  at: number
   kind: Item['kind']
   name: string
 }
@@ -541,7 +543,7 @@ export class Store {
     this.#addSize(parent, -item.size)
     const seq = ++drive.seq
     const outer = [parent.id, ...this.ancestors(parent).map((a) => a.id)]
-    const stones: Tombstone[] = all.map((it) => ({ id: it.id, driveId: drive.id, parentId: it.parentId, ancestors: [...outer, ...this.#innerAncestors(it, item)], seq, kind: it.kind, name: it.name }))
+    const stones: Tombstone[] = all.map((it) => ({ id: it.id, driveId: drive.id, parentId: it.parentId, ancestors: [...outer, ...this.#innerAncestors(it, item)], seq, at: this.now(), kind: it.kind, name: it.name }))
     for (const it of all) {
       this.items.delete(it.id)
       drive.itemIds.delete(it.id)
