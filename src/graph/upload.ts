@@ -341,7 +341,9 @@ export class Uploader {
     const size = source.size
     const fragSize = validFragmentSize(opts.fragmentSize ?? DEFAULT_FRAGMENT)
     const sourceId = opts.sourceId ?? `${size}`
-    const key = opts.sessionKey ?? `${parent.driveId}/${parent.itemId}/${name}#${sourceId}`
+    // One persisted session per target: a session left for other content is cancelled
+    // below (the service may refuse a second session for the same file, §4.2).
+    const key = opts.sessionKey ?? `${parent.driveId}/${parent.itemId}/${name.toLowerCase()}`
     const store = opts.sessionStore
     const hs = { h: new QuickXorHash(), to: 0 }
     let bytesSent = 0

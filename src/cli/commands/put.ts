@@ -47,13 +47,16 @@ export const putCommand: CommandModule<object, PutArgv> = {
       } else {
         throw new OdfsError('EACCES', `${argv.path}: files cannot be created here`)
       }
+      const sessions = new FileUploadSessionStore(uploadStateDir())
+      // Sessions left behind by earlier runs that have expired are cancelled on the service.
+      await client.cancelAbandonedUploads(sessions).catch(() => 0)
       const src = await fileSource(local)
       const bar = progressBar(name, src.size)
       try {
         const res = await client.upload(parent, name, src, {
           mtime: st.mtime,
           conflictBehavior: 'replace',
-          sessionStore: new FileUploadSessionStore(uploadStateDir()),
+          sessionStore: sessions,
           sourceId: `${local}:${st.size}:${st.mtimeMs}`,
           onProgress: (n) => bar.update(n),
           signal,
