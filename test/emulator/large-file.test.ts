@@ -9,6 +9,10 @@ import { createDispatcher } from '../../src/common/index.js'
 import { QuickXorHash } from '../../src/emulator/index.js'
 import { PUBLIC_CLIENT, SCOPES } from '../support/emulator.js'
 
+// 2 GiB through TLS twice takes over a minute alone, longer on a loaded machine:
+// tell the runner this file may exceed the default per-file timeout.
+t.setTimeout(900_000)
+
 const SIZE = 2 * 1024 ** 3
 const FRAGMENT = 32 * 327_680 // 10 MiB
 
