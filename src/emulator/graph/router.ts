@@ -248,6 +248,8 @@ export async function routeGraph(env: Env, ctx: Ctx): Promise<Resp> {
     throw notFound()
   }
   if ((r = /^\/me\/drive(\/.*)?$/.exec(p))) return driveRoute(env, ctx, me(), r[1] ?? '', '/me/drive')
+  // `/drive` is the signed-in user's drive too (§1.1: `/drive/items/root/children`)
+  if ((r = /^\/drive(\/.*)?$/.exec(p))) return driveRoute(env, ctx, me(), r[1] ?? '', '/drive')
   if ((r = /^\/users\/([^/]+)\/drive(\/.*)?$/.exec(p))) {
     const who = decodeSeg(r[1]!).toLowerCase()
     if (who !== ctx.user.oid && who !== ctx.user.upn.toLowerCase()) throw accessDenied()
