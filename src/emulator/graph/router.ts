@@ -363,6 +363,9 @@ async function itemRoute(env: Env, ctx: Ctx, t: Target): Promise<Resp> {
           if (item.kind === 'shortcut') return json(200, { value: [] })
           throw invalidRequest('The item is not a folder.')
         }
+        // If-None-Match on /children answers 304 when the folder's tag matches (§1.2)
+        const pre = preconditions(ctx, item, false)
+        if (pre) return pre
         const listUrl = new URL(ctx.url.toString())
         const page = childrenPage(env, ctx, item, topOf(ctx), listUrl)
         const out: Record<string, unknown> = { '@odata.context': `${env.graphBase}/$metadata#drives('${item.driveId}')/items('${item.id}')/children`, value: page.value }
