@@ -336,6 +336,7 @@ export class FetchHandler implements Middleware {
       headers: o.headers as Record<string, string>,
       body: o.body as Buffer | undefined,
       signal,
+      highWaterMark: 1 << 20, // fewer, larger chunks for bulk bodies
     })
     const headers = new Headers()
     for (const [k, v] of Object.entries(r.headers)) {
