@@ -429,14 +429,9 @@ async function createChild(env: Env, ctx: Ctx, parent: Item): Promise<Resp> {
     const r = store.createFolder(parent, name, conflict, by, fs)
     return json(r.created ? 201 : 200, driveItem(env, r.item))
   }
-  if (body.file !== undefined) {
-    const path = store.newBlobPath()
-    const { writeFileSync } = await import('node:fs')
-    writeFileSync(path, '')
-    const r = store.commitContent({ parent, name, blob: { path, size: 0, quickXorHash: 'AAAAAAAAAAAAAAAAAAAAAAAAAAA=' }, conflict, by, fs })
-    return json(r.created ? 201 : 200, driveItem(env, r.item))
-  }
-  throw invalidRequest('A folder or file facet is required.')
+  // Files are made by PUT …/content (an empty body for a zero-byte file), never by POST children (§4.1).
+  if (body.file !== undefined) throw invalidRequest('Files cannot be created with POST …/children; use PUT …/content.')
+  throw invalidRequest('A folder facet is required.')
 }
 
 function resolveParentRef(env: Env, ctx: Ctx, item: Item, ref: Record<string, any>): Item {
