@@ -489,7 +489,11 @@ export class Store {
     const ver = item.etagVer
     const t = setTimeout(() => {
       this.#timers.delete(t)
-      if (this.items.get(item.id) === item && item.etagVer === ver) item.etagVer++
+      if (this.items.get(item.id) !== item || item.etagVer !== ver) return
+      // a metadata change like any other: delta reports the item with its new eTag (§1.3, §6)
+      item.etagVer++
+      const drive = this.getDrive(item.driveId)
+      if (drive) item.seq = ++drive.seq
     }, this.etagSettleMs)
     t.unref()
     this.#timers.add(t)
