@@ -42,9 +42,12 @@ t.test('503s and resets: uploads, downloads and listings still succeed', async (
   const dl = await c.download({ driveId: drive.id, itemId: up.item.id }, (b) => void got.push(b))
   t.equal(dl.verified, true)
   t.equal(createHash('sha256').update(Buffer.concat(got)).digest('hex'), createHash('sha256').update(data).digest('hex'))
-  for (let i = 0; i < 10; i++) await c.listChildren({ driveId: drive.id, itemId: 'root' })
+  emu.setFaults({ failRate: 0.3, resetRate: 0 })
+  for (let i = 0; i < 20; i++) await c.listChildren({ driveId: drive.id, itemId: 'root' })
   const s = c.stats()
-  t.ok(s.retries > 0, `retries happened (${s.retries}; 503s ${emu.stats.unavailable503}, resets ${emu.stats.resets})`)
+  t.ok(emu.stats.unavailable503 > 0, `the emulator sent 503s (${emu.stats.unavailable503}); resets ${emu.stats.resets}`)
+  t.equal(s.throttled, emu.stats.unavailable503 + emu.stats.throttled429, 'every 503 was seen and retried by the client')
+  t.ok(s.retries >= emu.stats.unavailable503, `retries counted (${s.retries})`)
 })
 
 t.test('an expired access token gets one silent refresh', async (t) => {
