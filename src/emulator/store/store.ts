@@ -412,6 +412,22 @@ export class Store {
     if (full.length >= MAX_PATH_LENGTH) throw invalidRequest('The path is too long.', 'pathIsTooLong')
   }
 
+  /** A folder renamed or moved must not push any descendant's decoded path past the limit (§8). */
+  #checkSubtreePathLength(folder: Item, newParent: Item, newName: string): void {
+    const drive = this.driveOfItem(newParent)
+    const base = drive.pathPrefix.replace(/\/$/, '') + this.pathOf(newParent) + '/' + newName
+    let longest = 0
+    const walk = (f: Item, rel: number) => {
+      for (const c of this.children(f)) {
+        const len = rel + 1 + c.name.length
+        if (len > longest) longest = len
+        if (c.kind === 'folder') walk(c, len)
+      }
+    }
+    walk(folder, 0)
+    if (base.length + longest >= MAX_PATH_LENGTH) throw invalidRequest('The path is too long.', 'pathIsTooLong')
+  }
+
   /** Resolve a name clash per conflictBehavior; returns the name to use and the item to replace, if any. */
   #resolveConflict(parent: Item, name: string, conflict: ConflictBehavior, self?: Item): { name: string; existing?: Item } {
     const existing = this.childByName(parent, name)
@@ -511,6 +527,7 @@ export class Store {
       if (newParent.kind !== 'folder') throw invalidRequest('The destination is not a folder.')
       if (this.isDescendant(newParent, item)) throw invalidRequest('An item cannot be moved into itself.')
       this.validateName(newParent, newName, item.kind === 'folder')
+      if (item.kind === 'folder') this.#checkSubtreePathLength(item, newParent, newName)
       const existing = this.childByName(newParent, newName)
       if (existing && existing !== item) {
         if (conflict !== 'replace') throw nameConflict(newName)
