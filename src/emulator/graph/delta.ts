@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto'
 import type { Drive, Item, Tombstone } from '../store/index.js'
 import { EmuError } from '../store/index.js'
 import type { Env } from './env.js'
-import { type Ctx, type Resp, json } from './http.js'
+import { type Ctx, type Resp, json, optionPrefix } from './http.js'
 import { driveItem, parseSelect } from './serialize.js'
 import { linkWith, showShortcuts } from './router.js'
 
@@ -136,7 +136,7 @@ export function deltaRoute(env: Env, ctx: Ctx, drive: Drive, folder: Item, fnTok
   }
   const out: Record<string, unknown> = { '@odata.context': `${env.graphBase}/$metadata#Collection(driveItem)`, value }
   if (offset + top < snap.entries.length) {
-    out['@odata.nextLink'] = withParam('$skiptoken', env.makeToken({ n: snapId, o: offset + top }))
+    out['@odata.nextLink'] = withParam(`${optionPrefix(ctx.url)}skiptoken`, env.makeToken({ n: snapId, o: offset + top }))
   } else {
     out['@odata.deltaLink'] = withParam('token', env.makeToken({ d: drive.id, f: folder.id, s: snap.toSeq, ep: store.epoch }))
   }

@@ -69,3 +69,20 @@ export function prefers(ctx: { headers: IncomingHttpHeaders }): string[] {
   const v = header(ctx, 'prefer') ?? ''
   return v.split(/[,;]/).map((s) => s.trim().toLowerCase()).filter(Boolean)
 }
+
+const ODATA_OPTIONS = new Set(['select', 'expand', 'top', 'skip', 'skiptoken', 'orderby', 'filter', 'count', 'search', 'format'])
+
+/**
+ * OneDrive accepts query options with or without `$` but not mixed in one request
+ * (graph-drive-api.md §1.2). Returns the request's style ('$' or ''), throws 400 when mixed.
+ */
+export function optionPrefix(url: URL): '$' | '' {
+  let dollar = false
+  let bare = false
+  for (const k of url.searchParams.keys()) {
+    if (k.startsWith('$') && ODATA_OPTIONS.has(k.slice(1).toLowerCase())) dollar = true
+    else if (ODATA_OPTIONS.has(k)) bare = true
+  }
+  if (dollar && bare) throw new EmuError(400, 'invalidRequest', 'Query options must either all have the "$" prefix or none of them.')
+  return bare ? '' : '$'
+}

@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto'
 import type { Drive, Item, ConflictBehavior } from '../store/index.js'
 import { EmuError, accessDenied, identityOf, invalidRequest, notFound } from '../store/index.js'
 import type { Env } from './env.js'
-import { type Ctx, type Resp, json, empty, readJson, header, prefers } from './http.js'
+import { type Ctx, type Resp, json, empty, readJson, header, prefers, optionPrefix } from './http.js'
 import { driveItem, driveJson, etag, ctag, parseSelect, siteJson } from './serialize.js'
 import { getContent, putContent, createUploadSession, commitFromSourceUrl } from './content.js'
 import { deltaRoute } from './delta.js'
@@ -162,7 +162,7 @@ export function childrenPage(env: Env, ctx: Ctx, folder: Item, top: number, list
   let nextLink: string | undefined
   if (offset + top < list.length) {
     const params = [...listUrl.searchParams].filter(([k]) => k !== '$skiptoken' && k !== 'skiptoken')
-    params.push(['$skiptoken', env.makeToken({ o: offset + top, f: folder.id })])
+    params.push([`${optionPrefix(listUrl)}skiptoken`, env.makeToken({ o: offset + top, f: folder.id })])
     const base = listUrl.pathname.startsWith('/v1.0/shares/')
       ? `${listUrl.origin}${listUrl.pathname}`
       : `${env.graphBase}/drives/${encodeURIComponent(folder.driveId)}/items/${encodeURIComponent(folder.id)}/children`
@@ -203,6 +203,7 @@ export async function routeGraph(env: Env, ctx: Ctx): Promise<Resp> {
   const m = ctx.method
   const me = () => store.ensureUserDrive(ctx.user)
   let r: RegExpExecArray | null
+  optionPrefix(ctx.url)
 
   if (p === '/me' || p === '/me/') {
     ctx.route = '/me'
