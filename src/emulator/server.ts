@@ -331,9 +331,25 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
         throw new EmuError(400, 'BadRequest', 'A Content-Type header is required for a request with a body.')
       }
     }
+    for (const r of requests) {
+      if (r.dependsOn !== undefined && (!Array.isArray(r.dependsOn) || r.dependsOn.some((d: unknown) => typeof d !== 'string' || !ids.has(d) || d === r.id))) {
+        throw new EmuError(400, 'BadRequest', 'dependsOn must name other requests of the batch.')
+      }
+    }
+    // A request runs after the requests it depends on, wherever they are in the list (§10).
+    const order: any[] = []
+    const placed = new Set<string>()
+    while (order.length < requests.length) {
+      const ready = requests.filter((r: any) => !placed.has(r.id) && (r.dependsOn ?? []).every((d: string) => placed.has(d)))
+      if (ready.length === 0) throw new EmuError(400, 'BadRequest', 'The dependsOn references form a cycle.')
+      for (const r of ready) {
+        order.push(r)
+        placed.add(r.id)
+      }
+    }
     const results = new Map<string, number>()
     const responses: unknown[] = []
-    for (const r of requests) {
+    for (const r of order) {
       const deps: string[] = Array.isArray(r.dependsOn) ? r.dependsOn : []
       let resp: Resp
       if (deps.some((d) => !results.has(d) || results.get(d)! >= 400)) {
@@ -362,6 +378,12 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
       responses.push({ id: r.id, status: resp.status, headers: { 'Content-Type': 'application/json', ...(resp.headers ?? {}) }, ...(resp.json !== undefined ? { body: resp.json } : {}) })
     }
     void url
+    // Responses come back in arbitrary order (§10): never the request order, so clients match by id.
+    for (let i = responses.length - 1; i > 0; i--) {
+      const j = Math.floor(Math.random() * (i + 1))
+      ;[responses[i], responses[j]] = [responses[j], responses[i]]
+    }
+    if (responses.length > 1 && responses.every((x, i) => (x as { id: string }).id === requests[i].id)) responses.push(responses.shift())
     return { status: 200, json: { responses } }
   }
 
