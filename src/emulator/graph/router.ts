@@ -215,8 +215,13 @@ export async function routeGraph(env: Env, ctx: Ctx): Promise<Resp> {
     if (m !== 'POST') throw methodNotAllowed()
     return searchQuery(env, ctx)
   }
-  if (p === '/me/drives') {
-    ctx.route = '/me/drives'
+  const own = /^\/users\/([^/]+)\/drives$/.exec(p)
+  if (p === '/me/drives' || own) {
+    ctx.route = own ? '/users/{id}/drives' : '/me/drives'
+    if (own) {
+      const who = decodeSeg(own[1]!).toLowerCase()
+      if (who !== ctx.user.oid && who !== ctx.user.upn.toLowerCase()) throw accessDenied()
+    }
     return json(200, { '@odata.context': `${env.graphBase}/$metadata#drives`, value: [driveJson(env, me(), true)] })
   }
   if (p === '/me/followedSites') {
