@@ -343,7 +343,8 @@ async function itemRoute(env: Env, ctx: Ctx, t: Target): Promise<Resp> {
           const u = new URL(`${env.graphBase}/drives/${encodeURIComponent(item.driveId)}/items/${encodeURIComponent(item.id)}/children`)
           const page = childrenPage(env, { ...ctx, url: new URL(u) }, item, DEFAULT_PAGE, u)
           body.children = page.value
-          if (page.nextLink) body['children@odata.nextLink'] = page.nextLink
+          // the nextLink only appears when the options are $-prefixed (§1.2 $expand=children)
+          if (page.nextLink && optionPrefix(ctx.url) === '$') body['children@odata.nextLink'] = page.nextLink
         }
         return json(200, { '@odata.context': `${env.graphBase}/$metadata#drives('${item.driveId}')/items/$entity`, ...body }, { ETag: etag(item) })
       }
