@@ -143,6 +143,13 @@ t.test('checklist 2: /children pages at 200, $top ≤ 1000, absolute nextLink, $
   t.equal(await got.text(), 'file 0\n')
   const item = await g('GET', '/me/drive/root:/Many/file-00001.txt?select=id,@microsoft.graph.downloadUrl')
   t.type(item.body['@microsoft.graph.downloadUrl'], 'string', 'select without $ works on an item')
+  // $expand=children: one page inline; its nextLink only with $-prefixed options (§1.2)
+  const ex = await g('GET', '/me/drive/root:/Many?$expand=children')
+  t.equal(ex.body.children.length, 200)
+  t.match(ex.body['children@odata.nextLink'], /^https:\/\/.*\$skiptoken=/)
+  const exBare = await g('GET', '/me/drive/root:/Many?expand=children')
+  t.equal(exBare.body.children.length, 200)
+  t.notOk('children@odata.nextLink' in exBare.body, 'no children nextLink without the $ prefix')
   // options with and without $ are not mixed in one request (§1.2)
   const mixed = await g('GET', '/me/drive/root:/Many:/children?$top=2&select=name')
   t.equal(mixed.status, 400, 'mixed $-prefixed and bare options are refused')
@@ -873,6 +880,9 @@ t.test('checklist 19: drive resource, quota tracking, Business-only sites (§2, 
   emu.store.setQuota('user2', 1024 ** 4)
   // Business: drives, followed sites, site libraries
   t.equal((await g('GET', '/me/drives')).status, 200)
+  const ud = await g('GET', '/users/user1@contoso.onmicrosoft.com/drives')
+  t.equal(ud.status, 200, '/users/{upn}/drives')
+  t.equal(ud.body.value[0].id, driveId)
   const fs = await g('GET', '/me/followedSites')
   t.equal(fs.status, 200)
   const site = fs.body.value[0]
