@@ -132,6 +132,22 @@ export function showShortcuts(env: Env, ctx: Ctx, drive: Drive): boolean {
   return prefers(ctx).some((p) => p.replace(/\s/g, '') === 'include-feature=addtoonedrive')
 }
 
+/**
+ * `$filter` on /children: Personal does not support it; Business/SPO only on name
+ * (graph-drive-api.md §1.2). Supported: `name eq '…'`, `startswith(name,'…')`.
+ */
+function filterChildren(ctx: Ctx, drive: Drive, list: Item[]): Item[] {
+  const f = ctx.url.searchParams.get('$filter') ?? ctx.url.searchParams.get('filter')
+  if (f === null) return list
+  if (drive.kind === 'personal') throw invalidRequest('$filter is not supported on children of this drive.')
+  const lit = (s: string) => s.replace(/''/g, "'").toLowerCase()
+  const eq = /^\s*name\s+eq\s+'((?:[^']|'')*)'\s*$/i.exec(f)
+  if (eq) return list.filter((i) => i.name.toLowerCase() === lit(eq[1]!))
+  const sw = /^\s*startswith\(\s*name\s*,\s*'((?:[^']|'')*)'\s*\)\s*$/i.exec(f)
+  if (sw) return list.filter((i) => i.name.toLowerCase().startsWith(lit(sw[1]!)))
+  throw invalidRequest('Only filters on name are supported on children.')
+}
+
 function orderChildren(env: Env, ctx: Ctx, drive: Drive, list: Item[]): Item[] {
   const ob = ctx.url.searchParams.get('$orderby') ?? ctx.url.searchParams.get('orderby')
   if (!ob) return list
@@ -149,7 +165,7 @@ export function childrenPage(env: Env, ctx: Ctx, folder: Item, top: number, list
   const drive = store.driveOfItem(folder)
   let list = store.children(folder)
   if (!showShortcuts(env, ctx, drive)) list = list.filter((i) => i.kind !== 'shortcut')
-  list = orderChildren(env, ctx, drive, list)
+  list = orderChildren(env, ctx, drive, filterChildren(ctx, drive, list))
   const st = ctx.url.searchParams.get('$skiptoken') ?? ctx.url.searchParams.get('skiptoken')
   let offset = 0
   if (st) {
