@@ -225,6 +225,14 @@ t.test('checklist 4: naming rules with 400 invalidRequest and the 400-char path 
   // the same name fits on Personal, which has no prefix
   const pp = (await gp('POST', '/me/drive/root/children', { name: 'Names', folder: {} })).body
   t.equal((await gp('PUT', `/me/drive/items/${pp.id}:/${encodeURIComponent(long)}:/content`, Buffer.from('x'))).status, 201)
+  // a SharePoint library counts its server-relative prefix (/sites/x/Shared Documents/) too
+  const site = (await g('GET', '/me/followedSites')).body.value[0]
+  const lib = (await g('GET', `/sites/${site.id}/drives`)).body.value.find((d: any) => d.name === 'Documents')
+  const libPrefix = new URL(site.webUrl).pathname + '/Shared Documents'
+  const libRoom = 399 - (libPrefix + '/').length
+  const libOk = await g('PUT', `/drives/${lib.id}/root:/${'L'.repeat(libRoom - 4)}.txt:/content`, Buffer.from('x'))
+  t.equal(libOk.status, 201, 'library path of 399 chars with its prefix')
+  assertGraphError(t, await g('PUT', `/drives/${lib.id}/root:/${'L'.repeat(libRoom - 3)}.txt:/content`, Buffer.from('x')), 400, 'invalidRequest', 'pathIsTooLong')
   // moving a folder so that a descendant's path passes the limit is refused
   const deep = (await g('POST', `/me/drive/items/${parent.id}/children`, { name: 'deep', folder: {} })).body
   const inner = 'i'.repeat(room - 'deep/'.length - 10) + '.txt'
