@@ -960,4 +960,12 @@ t.test('checklist 20: device code polling errors, rotating refresh tokens, expir
   t.type(fresh.refresh_token, 'string')
   t.not(fresh.refresh_token, tok.refresh_token, 'refresh tokens rotate')
   t.equal((await graphCaller(e, fresh.access_token)('GET', '/me')).status, 200)
+  const again = await form('/common/oauth2/v2.0/token', { grant_type: 'refresh_token', client_id: PUBLIC_CLIENT, refresh_token: tok.refresh_token })
+  t.equal(again.status, 200, 'the previous refresh token is not revoked by rotation (§12)')
+  await again.arrayBuffer()
+  // revocation (test hook): refresh then fails with invalid_grant
+  e.identity.revoke('user1')
+  const revoked = await form('/common/oauth2/v2.0/token', { grant_type: 'refresh_token', client_id: PUBLIC_CLIENT, refresh_token: fresh.refresh_token })
+  t.equal(revoked.status, 400)
+  t.equal(((await revoked.json()) as any).error, 'invalid_grant')
 })
