@@ -215,7 +215,7 @@ function requireBusiness(ctx: Ctx): void {
 /** Route one Graph request (path below /v1.0). */
 export async function routeGraph(env: Env, ctx: Ctx): Promise<Resp> {
   const store = env.store
-  const p = ctx.path
+  let p = ctx.path
   const m = ctx.method
   const me = () => store.ensureUserDrive(ctx.user)
   let r: RegExpExecArray | null
@@ -253,6 +253,27 @@ export async function routeGraph(env: Env, ctx: Ctx): Promise<Resp> {
   if ((r = /^\/shares\/([^/]+)(\/.*)?$/.exec(p))) {
     ctx.route = '/shares/{id}' + (r[2] ?? '')
     return sharesRoute(env, ctx, decodeSeg(r[1]!), r[2] ?? '')
+  }
+  if (p === '/sites' || p === '/sites/') {
+    // GET /sites?search={q} (§7.3, Business only): sites of the caller's tenant by name
+    ctx.route = '/sites'
+    requireBusiness(ctx)
+    if (m !== 'GET') throw methodNotAllowed()
+    const q = ctx.url.searchParams.get('search') ?? ctx.url.searchParams.get('$search')
+    if (q === null) throw invalidRequest('Listing all sites needs a search query.')
+    const term = q.replace(/^"|"$/g, '').toLowerCase()
+    const hits = [...store.sites.values()].filter((x) => x.tenantId === ctx.user.tenantId && (term === '*' || term === '' || x.name.toLowerCase().includes(term) || x.displayName.toLowerCase().includes(term)))
+    return json(200, { '@odata.context': `${env.graphBase}/$metadata#sites`, value: hits.map(siteJson) })
+  }
+  if ((r = /^\/sites\/([^/:]+):(\/[^:]*):?(\/.*)?$/.exec(p))) {
+    // GET /sites/{hostname}:/sites/{path}[:/sub] (§7.3): a site by its server-relative URL
+    requireBusiness(ctx)
+    const host = decodeSeg(r[1]!).toLowerCase()
+    const rel = decodeSeg(r[2]!).replace(/\/$/, '').toLowerCase()
+    const site = [...store.sites.values()].find((x) => { const u = new URL(x.webUrl); return u.hostname === host && decodeURIComponent(u.pathname).toLowerCase() === rel })
+    ctx.route = '/sites/{hostname}:/{path}'
+    if (!site) throw notFound('Requested site could not be found')
+    p = `/sites/${site.id}${r[3] ?? ''}`
   }
   if ((r = /^\/sites\/([^/]+)(\/.*)?$/.exec(p))) {
     requireBusiness(ctx)
