@@ -907,9 +907,21 @@ t.test('checklist 19: drive resource, quota tracking, Business-only sites (§2, 
   t.equal(libs.status, 200)
   t.ok(libs.body.value.length >= 2)
   for (const l of libs.body.value) t.equal(l.driveType, 'documentLibrary')
+  // the other site addressing forms of §7.3
+  const su = new URL(site.webUrl)
+  const byPath = await g('GET', `/sites/${su.hostname}:${su.pathname}`)
+  t.equal(byPath.status, 200, '/sites/{hostname}:/sites/{path}')
+  t.equal(byPath.body.id, site.id)
+  const byPathDrives = await g('GET', `/sites/${su.hostname}:${su.pathname}:/drives`)
+  t.equal(byPathDrives.body.value.length, libs.body.value.length)
+  const search = await g('GET', `/sites?search=${encodeURIComponent(site.displayName.slice(0, 4))}`)
+  t.equal(search.status, 200)
+  t.ok(search.body.value.some((x: any) => x.id === site.id), '/sites?search=')
+  t.same((await graphCaller(emu, await tokenFor(emu, 'other1'))('GET', `/sites?search=${encodeURIComponent(site.displayName)}`)).body.value, [], 'other tenants do not see the site')
   // Personal: no sites
   t.ok((await gp('GET', '/me/followedSites')).status >= 400, 'no followedSites on Personal')
   t.ok((await gp('GET', `/sites/${site.id}/drives`)).status >= 400, 'no sites on Personal')
+  t.ok((await gp('GET', '/sites?search=eng')).status >= 400, 'no site search on Personal')
 })
 
 t.test('checklist 20: device code polling errors, rotating refresh tokens, expiring access tokens (§12)', async (t) => {
