@@ -54,6 +54,45 @@ class Window extends Transform {
   }
 }
 
+/**
+ * Feed every chunk of `body` to `onChunk` through 'data' events (cheaper per chunk
+ * than async iteration), pausing while an asynchronous onChunk is pending.
+ */
+function consume(body: Readable, onChunk: (c: Buffer) => Promise<void> | void): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    let failed = false
+    const fail = (e: unknown) => {
+      if (failed) return
+      failed = true
+      reject(e)
+    }
+    body.on('data', (c: Buffer) => {
+      if (failed) return
+      let r: Promise<void> | void
+      try {
+        r = onChunk(c)
+      } catch (e) {
+        body.destroy()
+        return fail(e)
+      }
+      if (r && typeof (r as Promise<void>).then === 'function') {
+        body.pause()
+        ;(r as Promise<void>).then(() => body.resume(), (e: unknown) => {
+          body.destroy()
+          fail(e)
+        })
+      }
+    })
+    body.once('end', () => {
+      if (!failed) resolve()
+    })
+    body.once('error', fail)
+    body.once('close', () => {
+      if (!body.readableEnded) fail(new GraphError({ status: 0, code: 'networkError', message: 'download connection closed early' }))
+    })
+  })
+}
+
 export interface DownloadToOptions {
   start?: number
   /** Exclusive end (default: the whole file). */
@@ -116,11 +155,13 @@ export class Downloader {
   async openRange(ref: ItemRef, start: number, endExclusive?: number, signal?: AbortSignal): Promise<RangeStream> {
     for (let refreshed = false; ; refreshed = true) {
       const u = await this.downloadUrl(ref, signal)
-      const range = `bytes=${start}-${endExclusive !== undefined ? endExclusive - 1 : ''}`
+      // The whole file needs no Range header (a plain 200); anything else asks for its window.
+      const whole = start === 0 && endExclusive === undefined
+      const headers: Record<string, string> = whole ? {} : { Range: `bytes=${start}-${endExclusive !== undefined ? endExclusive - 1 : ''}` }
       const r = await this.t.sendUrl('GET', u.url, {
         auth: false,
         idempotent: true,
-        headers: { Range: range },
+        headers,
         timeoutMs: 0, // streaming; the dispatcher times out idle sockets
         signal,
         label: 'GET {downloadUrl}',
@@ -170,6 +211,7 @@ export class Downloader {
     const hasher = whole && opts.verify !== false ? new QuickXorHash() : undefined
     let reopened = 0
     let failures = 0
+    let writeFailed = false
     for (;;) {
       if (end !== undefined && pos >= end) break
       let rs: RangeStream
@@ -185,18 +227,25 @@ export class Downloader {
       }
       if (end === undefined && rs.total !== undefined) end = rs.total
       try {
-        for await (const chunk of rs.body as AsyncIterable<Buffer>) {
+        await consume(rs.body, (chunk) => {
           hasher?.update(chunk)
-          await write(chunk)
           pos += chunk.length
           opts.onProgress?.(pos - start, end !== undefined ? end - start : undefined)
-        }
+          try {
+            const r = write(chunk)
+            return r ? r.catch((e: unknown) => { writeFailed = true; throw e }) : undefined
+          } catch (e) {
+            writeFailed = true
+            throw e
+          }
+        })
         if (end === undefined || pos >= end) break
         // Body ended early: resume from where it stopped.
         throw new GraphError({ status: 0, code: 'networkError', message: `download ended at byte ${pos} of ${end}` })
       } catch (e) {
         rs.body.destroy()
-        if (opts.signal?.aborted) throw e
+        // A local write failure is not the network's fault: never retried.
+        if (opts.signal?.aborted || writeFailed) throw e
         if (++failures > DEFAULT_RETRY.maxAttempts) {
           throw new GraphError({ status: 0, code: 'downloadFailed', message: `download kept breaking at byte ${pos}`, exhausted: true, cause: e })
         }
