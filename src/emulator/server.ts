@@ -311,7 +311,7 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
     return resp
   }
 
-  async function batch(user: Account, req: http.IncomingMessage, url: URL, requestId: string): Promise<Resp> {
+  async function batch(user: Account, scopes: string[], req: http.IncomingMessage, url: URL, requestId: string): Promise<Resp> {
     const raw = await readBody(req)
     let body: any
     try {
@@ -360,7 +360,7 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
         const headers: http.IncomingHttpHeaders = {}
         for (const [k, v] of Object.entries(r.headers ?? {})) headers[k.toLowerCase()] = String(v)
         const subBody = r.body === undefined ? Buffer.alloc(0) : typeof r.body === 'string' ? Buffer.from(r.body, 'base64') : Buffer.from(JSON.stringify(r.body))
-        const ctx: Ctx = { method: r.method.toUpperCase(), url: subUrl, path: subUrl.pathname.slice(5), headers, user, body: async () => subBody }
+        const ctx: Ctx = { method: r.method.toUpperCase(), url: subUrl, path: subUrl.pathname.slice(5), headers, user, scopes, body: async () => subBody }
         count(routeTemplate(ctx.method, subUrl.pathname))
         try {
           resp = await graph(ctx)
@@ -462,11 +462,11 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
         if (!check.ok) throw unauthorized(undefined, check.reason)
         if (path === '/v1.0/$batch') {
           if (method !== 'POST') throw new EmuError(405, 'methodNotAllowed', 'Use POST.')
-          return await send(req, res, await batch(check.account, req, url, requestId))
+          return await send(req, res, await batch(check.account, check.scopes, req, url, requestId))
         }
         let buffered: Promise<Buffer> | undefined
         const ctx: Ctx = {
-          method, url, path: path.slice(5), headers: req.headers, user: check.account, req,
+          method, url, path: path.slice(5), headers: req.headers, user: check.account, scopes: check.scopes, req,
           body: () => (buffered ??= readBody(req)),
         }
         const r = await graph(ctx)

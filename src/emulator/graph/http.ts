@@ -30,6 +30,8 @@ export interface Ctx {
   req?: IncomingMessage
   /** Route template for stats, set by the router. */
   route?: string
+  /** Delegated permissions of the access token (canonical names, e.g. Files.ReadWrite.All). */
+  scopes?: string[]
 }
 
 export function json(status: number, body: unknown, headers?: Record<string, string>): Resp {

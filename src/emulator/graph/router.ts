@@ -322,9 +322,19 @@ function itemTemplate(rest: string): string {
     .replace(/\/children\/[^/]+/, '/children/{name}')
 }
 
+/** Permissions that reach items beyond the caller's own drive (§7.1: shared items need a *.All scope). */
+const ALL_FILES_SCOPES = ['files.read.all', 'files.readwrite.all', 'sites.read.all', 'sites.readwrite.all']
+
+function requireAllScope(ctx: Ctx, drive: Drive): void {
+  if (drive.owner?.oid === ctx.user.oid || ctx.scopes === undefined) return
+  if (ctx.scopes.some((s) => ALL_FILES_SCOPES.includes(s.toLowerCase()))) return
+  throw accessDenied('Access denied: items outside your own drive need Files.Read.All, Files.ReadWrite.All or Sites.Read(Write).All.')
+}
+
 async function driveRoute(env: Env, ctx: Ctx, drive: Drive, rest: string, prefix: string): Promise<Resp> {
   const store = env.store
   const m = ctx.method
+  requireAllScope(ctx, drive)
   if (rest === '' || rest === '/') {
     ctx.route = prefix
     if (m !== 'GET') throw methodNotAllowed()

@@ -143,6 +143,9 @@ export function sharesRoute(env: Env, ctx: Ctx, token: string, rest: string): Re
   const item = link ? store.get(link.itemId) : undefined
   if (!link || !item) throw notFound('The sharing link no longer exists.')
   const drive = store.driveOfItem(item)
+  if (drive.owner?.oid !== ctx.user.oid && ctx.scopes && !ctx.scopes.some((s) => /^(files|sites)\.read(write)?\.all$/i.test(s))) {
+    throw accessDenied('Access denied: shared items need Files.Read.All or Files.ReadWrite.All (§7.1).')
+  }
   const existing = store.access(ctx.user, item)
   if (!existing) {
     if (link.scope === 'organization' && (drive.kind === 'personal' || ctx.user.tenantId !== drive.tenantId)) throw accessDenied('The link is only for people in the organization.')
