@@ -50,6 +50,20 @@ function raw(url: string, opts: { method: string; headers: Record<string, string
   })
 }
 
+/** An access token for `handle` with exactly `scope`, through the device-code endpoints. */
+async function tokenWithScope(handle: string, scope: string): Promise<string> {
+  const form = (f: Record<string, string>) => ({ method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(f).toString() })
+  emu.identity.setAutoConsent(handle)
+  try {
+    const dc = (await (await emu.fetch('/common/oauth2/v2.0/devicecode', form({ client_id: PUBLIC_CLIENT, scope }))).json()) as any
+    const r = (await (await emu.fetch('/common/oauth2/v2.0/token', form({ grant_type: 'urn:ietf:params:oauth:grant-type:device_code', client_id: PUBLIC_CLIENT, device_code: dc.device_code }))).json()) as any
+    if (!r.access_token) throw new Error(`no token: ${r.error}`)
+    return r.access_token
+  } finally {
+    emu.identity.setAutoConsent(undefined)
+  }
+}
+
 const put = (url: string, body: Buffer, range: string, extra: Record<string, string> = {}) =>
   emu.fetch(url, { method: 'PUT', headers: { 'content-range': range, ...extra }, body })
 
@@ -714,6 +728,13 @@ t.test('checklist 15: shared items, remoteItem, remote drive addressing, Persona
   t.ok(kids.body.value.length > 0)
   t.notOk(kids.body.value.some((i: any) => i.remoteItem), 'children of a remote folder are plain items')
   t.equal((await g('GET', `/me/drive/items/${px.remoteItem.id}`)).status, 404, 'not reachable through my own drive')
+  // §7.1: sharedWithMe works with Files.ReadWrite, but the items need a *.All scope
+  const narrow = graphCaller(emu, await tokenWithScope('user1', 'Files.ReadWrite User.Read offline_access'))
+  const nl = await narrow('GET', '/me/drive/sharedWithMe')
+  t.equal(nl.status, 200)
+  t.ok(nl.body.value.some((i: any) => i.name === 'Project X'))
+  assertGraphError(t, await narrow('GET', `/drives/${rd}/items/${px.remoteItem.id}/children`), 403, 'accessDenied')
+  t.equal((await narrow('GET', '/me/drive/root/children')).status, 200, 'own drive with Files.ReadWrite')
   // Personal: the "Add to OneDrive" shortcut in root needs the Prefer header
   const PREFER = { prefer: 'Include-Feature=AddToOneDrive' }
   const plain = await gp('GET', '/me/drive/root/children')
