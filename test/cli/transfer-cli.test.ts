@@ -4,7 +4,7 @@
 // --json), put + hash + get round trip keeping the mtime, a put interrupted by
 // SIGINT and resumed by the next run, and one clear line with a non-zero exit on failure.
 import t from 'tap'
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process'
+import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { mkdtemp, rm, writeFile, readFile, stat, utimes } from 'node:fs/promises'
 import { randomBytes } from 'node:crypto'
@@ -13,6 +13,7 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { startTestEmulator, PUBLIC_CLIENT, type TestEmulator } from '../support/emulator.js'
 import { quickXorHash } from '../../src/graph/index.js'
+import { ensureBuilt } from '../support/build.js'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
 
@@ -38,10 +39,7 @@ let env: NodeJS.ProcessEnv
 const store = ['--token-store', 'file']
 
 t.before(async () => {
-  try {
-    execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: root, stdio: 'ignore' })
-  } catch { /* emitted anyway; checked below */ }
-  if (!existsSync(join(root, 'dist/cli/commands/put.js'))) throw new Error('build produced no dist/cli/commands/put.js')
+  await ensureBuilt() // bin/odfs loads dist/
   emu = await startTestEmulator({ seed: 'demo' })
   dir = await mkdtemp(join(tmpdir(), 'odfs-transfer-cli-'))
   env = { ...process.env, XDG_CONFIG_HOME: join(dir, 'config'), XDG_STATE_HOME: join(dir, 'state'), ODFS_SYSTEM_CONFIG: join(dir, 'etc-gateway.json'), ODFS_LOG_LEVEL: 'warn' }
