@@ -106,6 +106,19 @@ export interface Emulator {
   close(): Promise<void>
 }
 
+/** Wait until a response can take more data or is gone; leaves no listener behind. */
+function drainOrClose(res: http.ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off('drain', done)
+      res.off('close', done)
+      resolve()
+    }
+    res.on('drain', done)
+    res.on('close', done)
+  })
+}
+
 function newStats(): Stats {
   return { total: 0, routes: {}, status: {}, bytesIn: 0, bytesOut: 0, throttled429: 0, unavailable503: 0, resets: 0 }
 }
@@ -226,9 +239,7 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
           }
           sent += c.length
           stats.bytesOut += c.length
-          if (!res.write(c)) {
-            await Promise.race([once(res, 'drain'), once(res, 'close')])
-          }
+          if (!res.write(c)) await drainOrClose(res)
           await pacer.add(c.length)
         }
       } finally {
