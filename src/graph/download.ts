@@ -166,6 +166,7 @@ export class Downloader {
         signal,
         label: 'GET {downloadUrl}',
         raw: true,
+        content: true,
       })
       const st = r.res.status
       if ((st === 401 || st === 403 || st === 404 || st === 410) && !refreshed) {

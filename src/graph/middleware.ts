@@ -46,6 +46,14 @@ export interface RequestPolicy {
   label: string
   /** Bulk transfer: bypass fetch, use the dispatcher's request() (body also as a Node stream). */
   raw?: boolean
+  /**
+   * A transfer on a pre-authenticated content URL (upload fragment, download). It
+   * is not a Graph API operation, so it takes no token of the per-second budget
+   * (a 10 MiB fragment per token would cap a 20/s user at 200 MiB/s); the
+   * client's transfer concurrency cap bounds it instead. It still waits out a
+   * global pause, and a 429/503 it receives still pauses the whole user.
+   */
+  content?: boolean
   // results
   attempts: number
   retries: number
@@ -228,7 +236,9 @@ export class RateLimitMiddleware extends Base {
     super()
   }
   async execute(ctx: Context): Promise<void> {
-    await this.limiter.acquire(policyOf(ctx).signal)
+    const policy = policyOf(ctx)
+    if (policy.content) await this.limiter.whenUnpaused(policy.signal)
+    else await this.limiter.acquire(policy.signal)
     await this.next!.execute(ctx)
   }
 }

@@ -115,6 +115,21 @@ export class RateLimiter {
   }
 
   /**
+   * Wait only for a global pause (a 429/503 Retry-After) to end, taking no token.
+   * For transfers on pre-authenticated content URLs (upload fragments, downloads):
+   * they are not Graph API operations and are bounded by the transfer concurrency
+   * cap instead, but when the service throttles the user, they stop too.
+   */
+  async whenUnpaused(signal?: AbortSignal): Promise<void> {
+    for (;;) {
+      if (signal?.aborted) throw signal.reason
+      const wait = this.#pausedUntil - this.#clock.now()
+      if (wait <= 0) return
+      await this.#clock.sleep(Math.min(wait, 1000), signal)
+    }
+  }
+
+  /**
    * The service throttled us (429, or 503 with Retry-After). Pause every caller for
    * `retryAfterMs` and lower the rate (at most one cut per second: a burst of 429s
    * answering one burst of requests is one signal).

@@ -149,3 +149,19 @@ t.test('a retry deadline stops retrying before a long Retry-After', async (t) =>
   t.equal(s.seen.length, 1, 'no retry: waiting 30 s would pass the deadline')
   t.equal(e.retryAfterMs, 30_000)
 })
+
+t.test('content URL transfers skip the per-second API budget; Graph calls do not', async (t) => {
+  const s = await scripted(t, (_q, res) => json(res, 200, { ok: true }))
+  const tk = tokens()
+  const tr = new GraphTransport({ baseUrl: s.base, tokenProvider: tk.provider, rateLimit: 1, retry: fast })
+  // Ten transfers on a pre-authenticated URL with a budget of 1/s: none takes a token.
+  for (let i = 0; i < 10; i++) {
+    const r = await tr.sendUrl('PUT', `${s.origin}/upload/session1`, { auth: false, content: true, raw: true, body: Buffer.from('x'), label: 'PUT {uploadUrl}' })
+    await r.res.arrayBuffer()
+  }
+  t.equal(tr.limiter.stats().granted, 0, 'content transfers took no API token')
+  await tr.json('GET', '/me/drive')
+  t.equal(tr.limiter.stats().granted, 1, 'a Graph API call takes one')
+  t.equal(s.seen.length, 11)
+  t.ok(s.seen.slice(0, 10).every((r) => r.auth === undefined), 'no bearer on the content URL')
+})

@@ -76,3 +76,24 @@ t.test('abort removes a waiter', async (t) => {
   await t.rejects(p, /stop/)
   t.throws(() => new RateLimiter({ rate: 0 }))
 })
+
+t.test('content transfers take no token but wait out a global pause', async (t) => {
+  const clock = new ManualClock(0)
+  const rl = new RateLimiter({ rate: 2, clock })
+  // Far more than the budget, all at once: none of them waits for a token.
+  for (let i = 0; i < 50; i++) await rl.whenUnpaused()
+  t.equal(rl.stats().granted, 0, 'no API token was taken')
+  rl.throttled(3000)
+  let passed = false
+  const p = rl.whenUnpaused().then(() => (passed = true))
+  await clock.advance(2000)
+  t.equal(passed, false, 'held while the user is paused')
+  await clock.advance(1000)
+  await p
+  t.equal(passed, true, 'released when the pause ends')
+  const ac = new AbortController()
+  rl.throttled(5000)
+  const q = rl.whenUnpaused(ac.signal)
+  ac.abort(new Error('cancelled'))
+  await t.rejects(q, /cancelled/)
+})
