@@ -409,39 +409,41 @@ export class Uploader {
       }
       const len = Math.min(fragSize, size - start)
       const buf = await source.read(start, len)
+      const sending = this.t.sendUrl('PUT', s.uploadUrl, {
+        body: buf,
+        headers: { 'Content-Range': contentRange(start, start + len - 1, size) },
+        auth: false,
+        idempotent: false, // a broken fragment is resumed from the server's status, not blindly resent
+        timeoutMs: 300_000,
+        signal: opts.signal,
+        label: 'PUT {uploadUrl}',
+        raw: true,
+        content: true,
+      })
+      sending.catch(() => {}) // awaited below; this only keeps an early failure from counting as unhandled
+      // Hash the fragment while it is on the wire (the service answers only once it
+      // has all of it). If the fragment is refused, hashTo() re-reads from the
+      // offset the service gives, so hashing ahead is safe.
       await hashTo(start)
+      if (hs.to === start) {
+        hs.h.update(buf)
+        hs.to = start + len
+      }
       let outcome: 'accepted' | 'done' | 'gone' | 'retry'
       let item: DriveItem | undefined
       try {
-        const r = await this.t.sendUrl('PUT', s.uploadUrl, {
-          body: buf,
-          headers: { 'Content-Range': contentRange(start, start + len - 1, size) },
-          auth: false,
-          idempotent: false, // a broken fragment is resumed from the server's status, not blindly resent
-          timeoutMs: 300_000,
-          signal: opts.signal,
-          label: 'PUT {uploadUrl}',
-          raw: true,
-        })
+        const r = await sending
         bytesSent += len
         fragments++
         const st = r.res.status
         if (st === 202) {
           const body = (await r.res.json()) as { nextExpectedRanges?: string[]; expirationDateTime?: string }
           if (body.expirationDateTime) s.expiresAt = Date.parse(body.expirationDateTime)
-          if (hs.to === start) {
-            hs.h.update(buf)
-            hs.to = start + len
-          }
           s.offset = offsetFromRanges(body.nextExpectedRanges) ?? start + len
           outcome = 'accepted'
           failures = 0
         } else if (st === 200 || st === 201) {
           item = (await r.res.json()) as DriveItem
-          if (hs.to === start) {
-            hs.h.update(buf)
-            hs.to = start + len
-          }
           outcome = 'done'
         } else if (st === 404) {
           await r.res.body?.cancel()
