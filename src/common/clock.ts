@@ -44,12 +44,19 @@ export class ManualClock implements Clock {
     if (ms <= 0) return Promise.resolve()
     return new Promise<void>((resolve, reject) => {
       if (signal?.aborted) return reject(signal.reason)
-      const entry = { at: this.#now + ms, resolve }
-      this.#sleepers.push(entry)
-      signal?.addEventListener('abort', () => {
+      const onAbort = () => {
         this.#sleepers = this.#sleepers.filter((s) => s !== entry)
-        reject(signal.reason)
-      }, { once: true })
+        reject(signal?.reason)
+      }
+      const entry = {
+        at: this.#now + ms,
+        resolve: () => {
+          signal?.removeEventListener('abort', onAbort)
+          resolve()
+        },
+      }
+      this.#sleepers.push(entry)
+      signal?.addEventListener('abort', onAbort, { once: true })
     })
   }
 

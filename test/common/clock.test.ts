@@ -26,3 +26,15 @@ t.test('ManualClock sleep rejects on abort', async (t) => {
   await t.rejects(p, /stop/)
   t.equal(clock.pendingSleepers, 0)
 })
+
+t.test('ManualClock leaves no abort listener behind once a sleep ends', async (t) => {
+  const clock = new ManualClock()
+  const ac = new AbortController()
+  const { getEventListeners } = await import('node:events')
+  for (let i = 0; i < 20; i++) {
+    const p = clock.sleep(10, ac.signal)
+    await clock.advance(10)
+    await p
+  }
+  t.equal(getEventListeners(ac.signal, 'abort').length, 0)
+})
