@@ -6,40 +6,23 @@
  * shortcuts to shared folders appear (§6, §7.2a).
  */
 import pLimit from 'p-limit'
-import type { Dispatcher } from 'undici'
-import type { Clock, Logger } from '../common/index.js'
 import { DeltaCursor } from './delta.js'
 import { Downloader, type DownloadResult, type DownloadToOptions, type RangeStream } from './download.js'
 import { GraphError, isGraphError } from './errors.js'
-import type { RetryOptions, TokenProvider } from './middleware.js'
 import { encodePath, shareIdOf } from './paths.js'
 import type { RateLimiter } from './ratelimit.js'
-import { GraphTransport } from './transport.js'
+import { GraphTransport, type TransportOptions } from './transport.js'
 import { Uploader, type UploadOptions, type UploadResult, type UploadSessionStore, type UploadSource } from './upload.js'
 import {
   canonicalDriveId, ITEM_SELECT, MAX_PAGE_SIZE, type ConflictBehavior, type Drive, type DriveItem, type ItemRef, type Site,
 } from './types.js'
 
-export interface GraphDriveClientOptions {
-  /** Graph root ending in the version, e.g. https://graph.microsoft.com/v1.0 (config graphBaseUrl). */
-  baseUrl: string
-  tokenProvider: TokenProvider
-  /** undici dispatcher from src/common createDispatcher (trusts ca_file). */
-  dispatcher?: Dispatcher
-  /** Operations per second for this user (config userApiRateLimit; default 20). */
-  rateLimit?: number
-  /** Share one limiter between clients of the same user in one process. */
-  limiter?: RateLimiter
-  clock?: Clock
-  log?: Logger
+/** The transport's options (base URL, token provider, dispatcher, rate limit, retry) plus transfer settings. */
+export interface GraphDriveClientOptions extends TransportOptions {
   /** Upload fragment size (rounded down to a multiple of 320 KiB; default 10 MiB). */
   fragmentSize?: number
   /** Transfers (uploads, downloads) running at once (default 4). */
   maxConcurrentTransfers?: number
-  retry?: Partial<RetryOptions>
-  requestTimeoutMs?: number
-  /** Stop retrying a request whose next wait would end later than this (ms); the mount uses ~12 s. */
-  deadlineMs?: number
   /** Reuse download URLs this long (ms). */
   downloadUrlTtlMs?: number
 }

@@ -1,4 +1,5 @@
 import t from 'tap'
+import { getEventListeners } from 'node:events'
 import { ManualClock } from '../../src/common/clock.js'
 
 t.test('ManualClock wakes sleepers only when time passes their deadline', async (t) => {
@@ -30,7 +31,6 @@ t.test('ManualClock sleep rejects on abort', async (t) => {
 t.test('ManualClock leaves no abort listener behind once a sleep ends', async (t) => {
   const clock = new ManualClock()
   const ac = new AbortController()
-  const { getEventListeners } = await import('node:events')
   for (let i = 0; i < 20; i++) {
     const p = clock.sleep(10, ac.signal)
     await clock.advance(10)
