@@ -192,7 +192,9 @@ export async function graphErrorFromResponse(
     // body lost: the status still classifies the error
   }
   let code = `http${res.status}`
-  let message = `${ctx.method} ${ctx.route} failed with HTTP ${res.status}`
+  // Route labels normally start with their method already ("PUT {uploadUrl}").
+  const where = ctx.route.startsWith(`${ctx.method} `) ? ctx.route : `${ctx.method} ${ctx.route}`
+  let message = `${where} failed with HTTP ${res.status}`
   let innerCodes: string[] = []
   let requestId = res.headers.get('request-id') ?? res.headers.get('x-ms-request-id') ?? undefined
   try {
@@ -202,7 +204,7 @@ export async function graphErrorFromResponse(
     if (err && typeof err === 'object') {
       const e = err as Record<string, unknown>
       if (typeof e.code === 'string' && e.code) code = e.code
-      if (typeof e.message === 'string' && e.message) message = `${e.message} (${ctx.method} ${ctx.route}: HTTP ${res.status})`
+      if (typeof e.message === 'string' && e.message) message = `${e.message} (${where}: HTTP ${res.status})`
       innerCodes = innerCodesOf(e)
       const ie = Object.entries(e).find(([k]) => k.toLowerCase() === 'innererror')?.[1] as Record<string, unknown> | undefined
       if (!requestId && ie && typeof ie['request-id'] === 'string') requestId = ie['request-id'] as string

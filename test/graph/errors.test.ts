@@ -47,5 +47,7 @@ t.test('a Graph error response becomes a GraphError with request id and Retry-Af
   const e2 = await graphErrorFromResponse(new Response('<html>bad gateway</html>', { status: 502, headers: { 'request-id': 'h' } }), { method: 'PUT', route: 'PUT {uploadUrl}', now: 0 })
   t.equal(e2.code, 'http502')
   t.equal(e2.requestId, 'h')
+  t.equal(e2.message, 'PUT {uploadUrl} failed with HTTP 502', 'the method is named once')
+  t.equal(e.message, 'slow down (GET /me/drive: HTTP 429)')
   t.notMatch(e2.message, /html/)
 })
