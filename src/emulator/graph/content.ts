@@ -147,18 +147,30 @@ function contentLength(headers: IncomingHttpHeaders): number | undefined {
   return Number.isInteger(n) && n >= 0 ? n : undefined
 }
 
-export async function putContent(env: Env, ctx: Ctx, t: Target): Promise<Resp> {
+/**
+ * The file a content upload (simple PUT or upload session) writes: the existing
+ * file, or a new name in its parent. Refuses folders, the root, failed
+ * preconditions, missing write access, `fail` onto an existing name and names
+ * OneDrive forbids.
+ */
+function writableTarget(env: Env, ctx: Ctx, t: Target, conflict: string): { existing: Item | undefined; parent: Item } {
   const store = env.store
-  if (!ctx.req) throw invalidRequest('Content uploads are not supported in a batch.')
-  const conflict = conflictOf(ctx, undefined, 'replace')
   const existing = t.item
   const parent = existing ? store.parentOf(existing) : materializeParent(env, ctx, t)
-  if (!parent) throw invalidRequest('The root has no content.')
+  if (!parent) throw invalidRequest('Cannot upload to the root.')
   if (existing && existing.kind !== 'file') throw nameConflict(existing.name)
   preconditions(ctx, existing, true)
   store.require(ctx.user, existing ?? parent, 'write')
   if (existing && conflict === 'fail') throw nameConflict(existing.name)
   if (!existing) store.validateName(parent, t.name!, false)
+  return { existing, parent }
+}
+
+export async function putContent(env: Env, ctx: Ctx, t: Target): Promise<Resp> {
+  const store = env.store
+  if (!ctx.req) throw invalidRequest('Content uploads are not supported in a batch.')
+  const conflict = conflictOf(ctx, undefined, 'replace')
+  const { existing, parent } = writableTarget(env, ctx, t, conflict)
   const len = contentLength(ctx.headers)
   if (len !== undefined && len > MAX_SIMPLE_UPLOAD) {
     throw new EmuError(413, 'maxFileSizeExceeded', 'Simple uploads are limited to 250 MB; use an upload session.', undefined, { Connection: 'close' })
@@ -186,15 +198,8 @@ export async function createUploadSession(env: Env, ctx: Ctx, t: Target): Promis
   const body = await readJson(ctx)
   const spec = (body.item ?? {}) as Record<string, any>
   const conflict = conflictOf({ ...ctx, url: new URL('https://x/') }, spec, 'replace')
-  const existing = t.item
-  const parent = existing ? store.parentOf(existing) : materializeParent(env, ctx, t)
-  if (!parent) throw invalidRequest('Cannot upload to the root.')
-  if (existing && existing.kind !== 'file') throw nameConflict(existing.name)
-  preconditions(ctx, existing, true)
-  store.require(ctx.user, existing ?? parent, 'write')
-  if (existing && conflict === 'fail') throw nameConflict(existing.name)
+  const { existing, parent } = writableTarget(env, ctx, t, conflict)
   const name = existing?.name ?? t.name!
-  if (!existing) store.validateName(parent, name, false)
   const fileSize = spec.fileSize
   if (fileSize !== undefined && (typeof fileSize !== 'number' || fileSize < 0)) throw invalidRequest('Invalid fileSize.')
   if (typeof fileSize === 'number' && fileSize - (existing?.size ?? 0) > store.remaining(store.driveOfItem(parent))) {
