@@ -394,6 +394,24 @@ export class Uploader {
       }
     }
 
+    // After the last fragment's answer was lost: the file as the service now holds
+    // it, if it is this upload (same size and quickXorHash), else undefined.
+    const committed = async (): Promise<UploadResult | undefined> => {
+      await hashTo(size)
+      const localHash = hs.h.digest()
+      const r = await this.t.send('GET', `${this.#target(parent, name)}?$select=${ITEM_SELECT}`, { signal: opts.signal, label: 'GET /drives/{id}/items/{id}:{path}:' })
+      if (r.res.status !== 200) {
+        await r.res.body?.cancel()
+        return undefined
+      }
+      const item = (await r.res.json()) as DriveItem
+      if (item.size !== size || item.file?.hashes?.quickXorHash !== localHash) return undefined
+      this.t.log.info({ name, size }, 'the last fragment\'s answer was lost but the service holds the file: upload complete')
+      if (store) await store.delete(key)
+      opts.onProgress?.(size, size)
+      return { item, resumedFrom, bytesSent, fragments, localHash, verified: false, serviceRewrite: false }
+    }
+
     let failures = 0
     opts.onProgress?.(s.offset, size)
     for (;;) {
@@ -402,7 +420,11 @@ export class Uploader {
       if (start >= size) {
         // Everything acknowledged but no item seen (e.g. resumed after the last fragment): ask again.
         const at = await this.#status(s, opts.signal)
-        if (at === undefined) throw new GraphError({ status: 404, code: 'uploadSessionNotFound', message: `upload session for ${name} vanished after the last byte` })
+        if (at === undefined) {
+          const done = await committed()
+          if (done) return done
+          throw new GraphError({ status: 404, code: 'uploadSessionNotFound', message: `upload session for ${name} vanished after the last byte and no matching file exists; run again to upload it anew` })
+        }
         s.offset = at
         if (at >= size) throw new GraphError({ status: 0, code: 'uploadIncomplete', message: `upload of ${name} acknowledged every byte but produced no item` })
         continue
@@ -474,6 +496,12 @@ export class Uploader {
         const at = await this.#status(s, opts.signal)
         if (at === undefined) outcome = 'gone'
         else s.offset = at
+      }
+      if (outcome === 'gone' && start + len >= size) {
+        // The last fragment went out but its answer was lost: the service may have
+        // committed the file and closed the session. Look before uploading it all again.
+        const done = await committed()
+        if (done) return done
       }
       if (outcome === 'gone') {
         // Expired or cancelled on the service: start over once, cleanly.
