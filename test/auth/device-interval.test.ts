@@ -2,26 +2,17 @@
 // the client waits the server's interval (never answered slow_down), backs off by
 // 5 s if told to, and an unused code expires with a clear message. No real sleeping.
 import t from 'tap'
-import { ManualClock, createDispatcher, silentLogger } from '../../src/common/index.js'
-import { loadGatewayConfig } from '../../src/config/index.js'
-import { AuthError, createMsalApp, loginWithDeviceCode, resolveTokenStore } from '../../src/auth/index.js'
-import { startIdp, cleanupCerts } from '../emulator/identity-support.js'
-import { sandbox, PUBLIC_APP } from '../support/auth.js'
+import { ManualClock, silentLogger } from '../../src/common/index.js'
+import { AuthError, loginWithDeviceCode } from '../../src/auth/index.js'
+import { cleanupCerts } from '../emulator/identity-support.js'
+import { manualClockGateway } from '../support/auth.js'
 
 t.teardown(cleanupCerts)
 
 async function setup(t: any, opts: { deviceCodeTtlSec?: number; intervalSec: number }) {
-  const clock = new ManualClock(Date.now())
-  const idp = await startIdp({ clock, deviceCodeIntervalSec: opts.intervalSec, ...(opts.deviceCodeTtlSec ? { deviceCodeTtlSec: opts.deviceCodeTtlSec } : {}) })
-  t.teardown(() => idp.close())
-  const emu = { authority: idp.base, graph: `${idp.base}/v1.0`, ca: idp.caFile }
-  const sb = await sandbox(emu as any, PUBLIC_APP)
-  t.teardown(sb.cleanup)
-  const config = await loadGatewayConfig({ configFile: sb.configFile, env: sb.env })
-  const store = await resolveTokenStore({ mode: 'file', config, env: sb.env })
-  const dispatcher = createDispatcher({ caFile: config.caFile! })
-  t.teardown(() => dispatcher.close())
-  const app = createMsalApp({ config, store, dispatcher, log: silentLogger })
+  const { clock, idp, config, app, dispatcher } = await manualClockGateway(t, {
+    deviceCodeIntervalSec: opts.intervalSec, ...(opts.deviceCodeTtlSec ? { deviceCodeTtlSec: opts.deviceCodeTtlSec } : {}),
+  })
   // count the polls the identity platform receives
   let polls = 0
   const handle = idp.idp.handle.bind(idp.idp)

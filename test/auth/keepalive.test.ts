@@ -2,26 +2,16 @@
 // the identity platform (whose refresh tokens die after 90 days unused), 120 idle
 // days with keep-alive stay signed in; 91 idle days without it need `odfs login`.
 import t from 'tap'
-import { ManualClock, createDispatcher, silentLogger } from '../../src/common/index.js'
-import { loadGatewayConfig } from '../../src/config/index.js'
-import { AuthError, createMsalApp, loginWithDeviceCode, MsalTokenProvider, resolveTokenStore } from '../../src/auth/index.js'
-import { startIdp, cleanupCerts } from '../emulator/identity-support.js'
-import { sandbox, PUBLIC_APP } from '../support/auth.js'
+import { ManualClock, silentLogger } from '../../src/common/index.js'
+import { AuthError, loginWithDeviceCode, MsalTokenProvider } from '../../src/auth/index.js'
+import { cleanupCerts } from '../emulator/identity-support.js'
+import { manualClockGateway } from '../support/auth.js'
 
 t.teardown(cleanupCerts)
 const DAY = 24 * 3600_000
 
 async function signedIn(t: any) {
-  const clock = new ManualClock(Date.now())
-  const idp = await startIdp({ clock, deviceCodeIntervalSec: 0, autoConsent: 'user1' })
-  t.teardown(() => idp.close())
-  const sb = await sandbox({ authority: idp.base, graph: `${idp.base}/v1.0`, ca: idp.caFile } as any, PUBLIC_APP)
-  t.teardown(sb.cleanup)
-  const config = await loadGatewayConfig({ configFile: sb.configFile, env: sb.env })
-  const store = await resolveTokenStore({ mode: 'file', config, env: sb.env })
-  const dispatcher = createDispatcher({ caFile: config.caFile! })
-  t.teardown(() => dispatcher.close())
-  const app = createMsalApp({ config, store, dispatcher, log: silentLogger })
+  const { clock, app, config, dispatcher } = await manualClockGateway(t, { autoConsent: 'user1' })
   const r = await loginWithDeviceCode({ app, config, dispatcher, log: silentLogger, onPrompt: () => {} })
   const provider = new MsalTokenProvider({ app, config, account: r.account!, clock, log: silentLogger })
   await provider.getAccessToken()

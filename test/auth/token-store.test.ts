@@ -1,6 +1,6 @@
 // Run with: bash scripts/test.sh test/auth/token-store.test.ts (real gnome-keyring on a private D-Bus).
 import t from 'tap'
-import { mkdtemp, rm, stat, chmod, writeFile, mkdir, chown } from 'node:fs/promises'
+import { mkdtemp, rm, stat, chmod, writeFile, chown } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, dirname } from 'node:path'
 import { spawn } from 'node:child_process'

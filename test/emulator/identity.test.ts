@@ -12,6 +12,7 @@ import { promisify } from 'node:util'
 import { ManualClock } from '../../src/common/index.js'
 import { APPS, CONTOSO, FABRIKAM, PERSONAL_TENANT_ID, findAccount } from '../../src/emulator/directory.js'
 import { startIdp, cleanupCerts, pkcePair, decodeJwt, type IdpServer } from './identity-support.js'
+import { captureOutput } from '../support/auth.js'
 
 const execFileP = promisify(execFile)
 const PUBLIC = APPS.find((a) => a.clientId.endsWith('a001'))!
@@ -22,14 +23,7 @@ const PERSONAL = APPS.find((a) => a.accountTypes === 'personal')!
 
 // ---- output capture: no secret may ever reach stdout/stderr -----------------
 const secrets = new Set<string>()
-let captured = ''
-for (const stream of [process.stdout, process.stderr]) {
-  const orig = stream.write.bind(stream) as (...a: unknown[]) => boolean
-  ;(stream as unknown as { write: (...a: unknown[]) => boolean }).write = (chunk: unknown, ...rest: unknown[]) => {
-    captured += typeof chunk === 'string' ? chunk : Buffer.from(chunk as Uint8Array).toString()
-    return orig(chunk, ...rest)
-  }
-}
+const output = captureOutput()
 const keep = <T extends Record<string, any>>(body: T): T => {
   for (const k of ['access_token', 'refresh_token', 'id_token', 'device_code', 'code']) {
     if (typeof body?.[k] === 'string') secrets.add(body[k])
@@ -594,6 +588,7 @@ t.test('code lifetime, logout, test hooks', async (t) => {
 
 t.test('no token, code or secret appears in the test output', async (t) => {
   t.ok(secrets.size > 20, `collected ${secrets.size} secrets`)
+  const captured = output.text()
   t.ok(captured.includes('# Subtest: verifyAccessToken reasons'), 'the earlier test output was captured')
   const leaked = [...secrets].filter((x) => captured.includes(x))
   t.equal(leaked.length, 0, 'no secret in stdout/stderr')

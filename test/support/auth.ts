@@ -7,14 +7,15 @@
  * Also: a policy file for one of the seeded app registrations, and a capture of
  * everything a test prints so it can be scanned for tokens and secrets.
  */
-import { existsSync } from 'node:fs'
 import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { dirname, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
 import { APPS } from '../../src/emulator/directory.js'
-
-const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
+import { startEmulator } from '../../src/emulator/index.js'
+import { createDispatcher, ManualClock, silentLogger } from '../../src/common/index.js'
+import { loadGatewayConfig } from '../../src/config/index.js'
+import { createMsalApp, resolveTokenStore } from '../../src/auth/index.js'
+import { startIdp } from '../emulator/identity-support.js'
 
 export const PUBLIC_APP = APPS.find((a) => a.clientId.endsWith('a001'))!
 export const CONFIDENTIAL_APP = APPS.find((a) => a.clientId.endsWith('a002'))!
@@ -32,46 +33,46 @@ export interface AuthEmulator {
 }
 
 export async function startAuthEmulator(opts: { autoConsent?: string; accessTokenTtlSec?: number } = {}): Promise<AuthEmulator> {
-  if (existsSync(join(root, 'src/emulator/index.ts')) && existsSync(join(root, 'src/emulator/server.ts'))) {
-    const mod: any = await import('../../src/emulator/index.js' as string)
-    if (typeof mod.startEmulator === 'function') {
-      const emu = await mod.startEmulator({ port: 0, seed: 'demo', deviceCodeIntervalSec: 0, ...opts })
-      const { createDispatcher } = await import('../../src/common/index.js')
-      const dispatcher = createDispatcher({ caFile: emu.info.ca })
-      return {
-        authority: emu.info.authority,
-        graph: emu.info.graph,
-        ca: emu.info.ca,
-        async hook(name, body) {
-          const r = await fetch(`${emu.info.authority}/_emulator/identity/${name}`, {
-            method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' }, dispatcher,
-          } as RequestInit)
-          const text = await r.text()
-          let parsed: unknown = text
-          try { parsed = JSON.parse(text) } catch { /* text */ }
-          return { status: r.status, body: parsed }
-        },
-        setAutoConsent: (h) => emu.identity.setAutoConsent(h),
-        async close() {
-          await dispatcher.close()
-          await emu.close()
-        },
-      }
-    }
-  }
-  const { startIdp, cleanupCerts } = await import('../emulator/identity-support.js')
-  const s = await startIdp({ ...(opts.autoConsent ? { autoConsent: opts.autoConsent } : {}), ...(opts.accessTokenTtlSec ? { accessTokenTtlSec: opts.accessTokenTtlSec } : {}) })
+  const emu = await startEmulator({ port: 0, seed: 'demo', deviceCodeIntervalSec: 0, ...opts })
+  const dispatcher = createDispatcher({ caFile: emu.info.ca })
   return {
-    authority: s.base,
-    graph: `${s.base}/v1.0`,
-    ca: s.caFile,
-    hook: (name, body) => s.hook(name, body),
-    setAutoConsent: (h) => s.idp.setAutoConsent(h),
+    authority: emu.info.authority,
+    graph: emu.info.graph,
+    ca: emu.info.ca,
+    async hook(name, body) {
+      const r = await fetch(`${emu.info.authority}/_emulator/identity/${name}`, {
+        method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' }, dispatcher,
+      } as RequestInit)
+      const text = await r.text()
+      let parsed: unknown = text
+      try { parsed = JSON.parse(text) } catch { /* text */ }
+      return { status: r.status, body: parsed }
+    },
+    setAutoConsent: (h) => emu.identity.setAutoConsent(h),
     async close() {
-      await s.close()
-      cleanupCerts()
+      await dispatcher.close()
+      await emu.close()
     },
   }
+}
+
+/**
+ * The identity platform alone on a ManualClock shared with the client, and a
+ * gateway (policy file, file token store, dispatcher, msal app) signed in to
+ * nothing yet: for tests that move time (device-code polling, token lifetimes).
+ */
+export async function manualClockGateway(t: { teardown(f: () => unknown): void }, idpOpts: Parameters<typeof startIdp>[0] = {}) {
+  const clock = new ManualClock(Date.now())
+  const idp = await startIdp({ clock, deviceCodeIntervalSec: 0, ...idpOpts })
+  t.teardown(() => idp.close())
+  const sb = await sandbox({ authority: idp.base, graph: `${idp.base}/v1.0`, ca: idp.caFile } as AuthEmulator, PUBLIC_APP)
+  t.teardown(sb.cleanup)
+  const config = await loadGatewayConfig({ configFile: sb.configFile, env: sb.env })
+  const store = await resolveTokenStore({ mode: 'file', config, env: sb.env })
+  const dispatcher = createDispatcher({ caFile: config.caFile! })
+  t.teardown(() => dispatcher.close())
+  const app = createMsalApp({ config, store, dispatcher, log: silentLogger })
+  return { clock, idp, config, store, dispatcher, app }
 }
 
 export interface Sandbox {
