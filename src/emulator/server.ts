@@ -136,7 +136,7 @@ export function routeTemplate(method: string, pathname: string): string {
   let p = pathname.startsWith('/v1.0') ? pathname.slice(5) || '/' : pathname
   p = p.replace(/:\/[^:]*(:?)/, (_s, colon: string) => `:/{path}${colon}`)
   const segs = p.split('/')
-  const idAfter = new Set(['drives', 'items', 'sites', 'shares', 'users', '_download', '_upload', '_monitor', '_share'])
+  const idAfter = new Set(['drives', 'items', 'sites', 'shares', 'users', '_download', '_upload', '_monitor', '_share', 'versions'])
   for (let i = 1; i < segs.length; i++) {
     if (idAfter.has(segs[i - 1]!) && segs[i] !== '' && !segs[i]!.startsWith('{')) {
       const colon = segs[i]!.indexOf(':')
