@@ -136,7 +136,7 @@ export function routeTemplate(method: string, pathname: string): string {
   let p = pathname.startsWith('/v1.0') ? pathname.slice(5) || '/' : pathname
   p = p.replace(/:\/[^:]*(:?)/, (_s, colon: string) => `:/{path}${colon}`)
   const segs = p.split('/')
-  const idAfter = new Set(['drives', 'items', 'sites', 'shares', 'users', '_download', '_upload', '_monitor', '_share', 'versions'])
+  const idAfter = new Set(['drives', 'items', 'sites', 'shares', 'users', '_download', '_upload', '_monitor', 'versions'])
   for (let i = 1; i < segs.length; i++) {
     if (idAfter.has(segs[i - 1]!) && segs[i] !== '' && !segs[i]!.startsWith('{')) {
       const colon = segs[i]!.indexOf(':')
@@ -168,7 +168,7 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
   let port = 0
   const base = () => `https://127.0.0.1:${port}`
   const clock = opts.clock ?? systemClock
-  const store = new Store({ dir: stateDir, baseUrl: base, now: () => clock.now(), etagSettleMs: opts.etagSettleMs, maxTombstones: opts.maxTombstones, hashDelayMs: () => faults.hashDelayMs })
+  const store = new Store({ dir: stateDir, now: () => clock.now(), etagSettleMs: opts.etagSettleMs, maxTombstones: opts.maxTombstones, hashDelayMs: () => faults.hashDelayMs })
   const env = new Env(store, base, faults)
   if (opts.contentHost) env.contentHost = opts.contentHost
   const identity = new IdentityPlatform({
@@ -458,9 +458,6 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
       if (path.startsWith('/_download/')) return await send(req, res, download(env, method, url, req.headers))
       if (path.startsWith('/_upload/')) return await send(req, res, await upload(env, method, url, req.headers, req))
       if (path.startsWith('/_monitor/')) return await send(req, res, monitorJson(env, path.slice('/_monitor/'.length)))
-      if (path.startsWith('/_share/')) {
-        return await send(req, res, { status: 200, headers: { 'Content-Type': 'text/html; charset=utf-8' }, json: undefined })
-      }
       const body = await readBody(req, 1024 * 1024)
       const handled = await identity.handle(req, res, url, body)
       if (!handled) {

@@ -134,8 +134,6 @@ export interface SharingLink {
 
 export interface StoreOptions {
   dir: string
-  /** https://127.0.0.1:PORT, for webUrls of sharing links. */
-  baseUrl: () => string
   now?: () => number
   /** Tombstones kept per drive before old delta tokens go stale. */
   maxTombstones?: number
@@ -152,6 +150,19 @@ const MIME: Record<string, string> = {
   html: 'text/html', xlsx: 'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet',
   docx: 'application/vnd.openxmlformats-officedocument.wordprocessingml.document',
   pptx: 'application/vnd.openxmlformats-officedocument.presentationml.presentation',
+}
+
+const LINK_KINDS: [RegExp, string][] = [
+  [/^(docx?|docm|dotx|odt|rtf)$/, 'w'], [/^(xlsx?|xlsm|xlsb|ods)$/, 'x'], [/^(pptx?|pptm|ppsx|odp)$/, 'p'],
+  [/^(one|onetoc2)$/, 'o'], [/^pdf$/, 'b'], [/^txt$/, 't'], [/^(jpe?g|png|gif|bmp|heic|tiff?|webp)$/, 'i'],
+  [/^(mp4|mov|avi|wmv|mkv|m4v|webm)$/, 'v'],
+]
+
+/** The letter of a sharing link that says what it points at: f folder, w Word, x Excel, … u other. */
+export function linkKindOf(item: { kind: string; name: string }): string {
+  if (item.kind === 'folder') return 'f'
+  const ext = item.name.includes('.') ? item.name.slice(item.name.lastIndexOf('.') + 1).toLowerCase() : ''
+  return LINK_KINDS.find(([re]) => re.test(ext))?.[1] ?? 'u'
 }
 
 export function mimeTypeOf(name: string): string {
@@ -781,12 +792,34 @@ export class Store {
     for (const l of this.links.values()) {
       if (l.itemId === item.id && l.type === type && l.scope === scope) return l
     }
-    const id = randomBytes(12).toString('base64url')
-    const kind = item.kind === 'folder' ? 'f' : 'u'
-    const webUrl = `${this.opts.baseUrl()}/_share/:${kind}:/${id}`
+    const { id, webUrl } = this.#linkUrl(item)
     const link: SharingLink = { id, driveId: item.driveId, itemId: item.id, type, scope, webUrl, createdBy: by }
     this.links.set(webUrl, link)
     return link
+  }
+
+  /**
+   * A sharing link in the service's shape (docs/emulator/sharing-links.md): Personal
+   * `https://1drv.ms/{k}/s!{token}`, OneDrive for Business
+   * `https://{tenant}-my.sharepoint.com/:{k}:/g/personal/{user}/{token}`, a site library
+   * `https://{tenant}.sharepoint.com/:{k}:/s/{site}/{token}`. The hosts are not served
+   * here: the link is an identifier that /shares/{u!…} resolves.
+   */
+  #linkUrl(item: Item): { id: string; webUrl: string } {
+    const drive = this.driveOfItem(item)
+    const k = linkKindOf(item)
+    if (drive.kind === 'personal') {
+      const id = 'A' + randomBytes(21).toString('base64url')
+      return { id, webUrl: `https://1drv.ms/${k}/s!${id}` }
+    }
+    const id = 'E' + randomBytes(34).toString('base64url').slice(0, 45)
+    const site = drive.siteId ? this.sites.get(drive.siteId) : undefined
+    if (site) {
+      const u = new URL(site.webUrl)
+      return { id, webUrl: `${u.origin}/:${k}:/s/${site.name}/${id}` }
+    }
+    const u = new URL(drive.webUrl)
+    return { id, webUrl: `${u.origin}/:${k}:/g/personal/${u.pathname.split('/')[2]}/${id}` }
   }
 
   // --------------------------------------------------------- admin helpers
