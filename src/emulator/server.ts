@@ -22,9 +22,10 @@ import { type Ctx, type Resp, errorBody } from './graph/http.js'
 import { routeGraph, monitorJson } from './graph/router.js'
 import { download, upload, sweepSessions, ConnectionGone, Pacer } from './graph/content.js'
 import { Throttle, costOf } from './graph/throttle.js'
+import { HOSTILE_OFF, reshape, downloadDamage, type HostileFaults } from './graph/hostile.js'
 import { seed } from './seed.js'
 
-export interface Faults {
+export interface Faults extends HostileFaults {
   /** Added to every request (ms). */
   latencyMs: number
   /** Bytes per second per response body and per request body; 0 = unlimited. */
@@ -58,7 +59,7 @@ export interface Faults {
 
 export const DEFAULT_FAULTS: Faults = {
   latencyMs: 0, bandwidth: 0, failRate: 0, serverErrorRate: 0, freshSessionNotFoundRate: 0, resetRate: 0, rateLimit: 100, rateWindowSec: 1, sharedWithMeRetired: false, corruptHashes: false, driveIdQuirks: false, hashDelayMs: 0,
-  uploadSessionTtlSec: 900, downloadUrlTtlSec: 3600,
+  uploadSessionTtlSec: 900, downloadUrlTtlSec: 3600, ...HOSTILE_OFF,
 }
 
 export interface EmulatorOptions extends Partial<Faults> {
@@ -199,7 +200,7 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
       const { body, length } = r.stream
       res.writeHead(r.status, { ...headers, 'Content-Length': String(length) })
       const pacer = new Pacer(faults.bandwidth)
-      const cutAt = length > 1 && Math.random() < faults.resetRate ? Math.floor(length / 2) : undefined
+      const cutAt = length > 1 && (r.damage === 'truncated' || Math.random() < faults.resetRate) ? Math.floor(length / 2) : undefined
       let sent = 0
       let gone = false
       res.on('close', () => { gone = true })
@@ -231,8 +232,19 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
     if (r.json !== undefined) {
       payload = Buffer.from(JSON.stringify(r.json))
       headers['Content-Type'] ??= 'application/json; odata.metadata=minimal; odata.streaming=true; IEEE754Compatible=false; charset=utf-8'
+      // hostileJson: a body that is not valid JSON (cut in half, length consistent)
+      if (r.damage === 'malformed') payload = payload.subarray(0, Math.floor(payload.length / 2))
     }
     headers['Content-Length'] ??= String(payload?.length ?? 0)
+    if (r.damage === 'truncated' && payload && payload.length > 1) {
+      // hostileTruncate: promise the whole body, send half of it, close the connection
+      res.writeHead(r.status, headers)
+      const half = payload.subarray(0, Math.floor(payload.length / 2))
+      stats.bytesOut += half.length
+      stats.resets++
+      res.write(half, () => res.destroy())
+      return
+    }
     if (payload && faults.bandwidth > 0) await new Pacer(faults.bandwidth).add(payload.length)
     if (res.destroyed) return
     res.writeHead(r.status, headers)
@@ -289,6 +301,8 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
       throw new EmuError(status, 'generalException', 'An unspecified error occurred.')
     }
     const resp = await routeGraph(env, ctx)
+    const damage = reshape(store, faults, resp.json)
+    if (damage) resp.damage = damage
     // Near 80 % of the budget the service starts sending RateLimit-* headers (§9).
     if (charge.headers) resp.headers = { ...(resp.headers ?? {}), ...charge.headers }
     return resp
@@ -455,7 +469,11 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
         const r = await graph(ctx)
         return await send(req, res, r)
       }
-      if (path.startsWith('/_download/')) return await send(req, res, download(env, method, url, req.headers))
+      if (path.startsWith('/_download/')) {
+        const r = download(env, method, url, req.headers)
+        if (r.stream) r.damage = downloadDamage(store, faults, decodeURIComponent(path.slice('/_download/'.length)))
+        return await send(req, res, r)
+      }
       if (path.startsWith('/_upload/')) return await send(req, res, await upload(env, method, url, req.headers, req))
       if (path.startsWith('/_monitor/')) return await send(req, res, monitorJson(env, path.slice('/_monitor/'.length)))
       const body = await readBody(req, 1024 * 1024)
