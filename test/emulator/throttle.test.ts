@@ -95,6 +95,17 @@ t.test('requests cost resource units: a listing 2, an item 1', async (t) => {
   t.match(near.headers.get('ratelimit-reset'), /^\d+$/)
 })
 
+t.test('a request dearer than the whole budget still passes once nothing else is used', async (t) => {
+  limit(1)
+  t.teardown(() => limit(0))
+  await clock.advance(60_000)
+  t.equal((await g('GET', '/me/drive/root/children')).status, 200, 'a 2-unit listing on a 1-unit budget')
+  const r = await g('GET', '/me/drive/root/children')
+  t.equal(r.status, 429)
+  await clock.advance(Number(r.headers.get('retry-after')) * 1000)
+  t.equal((await g('GET', '/me/drive/root/children')).status, 200, 'after Retry-After')
+})
+
 t.test('a longer window allows a larger burst at the same rate', async (t) => {
   limit(1, 60)
   t.teardown(() => limit(0))

@@ -63,12 +63,14 @@ export class Throttle {
     if (!b) this.#buckets.set(user, (b = { used: 0, at: now }))
     b.used = Math.max(0, b.used - ((now - b.at) / 1000) * rate)
     b.at = now
-    const admitted = b.used + cost <= budget
+    // usage at or below which this request fits (a request dearer than the whole budget needs it all)
+    const room = Math.max(0, budget - cost)
+    const admitted = b.used <= room
     // Debt is capped so that a client that stops at once waits no longer than the cap.
-    b.used = Math.min(b.used + cost, budget - cost + MAX_RETRY_AFTER_SEC * rate)
+    b.used = Math.min(b.used + cost, room + MAX_RETRY_AFTER_SEC * rate)
     if (!admitted) {
       // Time until this user's usage has drained far enough for one more request like this one.
-      return { retryAfter: Math.max(1, Math.ceil((b.used + cost - budget) / rate)) }
+      return { retryAfter: Math.max(1, Math.ceil((b.used - room) / rate)) }
     }
     if (b.used < 0.8 * budget) return {}
     return {
