@@ -92,6 +92,8 @@ t.test('hostileJson: answers about the named folder are not valid JSON', async (
   const text = await r.text()
   t.equal(Number(r.headers.get('content-length')), Buffer.byteLength(text), 'the length matches what is sent')
   t.throws(() => JSON.parse(text), 'not JSON')
+  const selected = await (await raw(`/me/drive/items/${folderId}/children?$select=name`)).text()
+  t.throws(() => JSON.parse(selected), 'a listing without parentReference too')
   const meta = await (await raw('/me/drive/root:/H')).text()
   t.throws(() => JSON.parse(meta), 'its metadata too')
   t.equal((await g('GET', '/me/drive/root/children')).status, 200, 'the parent listing is intact')

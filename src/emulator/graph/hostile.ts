@@ -87,6 +87,8 @@ export function reshape(store: Store, f: HostileFaults, body: unknown): Damage |
   const about = (knob: string) => {
     if (knob === '') return false
     if (typeof b.id === 'string' && targets(store, store.get(b.id), knob)) return true
+    const listed = typeof b['@odata.context'] === 'string' ? /items\('([^']+)'\)\/children$/.exec(b['@odata.context']) : null
+    if (listed && targets(store, store.get(listed[1]!), knob)) return true
     return Array.isArray(b.value) && b.value.some((e: any) => typeof e?.parentReference?.id === 'string' && targets(store, store.get(e.parentReference.id), knob))
   }
   if (about(f.hostileJson)) return 'malformed'
