@@ -12,7 +12,7 @@ import { mkdtempSync, mkdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { once } from 'node:events'
-import { silentLogger, type Logger } from '../common/index.js'
+import { silentLogger, systemClock, type Clock, type Logger } from '../common/index.js'
 import { ACCOUNTS, APPS, findAccount, type Account } from './directory.js'
 import { IdentityPlatform } from './identity/index.js'
 import { ensureTls } from './tls.js'
@@ -21,9 +21,11 @@ import { Env } from './graph/env.js'
 import { type Ctx, type Resp, errorBody } from './graph/http.js'
 import { routeGraph, monitorJson } from './graph/router.js'
 import { download, upload, sweepSessions, ConnectionGone, Pacer } from './graph/content.js'
+import { Throttle, costOf } from './graph/throttle.js'
+import { HOSTILE_OFF, reshape, downloadDamage, type HostileFaults } from './graph/hostile.js'
 import { seed } from './seed.js'
 
-export interface Faults {
+export interface Faults extends HostileFaults {
   /** Added to every request (ms). */
   latencyMs: number
   /** Bytes per second per response body and per request body; 0 = unlimited. */
@@ -36,8 +38,13 @@ export interface Faults {
   freshSessionNotFoundRate: number
   /** Fraction of content transfers (downloads, fragment and simple uploads) cut mid-body. */
   resetRate: number
-  /** Graph requests per second per user; past it 429 activityLimitReached. 0 = unlimited. */
+  /**
+   * Resource units per second per user (a single-item GET costs 1, a listing or a write 2);
+   * past the budget 429 activityLimitReached with Retry-After. 0 = unlimited.
+   */
   rateLimit: number
+  /** Window of the throttling budget in seconds: a user may spend rateLimit × rateWindowSec units at once. */
+  rateWindowSec: number
   /** sharedWithMe answers an empty list, as the retired endpoint does. */
   sharedWithMeRetired: boolean
   /** Report wrong quickXorHash values (test fault). */
@@ -51,8 +58,8 @@ export interface Faults {
 }
 
 export const DEFAULT_FAULTS: Faults = {
-  latencyMs: 0, bandwidth: 0, failRate: 0, serverErrorRate: 0, freshSessionNotFoundRate: 0, resetRate: 0, rateLimit: 100, sharedWithMeRetired: false, corruptHashes: false, driveIdQuirks: false, hashDelayMs: 0,
-  uploadSessionTtlSec: 900, downloadUrlTtlSec: 3600,
+  latencyMs: 0, bandwidth: 0, failRate: 0, serverErrorRate: 0, freshSessionNotFoundRate: 0, resetRate: 0, rateLimit: 100, rateWindowSec: 1, sharedWithMeRetired: false, corruptHashes: false, driveIdQuirks: false, hashDelayMs: 0,
+  uploadSessionTtlSec: 900, downloadUrlTtlSec: 3600, ...HOSTILE_OFF,
 }
 
 export interface EmulatorOptions extends Partial<Faults> {
@@ -70,6 +77,8 @@ export interface EmulatorOptions extends Partial<Faults> {
   /** Host name of download/upload/monitor URLs (same server); default localhost. */
   contentHost?: string
   logger?: Logger
+  /** The emulator's time (throttling budgets, URL and session expiry); tests pass a ManualClock. */
+  clock?: Clock
 }
 
 export interface EmulatorInfo {
@@ -128,7 +137,7 @@ export function routeTemplate(method: string, pathname: string): string {
   let p = pathname.startsWith('/v1.0') ? pathname.slice(5) || '/' : pathname
   p = p.replace(/:\/[^:]*(:?)/, (_s, colon: string) => `:/{path}${colon}`)
   const segs = p.split('/')
-  const idAfter = new Set(['drives', 'items', 'sites', 'shares', 'users', '_download', '_upload', '_monitor', '_share'])
+  const idAfter = new Set(['drives', 'items', 'sites', 'shares', 'users', '_download', '_upload', '_monitor', 'versions'])
   for (let i = 1; i < segs.length; i++) {
     if (idAfter.has(segs[i - 1]!) && segs[i] !== '' && !segs[i]!.startsWith('{')) {
       const colon = segs[i]!.indexOf(':')
@@ -143,8 +152,6 @@ export function routeTemplate(method: string, pathname: string): string {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
-
-interface ThrottleState { windowStart: number; count: number; blockedUntil: number; level: number; lastThrottle: number }
 
 export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulator> {
   const log = opts.logger ?? silentLogger
@@ -161,14 +168,15 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
   }
   let port = 0
   const base = () => `https://127.0.0.1:${port}`
-  const store = new Store({ dir: stateDir, baseUrl: base, etagSettleMs: opts.etagSettleMs, maxTombstones: opts.maxTombstones, hashDelayMs: () => faults.hashDelayMs })
+  const clock = opts.clock ?? systemClock
+  const store = new Store({ dir: stateDir, now: () => clock.now(), etagSettleMs: opts.etagSettleMs, maxTombstones: opts.maxTombstones, hashDelayMs: () => faults.hashDelayMs })
   const env = new Env(store, base, faults)
   if (opts.contentHost) env.contentHost = opts.contentHost
   const identity = new IdentityPlatform({
     baseUrl: base, accessTokenTtlSec: opts.accessTokenTtlSec, deviceCodeIntervalSec: opts.deviceCodeIntervalSec, autoConsent: opts.autoConsent,
   })
   let stats = newStats()
-  const throttle = new Map<string, ThrottleState>()
+  const throttle = new Throttle(clock, () => ({ rate: faults.rateLimit, windowSec: faults.rateWindowSec }))
   env.hooks = {
     bandwidth: () => faults.bandwidth,
     resetRate: () => faults.resetRate,
@@ -177,34 +185,6 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
     reset: () => { stats.resets++ },
   }
   await seed(store, opts.seed ?? 'demo')
-
-  /** Per-user request budget per second; returns Retry-After seconds when over it. */
-  function throttled(user: Account): number | undefined {
-    if (!faults.rateLimit) return undefined
-    const now = Date.now()
-    let st = throttle.get(user.oid)
-    if (!st) throttle.set(user.oid, (st = { windowStart: now, count: 0, blockedUntil: 0, level: 0, lastThrottle: 0 }))
-    if (now - st.windowStart >= 1000) {
-      st.windowStart = now
-      st.count = 0
-    }
-    st.count++ // throttled requests still count
-    if (now < st.blockedUntil) {
-      // continued pressure while blocked escalates the penalty
-      st.level = Math.min(st.level + 1, 6)
-      st.blockedUntil = Math.max(st.blockedUntil, now + 2 ** st.level * 1000)
-      st.lastThrottle = now
-      return Math.ceil((st.blockedUntil - now) / 1000)
-    }
-    if (st.count > faults.rateLimit) {
-      st.level = now - st.lastThrottle < 30_000 ? Math.min(st.level + 1, 6) : 0
-      const retry = 2 ** st.level
-      st.blockedUntil = now + retry * 1000
-      st.lastThrottle = now
-      return retry
-    }
-    return undefined
-  }
 
   function count(route: string): void {
     stats.total++
@@ -220,7 +200,7 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
       const { body, length } = r.stream
       res.writeHead(r.status, { ...headers, 'Content-Length': String(length) })
       const pacer = new Pacer(faults.bandwidth)
-      const cutAt = length > 1 && Math.random() < faults.resetRate ? Math.floor(length / 2) : undefined
+      const cutAt = length > 1 && (r.damage === 'truncated' || Math.random() < faults.resetRate) ? Math.floor(length / 2) : undefined
       let sent = 0
       let gone = false
       res.on('close', () => { gone = true })
@@ -252,8 +232,19 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
     if (r.json !== undefined) {
       payload = Buffer.from(JSON.stringify(r.json))
       headers['Content-Type'] ??= 'application/json; odata.metadata=minimal; odata.streaming=true; IEEE754Compatible=false; charset=utf-8'
+      // hostileJson: a body that is not valid JSON (cut in half, length consistent)
+      if (r.damage === 'malformed') payload = payload.subarray(0, Math.floor(payload.length / 2))
     }
     headers['Content-Length'] ??= String(payload?.length ?? 0)
+    if (r.damage === 'truncated' && payload && payload.length > 1) {
+      // hostileTruncate: promise the whole body, send half of it, close the connection
+      res.writeHead(r.status, headers)
+      const half = payload.subarray(0, Math.floor(payload.length / 2))
+      stats.bytesOut += half.length
+      stats.resets++
+      res.write(half, () => res.destroy())
+      return
+    }
     if (payload && faults.bandwidth > 0) await new Pacer(faults.bandwidth).add(payload.length)
     if (res.destroyed) return
     res.writeHead(r.status, headers)
@@ -297,9 +288,10 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
 
   /** One Graph request (also used for each $batch sub-request). */
   async function graph(ctx: Ctx): Promise<Resp> {
-    const retry = throttled(ctx.user)
-    if (retry !== undefined) {
-      throw new EmuError(429, 'activityLimitReached', 'The request has been throttled', 'throttledRequest', { 'Retry-After': String(retry) })
+    // Throttled requests count against the budget too (docs/emulator/throttling.md).
+    const charge = throttle.charge(ctx.user.oid, costOf(ctx.method, ctx.url))
+    if (charge.retryAfter !== undefined) {
+      throw new EmuError(429, 'activityLimitReached', 'The request has been throttled', 'throttledRequest', { 'Retry-After': String(charge.retryAfter) })
     }
     if (faults.failRate > 0 && Math.random() < faults.failRate) {
       throw new EmuError(503, 'serviceNotAvailable', 'The service is temporarily unavailable. Please retry later.', undefined, { 'Retry-After': '1' })
@@ -309,16 +301,10 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
       throw new EmuError(status, 'generalException', 'An unspecified error occurred.')
     }
     const resp = await routeGraph(env, ctx)
+    const damage = reshape(store, faults, resp.json)
+    if (damage) resp.damage = damage
     // Near 80 % of the budget the service starts sending RateLimit-* headers (§9).
-    const st = throttle.get(ctx.user.oid)
-    if (faults.rateLimit && st && st.count >= 0.8 * faults.rateLimit) {
-      resp.headers = {
-        ...(resp.headers ?? {}),
-        'RateLimit-Limit': String(faults.rateLimit),
-        'RateLimit-Remaining': String(Math.max(0, faults.rateLimit - st.count)),
-        'RateLimit-Reset': String(Math.max(1, Math.ceil((st.windowStart + 1000 - Date.now()) / 1000))),
-      }
-    }
+    if (charge.headers) resp.headers = { ...(resp.headers ?? {}), ...charge.headers }
     return resp
   }
 
@@ -442,7 +428,7 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
         throw new EmuError(400, 'invalidRequest', `Fault option ${k} must be a non-negative ${want}.`)
       }
       ;(faults as any)[k] = v
-      if (k === 'rateLimit') throttle.clear()
+      if (k === 'rateLimit' || k === 'rateWindowSec') throttle.clear()
     }
   }
 
@@ -483,12 +469,13 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
         const r = await graph(ctx)
         return await send(req, res, r)
       }
-      if (path.startsWith('/_download/')) return await send(req, res, download(env, method, url, req.headers))
+      if (path.startsWith('/_download/')) {
+        const r = download(env, method, url, req.headers)
+        if (r.stream) r.damage = downloadDamage(store, faults, decodeURIComponent(path.slice('/_download/'.length)))
+        return await send(req, res, r)
+      }
       if (path.startsWith('/_upload/')) return await send(req, res, await upload(env, method, url, req.headers, req))
       if (path.startsWith('/_monitor/')) return await send(req, res, monitorJson(env, path.slice('/_monitor/'.length)))
-      if (path.startsWith('/_share/')) {
-        return await send(req, res, { status: 200, headers: { 'Content-Type': 'text/html; charset=utf-8' }, json: undefined })
-      }
       const body = await readBody(req, 1024 * 1024)
       const handled = await identity.handle(req, res, url, body)
       if (!handled) {

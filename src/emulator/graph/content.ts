@@ -175,7 +175,8 @@ export async function putContent(env: Env, ctx: Ctx, t: Target): Promise<Resp> {
   if (len !== undefined && len > MAX_SIMPLE_UPLOAD) {
     throw new EmuError(413, 'maxFileSizeExceeded', 'Simple uploads are limited to 250 MB; use an upload session.', undefined, { Connection: 'close' })
   }
-  if (len !== undefined && len - (existing?.size ?? 0) > store.remaining(store.driveOfItem(parent))) {
+  // a replaced file's content stays as an earlier version: the new content needs room of its own
+  if (len !== undefined && len > store.remaining(store.driveOfItem(parent))) {
     throw new EmuError(507, 'quotaLimitReached', 'Insufficient Space Available', undefined, { Connection: 'close' })
   }
   const blob = await streamToBlob(env, ctx.req, len, MAX_SIMPLE_UPLOAD)
@@ -202,7 +203,7 @@ export async function createUploadSession(env: Env, ctx: Ctx, t: Target): Promis
   const name = existing?.name ?? t.name!
   const fileSize = spec.fileSize
   if (fileSize !== undefined && (typeof fileSize !== 'number' || fileSize < 0)) throw invalidRequest('Invalid fileSize.')
-  if (typeof fileSize === 'number' && fileSize - (existing?.size ?? 0) > store.remaining(store.driveOfItem(parent))) {
+  if (typeof fileSize === 'number' && fileSize > store.remaining(store.driveOfItem(parent))) {
     throw new EmuError(507, 'quotaLimitReached', 'Insufficient Space Available')
   }
   let fs: UploadSession['fs']

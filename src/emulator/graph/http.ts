@@ -14,6 +14,8 @@ export interface Resp {
   json?: unknown
   /** A content body (download); length goes to Content-Length. */
   stream?: { body: Readable; length: number }
+  /** A hostile-answer fault to apply to the body on the wire (graph/hostile.ts). */
+  damage?: 'malformed' | 'truncated'
 }
 
 export interface Ctx {

@@ -12,6 +12,7 @@ import { driveItem, driveJson, etag, ctag, parseSelect, siteJson } from './seria
 import { getContent, putContent, createUploadSession, commitFromSourceUrl } from './content.js'
 import { deltaRoute } from './delta.js'
 import { sharedWithMe, searchQuery, createLink, sharesRoute, invite, listPermissions } from './sharing.js'
+import { versionsRoute } from './versions.js'
 
 export interface Target {
   drive: Drive
@@ -377,6 +378,10 @@ async function itemRoute(env: Env, ctx: Ctx, t: Target): Promise<Resp> {
   else if (t.parent) store.require(ctx.user, t.parent, 'read')
   const creates = (sub === '/content' && m === 'PUT') || (sub === '/createUploadSession' && m === 'POST')
   if (t.missingDirs?.length && !creates) throw notFound()
+  if (sub === '/versions' || sub.startsWith('/versions/')) {
+    if (!item) throw notFound()
+    return versionsRoute(env, ctx, item, sub)
+  }
 
   switch (sub) {
     case '':

@@ -5,7 +5,7 @@
  * the state directory, one file per content version, never whole in memory.
  */
 import { createHash, randomBytes, randomUUID } from 'node:crypto'
-import { mkdirSync, createWriteStream, rmSync, copyFileSync } from 'node:fs'
+import { mkdirSync, createWriteStream, rmSync, copyFileSync, linkSync } from 'node:fs'
 import { join } from 'node:path'
 import { once } from 'node:events'
 import type { Account } from '../directory.js'
@@ -43,6 +43,8 @@ export interface Drive {
   itemIds: Set<string>
   tombstones: Tombstone[]
   recycle: RecycleEntry[]
+  /** Bytes of the earlier versions of the drive's live files (they count in quota.used). */
+  versionBytes: number
 }
 
 export interface Blob {
@@ -50,6 +52,17 @@ export interface Blob {
   size: number
   quickXorHash: string
 }
+
+/** An earlier version of a file's content (docs/emulator/versions.md). */
+export interface Version {
+  id: string
+  blob: Blob
+  lastModifiedDateTime: string
+  lastModifiedBy: IdentitySet
+}
+
+/** SharePoint keeps at most this many versions of a file by default; older ones are dropped. */
+export const MAX_VERSIONS = 500
 
 export interface Item {
   id: string
@@ -77,6 +90,10 @@ export interface Item {
   remote?: { driveId: string; itemId: string }
   /** Hashes are reported only from this time on (fault hashDelayMs, §1.3). */
   hashReadyAt?: number
+  /** Files: earlier versions, newest first. */
+  versions?: Version[]
+  /** Files: number of the current version (Business ids "N.0"); Personal: counter for old version ids. */
+  versionNo?: number
 }
 
 export interface Tombstone {
@@ -117,8 +134,6 @@ export interface SharingLink {
 
 export interface StoreOptions {
   dir: string
-  /** https://127.0.0.1:PORT, for webUrls of sharing links. */
-  baseUrl: () => string
   now?: () => number
   /** Tombstones kept per drive before old delta tokens go stale. */
   maxTombstones?: number
@@ -135,6 +150,19 @@ const MIME: Record<string, string> = {
   html: 'text/html', xlsx: 'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet',
   docx: 'application/vnd.openxmlformats-officedocument.wordprocessingml.document',
   pptx: 'application/vnd.openxmlformats-officedocument.presentationml.presentation',
+}
+
+const LINK_KINDS: [RegExp, string][] = [
+  [/^(docx?|docm|dotx|odt|rtf)$/, 'w'], [/^(xlsx?|xlsm|xlsb|ods)$/, 'x'], [/^(pptx?|pptm|ppsx|odp)$/, 'p'],
+  [/^(one|onetoc2)$/, 'o'], [/^pdf$/, 'b'], [/^txt$/, 't'], [/^(jpe?g|png|gif|bmp|heic|tiff?|webp)$/, 'i'],
+  [/^(mp4|mov|avi|wmv|mkv|m4v|webm)$/, 'v'],
+]
+
+/** The letter of a sharing link that says what it points at: f folder, w Word, x Excel, … u other. */
+export function linkKindOf(item: { kind: string; name: string }): string {
+  if (item.kind === 'folder') return 'f'
+  const ext = item.name.includes('.') ? item.name.slice(item.name.lastIndexOf('.') + 1).toLowerCase() : ''
+  return LINK_KINDS.find(([re]) => re.test(ext))?.[1] ?? 'u'
 }
 
 export function mimeTypeOf(name: string): string {
@@ -198,7 +226,7 @@ export class Store {
   #newDrive(id: string, kind: DriveKind, name: string, tenantId: string, webUrl: string, pathPrefix: string, quotaTotal: number, owner?: Account, siteId?: string): Drive {
     const drive: Drive = {
       id, kind, name, owner, siteId, tenantId, rootId: '', webUrl, pathPrefix, quotaTotal,
-      createdDateTime: this.iso(), seq: 1, minSeq: 0, counter: 101, itemIds: new Set(), tombstones: [], recycle: [],
+      createdDateTime: this.iso(), seq: 1, minSeq: 0, counter: 101, itemIds: new Set(), tombstones: [], recycle: [], versionBytes: 0,
     }
     this.drives.set(kind === 'personal' ? id.toLowerCase() : id, drive)
     const root = this.#newItem(drive, 'root', null, 'folder', owner ? identityOf(owner) : { user: { id: 'system', displayName: 'System Account' } })
@@ -260,10 +288,14 @@ export class Store {
     return this.items.get(drive.rootId)!
   }
 
+  /** Bytes in use: live content, earlier versions and the recycle bin. */
+  #used(drive: Drive): number {
+    return this.root(drive).size + drive.versionBytes + drive.recycle.reduce((s, e) => s + e.bytes, 0)
+  }
+
   quota(drive: Drive): { total: number; used: number; remaining: number; deleted: number; state: string; fileCount?: number } {
-    const live = this.root(drive).size
     const deleted = drive.recycle.reduce((s, e) => s + e.bytes, 0)
-    const used = live + deleted
+    const used = this.#used(drive)
     const remaining = Math.max(0, drive.quotaTotal - used)
     const state = remaining <= 0 ? 'exceeded' : remaining < drive.quotaTotal * 0.01 ? 'critical' : remaining < drive.quotaTotal * 0.1 ? 'nearing' : 'normal'
     const q: ReturnType<Store['quota']> = { total: drive.quotaTotal, used, remaining, deleted, state }
@@ -275,10 +307,9 @@ export class Store {
     return q
   }
 
-  /** Bytes left in the drive (recycle bin included in use). */
+  /** Bytes left in the drive (earlier versions and the recycle bin included in use). */
   remaining(drive: Drive): number {
-    const used = this.root(drive).size + drive.recycle.reduce((s, e) => s + e.bytes, 0)
-    return Math.max(0, drive.quotaTotal - used)
+    return Math.max(0, drive.quotaTotal - this.#used(drive))
   }
 
   setQuota(handleOrDriveId: string, total: number): void {
@@ -473,7 +504,8 @@ export class Store {
       if (!target) this.validateName(parent, name, false)
     }
     const oldSize = target?.size ?? 0
-    if (blob.size - oldSize > this.remaining(drive)) {
+    // the replaced content stays as an earlier version, so the new content needs room of its own
+    if (blob.size > this.remaining(drive)) {
       throw new EmuError(507, 'quotaLimitReached', 'Insufficient Space Available')
     }
     let created = false
@@ -482,9 +514,9 @@ export class Store {
       created = true
     } else {
       if (target.kind !== 'file') throw invalidRequest('The target is not a file.')
+      this.#keepVersion(target, drive)
       this.touch(target, { content: true, by })
       this.#touchAncestors(this.parentOf(target)!, drive)
-      if (target.blob) this.#dropBlob(target.blob)
       const now = this.iso()
       target.fsModified = args.fs?.lastModifiedDateTime ?? now
       if (args.fs?.createdDateTime) target.fsCreated = args.fs.createdDateTime
@@ -497,6 +529,57 @@ export class Store {
     this.#addSize(this.parentOf(target), blob.size - oldSize)
     this.#scheduleSettle(target)
     return { item: target, created }
+  }
+
+  /** The file's current content becomes its newest earlier version (docs/emulator/versions.md). */
+  #keepVersion(item: Item, drive: Drive): void {
+    if (!item.blob) return
+    const no = item.versionNo ?? 1
+    const id = drive.kind === 'personal' ? `${item.id.slice(item.id.indexOf('!') + 1)}-${no}` : `${no}.0`
+    const versions = (item.versions ??= [])
+    versions.unshift({ id, blob: item.blob, lastModifiedDateTime: item.lastModifiedDateTime, lastModifiedBy: item.lastModifiedBy })
+    drive.versionBytes += item.blob.size
+    item.versionNo = no + 1
+    while (versions.length > MAX_VERSIONS - 1) this.#dropVersion(drive, versions.pop()!)
+  }
+
+  #dropVersion(drive: Drive | undefined, v: Version): void {
+    if (drive) drive.versionBytes -= v.blob.size
+    this.#dropBlob(v.blob)
+  }
+
+  /** Id of the current version: Business "N.0", Personal "current" (docs/emulator/versions.md). */
+  currentVersionId(item: Item): string {
+    return this.driveOfItem(item).kind === 'personal' ? 'current' : `${item.versionNo ?? 1}.0`
+  }
+
+  /** A new blob with the same content as `b` (a hard link: no bytes copied). */
+  #cloneBlob(b: Blob): Blob {
+    const path = this.newBlobPath()
+    try {
+      linkSync(b.path, path)
+    } catch {
+      copyFileSync(b.path, path)
+    }
+    return { ...b, path }
+  }
+
+  /** Make an earlier version current again: a new version with that content; all others are kept. */
+  restoreVersion(item: Item, version: Version, by: IdentitySet): Item {
+    const parent = this.parentOf(item)!
+    const blob = this.#cloneBlob(version.blob)
+    try {
+      return this.commitContent({ parent, name: item.name, target: item, blob, conflict: 'replace', by }).item
+    } catch (e) {
+      this.#dropBlob(blob)
+      throw e
+    }
+  }
+
+  /** Delete an earlier version (the current one cannot be: callers check). */
+  deleteVersion(item: Item, version: Version): void {
+    item.versions = (item.versions ?? []).filter((v) => v !== version)
+    this.#dropVersion(this.driveOfItem(item), version)
   }
 
   /** §4.3: the eTag changes on its own shortly after an upload. */
@@ -546,6 +629,13 @@ export class Store {
       item.parentId = newParent.id
       if (item.kind === 'file') item.mimeType = mimeTypeOf(newName)
     }
+    if (patch.fs && item.kind === 'file' && item.blob && drive.kind !== 'personal') {
+      // Business keeps a new version when only the times change (Personal does not): the
+      // same content counts twice in quota.used (rclone docs, docs/emulator/versions.md)
+      const copy = this.#cloneBlob(item.blob)
+      this.#keepVersion(item, drive)
+      item.blob = copy
+    }
     if (patch.fs?.lastModifiedDateTime) item.fsModified = patch.fs.lastModifiedDateTime
     if (patch.fs?.createdDateTime) item.fsCreated = patch.fs.createdDateTime
     this.touch(item, { by })
@@ -572,8 +662,11 @@ export class Store {
     drive.tombstones.push(...stones)
     this.#touchAncestors(parent, drive)
     this.#pruneTombstones(drive)
-    const bytes = all.reduce((s, it) => s + (it.kind === 'file' ? it.size : 0), 0)
-    if (opts.permanent) for (const it of all) { if (it.blob) this.#dropBlob(it.blob) }
+    // earlier versions go to the recycle bin with their file
+    const versionBytes = all.reduce((s, it) => s + (it.versions ?? []).reduce((n, v) => n + v.blob.size, 0), 0)
+    drive.versionBytes -= versionBytes
+    const bytes = all.reduce((s, it) => s + (it.kind === 'file' ? it.size : 0), 0) + versionBytes
+    if (opts.permanent) for (const it of all) this.#dropContent(it)
     else drive.recycle.push({ root: item, items: all, bytes, deletedAt: this.iso() })
   }
 
@@ -602,12 +695,18 @@ export class Store {
   }
 
   emptyRecycleBin(drive: Drive): void {
-    for (const e of drive.recycle) for (const it of e.items) if (it.blob) this.#dropBlob(it.blob)
+    for (const e of drive.recycle) for (const it of e.items) this.#dropContent(it)
     drive.recycle = []
   }
 
   #dropBlob(b: Blob): void {
     rmSync(b.path, { force: true })
+  }
+
+  /** Remove a deleted item's content and its earlier versions from disk. */
+  #dropContent(it: Item): void {
+    if (it.blob) this.#dropBlob(it.blob)
+    for (const v of it.versions ?? []) this.#dropBlob(v.blob)
   }
 
   newBlobPath(): string {
@@ -693,12 +792,34 @@ export class Store {
     for (const l of this.links.values()) {
       if (l.itemId === item.id && l.type === type && l.scope === scope) return l
     }
-    const id = randomBytes(12).toString('base64url')
-    const kind = item.kind === 'folder' ? 'f' : 'u'
-    const webUrl = `${this.opts.baseUrl()}/_share/:${kind}:/${id}`
+    const { id, webUrl } = this.#linkUrl(item)
     const link: SharingLink = { id, driveId: item.driveId, itemId: item.id, type, scope, webUrl, createdBy: by }
     this.links.set(webUrl, link)
     return link
+  }
+
+  /**
+   * A sharing link in the service's shape (docs/emulator/sharing-links.md): Personal
+   * `https://1drv.ms/{k}/s!{token}`, OneDrive for Business
+   * `https://{tenant}-my.sharepoint.com/:{k}:/g/personal/{user}/{token}`, a site library
+   * `https://{tenant}.sharepoint.com/:{k}:/s/{site}/{token}`. The hosts are not served
+   * here: the link is an identifier that /shares/{u!…} resolves.
+   */
+  #linkUrl(item: Item): { id: string; webUrl: string } {
+    const drive = this.driveOfItem(item)
+    const k = linkKindOf(item)
+    if (drive.kind === 'personal') {
+      const id = 'A' + randomBytes(21).toString('base64url')
+      return { id, webUrl: `https://1drv.ms/${k}/s!${id}` }
+    }
+    const id = 'E' + randomBytes(34).toString('base64url').slice(0, 45)
+    const site = drive.siteId ? this.sites.get(drive.siteId) : undefined
+    if (site) {
+      const u = new URL(site.webUrl)
+      return { id, webUrl: `${u.origin}/:${k}:/s/${site.name}/${id}` }
+    }
+    const u = new URL(drive.webUrl)
+    return { id, webUrl: `${u.origin}/:${k}:/g/personal/${u.pathname.split('/')[2]}/${id}` }
   }
 
   // --------------------------------------------------------- admin helpers
