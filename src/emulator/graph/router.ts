@@ -35,6 +35,17 @@ function decodeSeg(s: string): string {
   }
 }
 
+/**
+ * The folder names of a path address (`root:/{path}:`, a parentReference.path). The
+ * service decodes the path before it splits it: clients that encode each path as one
+ * component send `up%2Fa` for `up/a` (abraunegg/onedrive), sometimes `.%2Fup%2Fa`.
+ * Empty and `.` segments name the folder itself; `..` is kept as a name, which no item
+ * can have, so it never climbs out (docs/emulator/path-addressing.md).
+ */
+export function pathSegments(raw: string): string[] {
+  return decodeSeg(raw).split('/').filter((s) => s.length > 0 && s !== '.')
+}
+
 /** Resolve `/root…` or `/items/{id}…` below a drive. Returns undefined when `rest` is not an item address. */
 export function resolveItemAddress(env: Env, drive: Drive, rest: string): Target | undefined {
   const m = /^\/(root|items\/([^/:]+))(.*)$/.exec(rest)
@@ -52,7 +63,7 @@ export function resolveItemAddress(env: Env, drive: Drive, rest: string): Target
     const j = tail.indexOf(':', 1)
     const rel = j < 0 ? tail.slice(1) : tail.slice(1, j)
     tail = j < 0 ? '' : tail.slice(j + 1)
-    segs = rel.split('/').filter((s) => s.length > 0).map(decodeSeg)
+    segs = pathSegments(rel)
   }
   if (tail === '/') tail = ''
   // legacy /children/{name} addressing
@@ -501,7 +512,7 @@ function resolveParentRef(env: Env, ctx: Ctx, item: Item, ref: Record<string, an
   }
   if (typeof ref.path === 'string') {
     const after = ref.path.slice(ref.path.indexOf('root:') + 5)
-    const p = store.resolvePath(store.root(store.driveOfItem(item)), after.split('/').filter(Boolean).map(decodeSeg))
+    const p = store.resolvePath(store.root(store.driveOfItem(item)), pathSegments(after))
     if (!p) throw notFound('The destination folder could not be found.')
     return p
   }
