@@ -1,7 +1,9 @@
 /**
  * Delta (graph-drive-api.md §6, checklist 14): a full enumeration in pages, then a
- * deltaLink with `?token=`; latest state per item, parents before children, no
- * parentReference.path, deleted items with `deleted:{}`, `token=latest`, and 410
+ * deltaLink with `?token=`; latest state per item, parents before children,
+ * parentReference.path on Business/SharePoint only (docs/emulator/delta-parent-path.md;
+ * a renamed folder's descendants are not sent again, so theirs go stale), deleted
+ * items with `deleted:{}`, `token=latest`, and 410
  * resync for tokens older than the bounded change log (or from another run).
  */
 import { randomBytes } from 'node:crypto'
