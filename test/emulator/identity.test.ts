@@ -320,7 +320,7 @@ t.test('authorization code with PKCE', async (t) => {
     t.equal(r.status, 302)
     return new URL(r.headers.get('location')!).searchParams
   }
-  let e = await back({ code_challenge_method: 'plain' })
+  let e = await back({ code_challenge_method: 'S512' })
   t.equal(e.get('error'), 'invalid_request')
   t.equal(e.get('state'), 'st-123')
   e = await back({ code_challenge: 'too-short', code_challenge_method: 'S256' })
@@ -401,6 +401,19 @@ t.test('redirect URI platforms: PKCE only for SPA, cross-origin only for SPA', a
   const loopCode = await getCode('http://127.0.0.1:43123/')
   assertAadError(t, await token({ grant_type: 'authorization_code', code: loopCode, redirect_uri: 'http://127.0.0.1:43123/' }, { origin: ORIGIN }), 400, 'invalid_request', 9002326)
   t.equal((await token({ grant_type: 'authorization_code', code: loopCode, redirect_uri: 'http://127.0.0.1:43123/' })).status, 200, 'loopback native URI: no PKCE needed either')
+
+  // `plain` PKCE, also when no method is named: the verifier is the challenge itself
+  const plain = pkcePair().verifier
+  for (const method of ['plain', undefined]) {
+    const q: Record<string, string> = { client_id: PUBLIC.clientId, response_type: 'code', redirect_uri: NATIVE, scope, code_challenge: plain }
+    if (method) q.code_challenge_method = method
+    const r = await s.fetch(`/common/oauth2/v2.0/authorize?${new URLSearchParams(q)}`)
+    const c = new URL(r.headers.get('location')!).searchParams.get('code')!
+    t.ok(c, `plain challenge accepted (method ${method ?? 'left out'})`)
+    secrets.add(c)
+    assertAadError(t, await token({ grant_type: 'authorization_code', code: c, redirect_uri: NATIVE, code_verifier: pkcePair().verifier }), 400, 'invalid_grant', 501481)
+    t.equal((await token({ grant_type: 'authorization_code', code: c, redirect_uri: NATIVE, code_verifier: plain })).status, 200)
+  }
 
   // SPA redirect URI: PKCE required (checked when the code is redeemed), and only cross-origin.
   const spaNoPkce = await getCode(SPA)

@@ -330,12 +330,13 @@ export class IdentityPlatform {
     // URI's code is redeemed (checked there, AADSTS9002325): a native or web client
     // may sign in without it (docs/emulator/redirect-uri-platforms.md).
     const challenge = p.code_challenge || undefined
+    // `plain` (the default when no method is given) and `S256` are both supported (RFC 7636 §4.2/4.3).
     const method = p.code_challenge_method || 'plain'
     if (challenge !== undefined) {
-      if (method !== 'S256') {
-        return fail(aadError(400, 'invalid_request', 501491, `Invalid code_challenge_method '${method}'. Only S256 is supported.`))
+      if (method !== 'S256' && method !== 'plain') {
+        return fail(aadError(400, 'invalid_request', 501491, `Invalid code_challenge_method '${method}'. Use S256 or plain.`))
       }
-      if (!/^[A-Za-z0-9_-]{43}$/.test(challenge)) {
+      if (!(method === 'S256' ? /^[A-Za-z0-9_-]{43}$/ : /^[A-Za-z0-9._~-]{43,128}$/).test(challenge)) {
         return fail(aadError(400, 'invalid_request', 501491, 'Invalid size of Code_Challenge parameter.'))
       }
     }
@@ -343,7 +344,8 @@ export class IdentityPlatform {
       const code = `1.A${randomToken(64)}`
       this.#codes.set(hashOf(code), {
         clientId: app.clientId, handle: acc.handle, redirectUri, scopes: effectiveScopes(scopes),
-        offline: scopes.offline, openid: scopes.openid, nonce: p.nonce, codeChallenge: challenge, platform: registered.platform,
+        offline: scopes.offline, openid: scopes.openid, nonce: p.nonce, codeChallenge: challenge,
+        codeChallengeMethod: challenge === undefined ? undefined : method === 'S256' ? 'S256' : 'plain', platform: registered.platform,
         authoritySegment: authority.segment, expiresAt: this.#clock.now() + CODE_TTL_MS, redeemed: false,
       })
       this.#prune()
@@ -561,7 +563,7 @@ export class IdentityPlatform {
     if (rec.codeChallenge !== undefined) {
       const v = form.code_verifier
       const ok = v !== undefined && /^[A-Za-z0-9._~-]{43,128}$/.test(v) &&
-        b64url(createHash('sha256').update(v).digest()) === rec.codeChallenge
+        (rec.codeChallengeMethod === 'plain' ? v : b64url(createHash('sha256').update(v).digest())) === rec.codeChallenge
       if (!ok) return send(aadError(400, 'invalid_grant', 501481, 'The Code_Verifier does not match the code_challenge supplied in the authorization request.'))
     }
     const acc = findAccount(rec.handle)!

@@ -91,6 +91,7 @@ export interface CodeRecord {
   openid: boolean
   nonce?: string
   codeChallenge?: string
+  codeChallengeMethod?: 'S256' | 'plain'
   /** The platform `redirectUri` is registered under. */
   platform: RedirectPlatform
   authoritySegment: string
