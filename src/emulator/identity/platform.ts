@@ -344,8 +344,8 @@ export class IdentityPlatform {
       const code = `1.A${randomToken(64)}`
       this.#codes.set(hashOf(code), {
         clientId: app.clientId, handle: acc.handle, redirectUri, scopes: effectiveScopes(scopes),
-        offline: scopes.offline, openid: scopes.openid, nonce: p.nonce, codeChallenge: challenge,
-        codeChallengeMethod: challenge === undefined ? undefined : method === 'S256' ? 'S256' : 'plain', platform: registered.platform,
+        offline: scopes.offline, openid: scopes.openid, nonce: p.nonce, platform: registered.platform,
+        codeChallenge: challenge, codeChallengeMethod: challenge === undefined ? undefined : method === 'S256' ? 'S256' : 'plain',
         authoritySegment: authority.segment, expiresAt: this.#clock.now() + CODE_TTL_MS, redeemed: false,
       })
       this.#prune()
