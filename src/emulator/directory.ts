@@ -31,6 +31,18 @@ export interface Account {
   displayName: string
 }
 
+/**
+ * The platform a redirect URI is registered under (the manifest's `replyUrlsWithType`
+ * types: Web, Spa, InstalledClient). It decides how a code sent to that URI may be
+ * redeemed: see docs/emulator/redirect-uri-platforms.md.
+ */
+export type RedirectPlatform = 'web' | 'spa' | 'publicClient'
+
+export interface RedirectUri {
+  uri: string
+  platform: RedirectPlatform
+}
+
 export interface AppRegistration {
   clientId: string
   displayName: string
@@ -40,10 +52,10 @@ export interface AppRegistration {
   /** The home tenant; the only one allowed for single-tenant apps. */
   tenantId: string
   /**
-   * Registered redirect URIs. As on the real platform, `http://localhost` and
-   * `http://127.0.0.1` entries match any port (loopback rule).
+   * Registered redirect URIs with their platform. As on the real platform,
+   * `http://localhost` and `http://127.0.0.1` entries match any port (loopback rule).
    */
-  redirectUris: string[]
+  redirectUris: RedirectUri[]
 }
 
 export const TENANTS: Tenant[] = [
@@ -78,32 +90,37 @@ export const ACCOUNTS: Account[] = [
 ]
 
 const LOOPBACK = ['http://localhost', 'http://127.0.0.1']
+const on = (platform: RedirectPlatform, ...uris: string[]): RedirectUri[] => uris.map((uri) => ({ uri, platform }))
 
 export const APPS: AppRegistration[] = [
   {
     clientId: 'a0d1f5e0-0000-4000-8000-00000000a001', displayName: 'odfs public client',
     accountTypes: 'multitenant-and-personal', tenantId: CONTOSO.id,
-    redirectUris: [...LOOPBACK, 'https://login.microsoftonline.com/common/oauth2/nativeclient'],
+    // "Mobile and desktop applications": loopback and the native-client page; plus one SPA page.
+    redirectUris: [
+      ...on('publicClient', ...LOOPBACK, 'https://login.microsoftonline.com/common/oauth2/nativeclient'),
+      ...on('spa', 'https://files.example.org/spa'),
+    ],
   },
   {
     clientId: 'a0d1f5e0-0000-4000-8000-00000000a002', displayName: 'odfs gateway (confidential)',
     secret: 'emu~Secret.0123456789abcdefghijKLMNOP', accountTypes: 'multitenant-and-personal', tenantId: CONTOSO.id,
-    redirectUris: [...LOOPBACK, 'https://gateway.example.org/api/v1/authcallback'],
+    redirectUris: on('web', ...LOOPBACK, 'https://gateway.example.org/api/v1/authcallback'),
   },
   {
     clientId: 'a0d1f5e0-0000-4000-8000-00000000a003', displayName: 'odfs single tenant (Contoso)',
     secret: 'emu~Single.0123456789abcdefghijKLMNOP', accountTypes: 'single-tenant', tenantId: CONTOSO.id,
-    redirectUris: [...LOOPBACK],
+    redirectUris: on('web', ...LOOPBACK),
   },
   {
     clientId: 'a0d1f5e0-0000-4000-8000-00000000a004', displayName: 'odfs multitenant (organizations only)',
     accountTypes: 'multitenant', tenantId: CONTOSO.id,
-    redirectUris: [...LOOPBACK],
+    redirectUris: on('publicClient', ...LOOPBACK),
   },
   {
     clientId: 'a0d1f5e0-0000-4000-8000-00000000a005', displayName: 'odfs personal accounts only',
     accountTypes: 'personal', tenantId: CONTOSO.id,
-    redirectUris: [...LOOPBACK],
+    redirectUris: on('publicClient', ...LOOPBACK),
   },
 ]
 

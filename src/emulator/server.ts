@@ -18,7 +18,7 @@ import { IdentityPlatform } from './identity/index.js'
 import { ensureTls } from './tls.js'
 import { EmuError, Store } from './store/index.js'
 import { Env } from './graph/env.js'
-import { type Ctx, type Resp, errorBody } from './graph/http.js'
+import { type Ctx, type Resp, errorBody, requestOrigin } from './graph/http.js'
 import { routeGraph, monitorJson } from './graph/router.js'
 import { download, upload, sweepSessions, ConnectionGone, Pacer } from './graph/content.js'
 import { Throttle, costOf } from './graph/throttle.js'
@@ -76,6 +76,12 @@ export interface EmulatorOptions extends Partial<Faults> {
   maxTombstones?: number
   /** Host name of download/upload/monitor URLs (same server); default localhost. */
   contentHost?: string
+  /**
+   * Further host names Graph links may name when a request's Host header names them
+   * (a TLS proxy in front of the emulator); default `['graph.microsoft.com']`.
+   * 127.0.0.1, localhost and the content host are always answered for.
+   */
+  hostNames?: string[]
   logger?: Logger
   /** The emulator's time (throttling budgets, URL and session expiry); tests pass a ManualClock. */
   clock?: Clock
@@ -172,6 +178,9 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
   const store = new Store({ dir: stateDir, now: () => clock.now(), etagSettleMs: opts.etagSettleMs, maxTombstones: opts.maxTombstones, hashDelayMs: () => faults.hashDelayMs })
   const env = new Env(store, base, faults)
   if (opts.contentHost) env.contentHost = opts.contentHost
+  /** Names a Host header may give for the links of a Graph response (docs/emulator/request-host.md). */
+  const linkHosts: ReadonlySet<string> = new Set(['127.0.0.1', 'localhost', env.contentHost, ...(opts.hostNames ?? ['graph.microsoft.com'])]
+    .map((h) => h.toLowerCase()))
   const identity = new IdentityPlatform({
     baseUrl: base, accessTokenTtlSec: opts.accessTokenTtlSec, deviceCodeIntervalSec: opts.deviceCodeIntervalSec, autoConsent: opts.autoConsent,
   })
@@ -353,7 +362,7 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
         resp = errorResp(new EmuError(424, 'failedDependency', 'A request this one depends on failed.'), requestId, req)
       } else {
         const rel = r.url.startsWith('/') ? r.url : `/${r.url}`
-        const subUrl = new URL(`${base()}/v1.0${rel}`)
+        const subUrl = new URL(`${url.origin}/v1.0${rel}`)
         const headers: http.IncomingHttpHeaders = {}
         for (const [k, v] of Object.entries(r.headers ?? {})) headers[k.toLowerCase()] = String(v)
         const subBody = r.body === undefined ? Buffer.alloc(0) : typeof r.body === 'string' ? Buffer.from(r.body, 'base64') : Buffer.from(JSON.stringify(r.body))
@@ -374,7 +383,6 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
       results.set(r.id, resp.status)
       responses.push({ id: r.id, status: resp.status, headers: { 'Content-Type': 'application/json', ...(resp.headers ?? {}) }, ...(resp.json !== undefined ? { body: resp.json } : {}) })
     }
-    void url
     // Responses come back in arbitrary order (§10): never the request order, so clients match by id.
     for (let i = responses.length - 1; i > 0; i--) {
       const j = Math.floor(Math.random() * (i + 1))
@@ -457,13 +465,15 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
       if (path === '/v1.0' || path.startsWith('/v1.0/')) {
         const check = identity.verifyAccessToken(req.headers.authorization)
         if (!check.ok) throw unauthorized(undefined, check.reason)
+        // Links in the answer name the host the request named (when the emulator answers for it).
+        const graphUrl = new URL(`${url.pathname}${url.search}`, requestOrigin(req.headers.host, linkHosts, base()))
         if (path === '/v1.0/$batch') {
           if (method !== 'POST') throw new EmuError(405, 'methodNotAllowed', 'Use POST.')
-          return await send(req, res, await batch(check.account, check.scopes, req, url, requestId))
+          return await send(req, res, await batch(check.account, check.scopes, req, graphUrl, requestId))
         }
         let buffered: Promise<Buffer> | undefined
         const ctx: Ctx = {
-          method, url, path: path.slice(5), headers: req.headers, user: check.account, scopes: check.scopes, req,
+          method, url: graphUrl, path: path.slice(5), headers: req.headers, user: check.account, scopes: check.scopes, req,
           body: () => (buffered ??= readBody(req)),
         }
         const r = await graph(ctx)

@@ -660,7 +660,8 @@ t.test('checklist 14: delta (§6)', async (t) => {
   const pos = new Map(all.map((i, k) => [i.id, k]))
   t.ok(all.some((i) => i.root), 'root included')
   for (const i of all) {
-    t.notOk(i.parentReference?.path, 'no parentReference.path in delta')
+    // Business delta carries parentReference.path; Personal's does not (docs/emulator/delta-parent-path.md)
+    if (!i.root && !i.deleted) t.match(i.parentReference?.path, /^\/drives\/[^/]+\/root:/, 'Business delta has parentReference.path')
     t.notOk('cTag' in i, 'no cTag in Business delta')
     if (i.parentReference?.id && pos.has(i.parentReference.id)) t.ok(pos.get(i.parentReference.id)! < pos.get(i.id)!, 'parents before children')
   }
@@ -677,7 +678,7 @@ t.test('checklist 14: delta (§6)', async (t) => {
   const gone = ch.body.value.find((i: any) => i.id === f1.id)
   t.ok(gone?.deleted, 'deleted facet')
   t.notOk('name' in gone, 'Business deletes have no name')
-  t.notOk(ch.body.value.some((i: any) => i.parentReference?.path))
+  t.notOk(ch.body.value.some((i: any) => i.deleted && i.parentReference?.path), 'deleted items carry no path')
   // following the deltaLink verbatim works as well
   t.equal((await g2('GET', deltaLink!)).status, 200)
   // token=latest
@@ -709,6 +710,9 @@ t.test('checklist 14: delta (§6)', async (t) => {
   const pgone = pdl.body.value.find((i: any) => i.id === px.id)
   t.ok(pgone?.deleted)
   t.notOk('cTag' in pgone, 'no cTag on a Personal delete')
+  const pfull = await gp('GET', '/me/drive/root/delta')
+  t.ok(pfull.body.value.length > 1)
+  t.notOk(pfull.body.value.some((i: any) => 'path' in (i.parentReference ?? {})), 'no parentReference.path in Personal delta')
   // stale token → 410 with Location
   await emu.fetch('/_emulator/delta/expire', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ account: 'user2' }) })
   const stale = await g2('GET', deltaLink!)

@@ -31,7 +31,7 @@ async function drain(start: string, caller = g): Promise<{ items: any[]; deltaLi
   return { items, deltaLink, pages }
 }
 
-t.test('full enumeration in pages, parents before children, no path', async (t) => {
+t.test('full enumeration in pages, parents before children, Business paths', async (t) => {
   const { items, deltaLink, pages } = await drain('/me/drive/root/delta?$top=10')
   t.ok(pages >= 4, `paged (${pages} pages)`)
   t.match(deltaLink, /\/root\/delta\?.*token=/)
@@ -41,7 +41,9 @@ t.test('full enumeration in pages, parents before children, no path', async (t) 
   const pos = new Map(ids.map((id, i) => [id, i]))
   for (const it of items) {
     if (it.root) continue
-    t.notOk('path' in it.parentReference, 'no parentReference.path in delta')
+    const parent = emu.store.get(it.parentReference.id)!
+    const rel = emu.store.pathOf(parent).split('/').map(encodeURIComponent).join('/')
+    t.equal(it.parentReference.path, `/drives/${it.parentReference.driveId}/root:${rel}`, 'Business delta carries parentReference.path')
     t.ok(pos.get(it.parentReference.id)! < pos.get(it.id)!, `${it.name} after its parent`)
   }
   t.ok(items.every((i) => !('cTag' in i)), 'business delta omits cTag')
@@ -116,6 +118,9 @@ t.test('personal: folder delta, deleted names, cTag on folders, shortcut needs P
   t.equal(f2.eTag, f.eTag, 'folder eTag unchanged by descendant changes')
   const fd = await drain(`/me/drive/items/${f.id}/delta`, gp)
   t.same(fd.items.map((i) => i.name).sort(), ['PF', 'x.txt'])
+  t.notOk(fd.items.some((i) => 'path' in (i.parentReference ?? {})), 'personal delta has no parentReference.path')
+  t.notOk(full.items.some((i) => 'path' in (i.parentReference ?? {})), 'not in the root delta either')
+  t.ok((await gp('GET', '/me/drive/root:/PF/x.txt')).body.parentReference.path, 'while a plain GET has it')
   await gp('DELETE', `/me/drive/items/${x.id}`)
   const fd2 = await drain(fd.deltaLink, gp)
   const del = fd2.items.find((i) => i.id === x.id)

@@ -10,7 +10,8 @@ import { createPublicKey, verify } from 'node:crypto'
 import { execFile, execFileSync } from 'node:child_process'
 import { promisify } from 'node:util'
 import { ManualClock } from '../../src/common/index.js'
-import { APPS, CONTOSO, FABRIKAM, PERSONAL_TENANT_ID, findAccount } from '../../src/emulator/directory.js'
+import { APPS, CONTOSO, FABRIKAM, PERSONAL_TENANT_ID, findAccount, type AccountTypes, type RedirectPlatform } from '../../src/emulator/directory.js'
+import { registrationProblems } from '../../src/emulator/identity/rules.js'
 import { startIdp, cleanupCerts, pkcePair, decodeJwt, type IdpServer } from './identity-support.js'
 import { captureOutput } from '../support/auth.js'
 
@@ -319,12 +320,12 @@ t.test('authorization code with PKCE', async (t) => {
     t.equal(r.status, 302)
     return new URL(r.headers.get('location')!).searchParams
   }
-  let e = await back({ code_challenge_method: 'plain' })
+  let e = await back({ code_challenge_method: 'S512' })
   t.equal(e.get('error'), 'invalid_request')
   t.equal(e.get('state'), 'st-123')
-  e = await back({ code_challenge: '', code_challenge_method: '' })
+  e = await back({ code_challenge: 'too-short', code_challenge_method: 'S256' })
   t.equal(e.get('error'), 'invalid_request')
-  t.match(e.get('error_description'), /AADSTS9002325/)
+  t.match(e.get('error_description'), /AADSTS501491/)
   e = await back({ response_type: 'token' })
   t.equal(e.get('error'), 'unsupported_response_type')
   e = await back({ scope: 'openid Calendars.Read' })
@@ -363,6 +364,97 @@ t.test('authorization code with PKCE', async (t) => {
   const unk = await s.fetch(authorizeUrl({ client_id: '0000aaaa-0000-4000-8000-000000000000' }))
   t.equal(unk.status, 400)
   t.match(await unk.text(), /AADSTS700016/)
+})
+
+t.test('redirect URI platforms: PKCE only for SPA, cross-origin only for SPA', async (t) => {
+  // docs/emulator/redirect-uri-platforms.md
+  const clock = new ManualClock(Date.UTC(2026, 5, 1))
+  const s = await startIdp({ clock, autoConsent: 'user1' })
+  t.teardown(() => s.close())
+  const NATIVE = 'https://login.microsoftonline.com/common/oauth2/nativeclient'
+  const SPA = PUBLIC.redirectUris.find((r) => r.platform === 'spa')!.uri
+  const ORIGIN = new URL(SPA).origin
+  const scope = 'openid offline_access Files.ReadWrite Files.ReadWrite.All Sites.ReadWrite.All'
+  const getCode = async (redirectUri: string, pkce?: string) => {
+    const q: Record<string, string> = { client_id: PUBLIC.clientId, response_type: 'code', redirect_uri: redirectUri, scope }
+    if (pkce) Object.assign(q, { code_challenge: pkce, code_challenge_method: 'S256' })
+    const r = await s.fetch(`/common/oauth2/v2.0/authorize?${new URLSearchParams(q)}`)
+    t.equal(r.status, 302, `authorize ${redirectUri}${pkce ? ' with PKCE' : ' without PKCE'}`)
+    const code = new URL(r.headers.get('location')!).searchParams.get('code')!
+    t.ok(code, 'a code, not an error')
+    secrets.add(code)
+    return code
+  }
+  const token = (fields: Record<string, string>, headers?: Record<string, string>) =>
+    s.form('/common/oauth2/v2.0/token', { client_id: PUBLIC.clientId, scope, ...fields }, headers).then((r) => keep(r.body) && r)
+
+  // Mobile/desktop (native) redirect URI, no code_challenge: what abraunegg/onedrive 2.4.23 sends.
+  const nativeCode = await getCode(NATIVE)
+  const native = await token({ grant_type: 'authorization_code', code: nativeCode, redirect_uri: NATIVE })
+  t.equal(native.status, 200, 'a public client completes the code flow without PKCE')
+  t.match(native.body, { access_token: String, refresh_token: String })
+  t.ok(s.idp.verifyAccessToken(`Bearer ${native.body.access_token}`).ok)
+  // its tokens are never redeemed from a browser origin, and never with a secret
+  assertAadError(t, await token({ grant_type: 'refresh_token', refresh_token: native.body.refresh_token }, { origin: ORIGIN }), 400, 'invalid_request', 9002326)
+  assertAadError(t, await token({ grant_type: 'refresh_token', refresh_token: native.body.refresh_token, client_secret: 'x' }), 400, 'invalid_client', 700025)
+  t.equal((await token({ grant_type: 'refresh_token', refresh_token: native.body.refresh_token })).status, 200)
+  const loopCode = await getCode('http://127.0.0.1:43123/')
+  assertAadError(t, await token({ grant_type: 'authorization_code', code: loopCode, redirect_uri: 'http://127.0.0.1:43123/' }, { origin: ORIGIN }), 400, 'invalid_request', 9002326)
+  t.equal((await token({ grant_type: 'authorization_code', code: loopCode, redirect_uri: 'http://127.0.0.1:43123/' })).status, 200, 'loopback native URI: no PKCE needed either')
+
+  // `plain` PKCE, also when no method is named: the verifier is the challenge itself
+  const plain = pkcePair().verifier
+  for (const method of ['plain', undefined]) {
+    const q: Record<string, string> = { client_id: PUBLIC.clientId, response_type: 'code', redirect_uri: NATIVE, scope, code_challenge: plain }
+    if (method) q.code_challenge_method = method
+    const r = await s.fetch(`/common/oauth2/v2.0/authorize?${new URLSearchParams(q)}`)
+    const c = new URL(r.headers.get('location')!).searchParams.get('code')!
+    t.ok(c, `plain challenge accepted (method ${method ?? 'left out'})`)
+    secrets.add(c)
+    assertAadError(t, await token({ grant_type: 'authorization_code', code: c, redirect_uri: NATIVE, code_verifier: pkcePair().verifier }), 400, 'invalid_grant', 501481)
+    t.equal((await token({ grant_type: 'authorization_code', code: c, redirect_uri: NATIVE, code_verifier: plain })).status, 200)
+  }
+
+  // SPA redirect URI: PKCE required (checked when the code is redeemed), and only cross-origin.
+  const spaNoPkce = await getCode(SPA)
+  assertAadError(t, await token({ grant_type: 'authorization_code', code: spaNoPkce, redirect_uri: SPA }, { origin: ORIGIN }), 400, 'invalid_request', 9002325)
+  assertAadError(t, await token({ grant_type: 'authorization_code', code: spaNoPkce, redirect_uri: SPA }), 400, 'invalid_request', 9002325)
+  const { verifier, challenge } = pkcePair()
+  const spaCode = await getCode(SPA, challenge)
+  assertAadError(t, await token({ grant_type: 'authorization_code', code: spaCode, redirect_uri: SPA, code_verifier: verifier }), 400, 'invalid_request', 9002327)
+  const spa = await token({ grant_type: 'authorization_code', code: spaCode, redirect_uri: SPA, code_verifier: verifier }, { origin: ORIGIN })
+  t.equal(spa.status, 200, 'SPA with PKCE from its origin')
+  assertAadError(t, await token({ grant_type: 'refresh_token', refresh_token: spa.body.refresh_token }), 400, 'invalid_request', 9002327)
+  await clock.advance(12 * 3600_000)
+  const rotated = await token({ grant_type: 'refresh_token', refresh_token: spa.body.refresh_token }, { origin: ORIGIN })
+  t.equal(rotated.status, 200)
+  // a SPA refresh token's 24 h do not restart on rotation
+  await clock.advance(12 * 3600_000)
+  assertAadError(t, await token({ grant_type: 'refresh_token', refresh_token: rotated.body.refresh_token }, { origin: ORIGIN }), 400, 'invalid_grant', 700084)
+
+  // Web redirect URI of a confidential app: no PKCE needed, the secret is; not cross-origin.
+  const web = 'https://gateway.example.org/api/v1/authcallback'
+  const r = await s.fetch(`/organizations/oauth2/v2.0/authorize?${new URLSearchParams({ client_id: CONF.clientId, response_type: 'code', redirect_uri: web, scope })}`)
+  const webCode = new URL(r.headers.get('location')!).searchParams.get('code')!
+  secrets.add(webCode)
+  const webForm = { grant_type: 'authorization_code', client_id: CONF.clientId, code: webCode, redirect_uri: web, client_secret: CONF.secret! }
+  assertAadError(t, await s.form('/organizations/oauth2/v2.0/token', webForm, { origin: ORIGIN }), 400, 'invalid_request', 9002326)
+  t.equal(keep((await s.form('/organizations/oauth2/v2.0/token', webForm)).body) && 200, 200)
+})
+
+t.test('redirect URI platform rules of app registrations', async (t) => {
+  for (const app of APPS) t.same(registrationProblems(app), [], `${app.displayName}: registered URIs fit their platform`)
+  const app = (platform: RedirectPlatform, uri: string, accountTypes: AccountTypes = 'multitenant-and-personal') =>
+    registrationProblems({ ...PUBLIC, accountTypes, redirectUris: [{ uri, platform }] })
+  t.same(app('publicClient', 'myapp://auth'), [], 'custom schemes for mobile/desktop')
+  t.same(app('publicClient', 'http://localhost/cb'), [])
+  t.match(app('web', 'myapp://auth'), [/must use https/])
+  t.match(app('spa', 'http://app.example.org/'), [/must use https/])
+  t.same(app('spa', 'http://localhost:3000/'), [], 'http on localhost for SPA and web')
+  t.match(app('publicClient', 'http://app.example.org/'), [/loopback hosts only/])
+  t.match(app('web', 'https://app.example.org/cb?x=1'), [/query parameters/])
+  t.same(app('web', 'https://app.example.org/cb?x=1', 'multitenant'), [], 'query allowed for work-or-school-only apps')
+  t.match(registrationProblems({ ...PUBLIC, redirectUris: [{ uri: 'https://a.example/', platform: 'web' }, { uri: 'https://a.example/', platform: 'spa' }] }), [/more than one platform/])
 })
 
 t.test('confidential app: client secret checked', async (t) => {

@@ -80,6 +80,38 @@ t.test('item addressing forms (checklist 1)', async (t) => {
   t.equal((await g('GET', '/me/drive/items/01NOPE')).status, 404)
 })
 
+t.test('path addresses are decoded before they are split (docs/emulator/path-addressing.md)', async (t) => {
+  await emu.store.writeFile('user1', 'Enc/up/a.txt', 'a')
+  const a = await g('GET', '/me/drive/root:/Enc/up/a.txt')
+  const up = await g('GET', '/me/drive/root:/Enc/up')
+  // one percent-encoded component for the whole path, as abraunegg/onedrive sends it
+  for (const f of ['/me/drive/root:/Enc%2Fup%2Fa.txt', '/me/drive/root:/Enc%2Fup%2Fa.txt:', `/drives/${driveId}/root:/.%2FEnc%2Fup%2Fa.txt:`,
+    '/me/drive/root:/./Enc/up/a.txt', `/drives/${driveId}/items/${up.body.id}:/.%2Fa.txt:`]) {
+    const r = await g('GET', f)
+    t.equal(r.status, 200, f)
+    t.equal(r.body.id, a.body.id, f)
+  }
+  t.equal((await g('GET', '/me/drive/root:/.%2FEnc%2Fup%2Fa.txt:/content')).status, 302, ':/content after an encoded path')
+  const kids = await g('GET', '/me/drive/root:/.%2FEnc%2Fup:/children')
+  t.equal(kids.status, 200, ':/children after an encoded path')
+  t.same(kids.body.value.map((i: any) => i.name), ['a.txt'])
+  const put = await g('PUT', '/me/drive/root:/Enc%2Fup%2Fput.txt:/content', new TextEncoder().encode('x'))
+  t.equal(put.status, 201)
+  t.equal(put.body.parentReference.id, up.body.id, 'created in the folder the path names, not as a name with slashes')
+  const session = await g('POST', '/me/drive/root:/.%2FEnc%2Fnew%2Fbig.bin:/createUploadSession', {})
+  t.equal(session.status, 200, ':/createUploadSession after an encoded path')
+  t.ok(session.body.uploadUrl)
+  // `..` never climbs: no item has that name, and none can be made
+  t.equal((await g('GET', '/me/drive/root:/Enc%2F..%2FEnc%2Fup%2Fa.txt')).status, 404)
+  t.equal((await g('GET', '/me/drive/root:/Enc/up/..:/children')).status, 404)
+  const climb = await g('PUT', '/me/drive/root:/Enc%2F..%2Fescape.txt:/content', new TextEncoder().encode('x'))
+  t.equal(climb.status, 400)
+  t.equal((await g('GET', '/me/drive/root:/escape.txt')).status, 404)
+  // in a JSON name, "%2F" is three plain characters and "/" is refused
+  t.equal((await g('POST', '/me/drive/root:/Enc:/children', { name: 'a%2Fb', folder: {} })).status, 201)
+  t.equal((await g('POST', '/me/drive/root:/Enc:/children', { name: 'a/b', folder: {} })).status, 400)
+})
+
 t.test('item shape (§1.3) and Business rules', async (t) => {
   const f = (await g('GET', '/me/drive/root:/Docs/readme.txt')).body
   t.match(f, {

@@ -1,14 +1,16 @@
 /**
  * Delta (graph-drive-api.md §6, checklist 14): a full enumeration in pages, then a
- * deltaLink with `?token=`; latest state per item, parents before children, no
- * parentReference.path, deleted items with `deleted:{}`, `token=latest`, and 410
+ * deltaLink with `?token=`; latest state per item, parents before children,
+ * parentReference.path on Business/SharePoint only (docs/emulator/delta-parent-path.md;
+ * a renamed folder's descendants are not sent again, so theirs go stale), deleted
+ * items with `deleted:{}`, `token=latest`, and 410
  * resync for tokens older than the bounded change log (or from another run).
  */
 import { randomBytes } from 'node:crypto'
 import type { Drive, Item, Tombstone } from '../store/index.js'
 import { EmuError } from '../store/index.js'
 import type { Env } from './env.js'
-import { type Ctx, type Resp, json, optionPrefix } from './http.js'
+import { type Ctx, type Resp, json, optionPrefix, graphBaseOf } from './http.js'
 import { driveItem, parseSelect } from './serialize.js'
 import { linkWith, showShortcuts } from './router.js'
 
@@ -22,13 +24,14 @@ function snaps(env: Env): Map<string, Snapshot> {
   return m
 }
 
-function deltaBase(env: Env, drive: Drive, folder: Item): string {
+function deltaBase(ctx: Ctx, drive: Drive, folder: Item): string {
   const d = encodeURIComponent(drive.id)
-  return folder.parentId ? `${env.graphBase}/drives/${d}/items/${encodeURIComponent(folder.id)}/delta` : `${env.graphBase}/drives/${d}/root/delta`
+  const base = graphBaseOf(ctx)
+  return folder.parentId ? `${base}/drives/${d}/items/${encodeURIComponent(folder.id)}/delta` : `${base}/drives/${d}/root/delta`
 }
 
-function resync(env: Env, drive: Drive, folder: Item): EmuError {
-  return new EmuError(410, 'resyncChangesApplyDifferences', 'Resync required. Replace any local items with the server\'s version (including deletes) if you\'re sure that the service was up to date with your local changes when you last sync\'d. Upload any local changes that the server doesn\'t know about.', 'resyncRequired', { Location: deltaBase(env, drive, folder) })
+function resync(ctx: Ctx, drive: Drive, folder: Item): EmuError {
+  return new EmuError(410, 'resyncChangesApplyDifferences', 'Resync required. Replace any local items with the server\'s version (including deletes) if you\'re sure that the service was up to date with your local changes when you last sync\'d. Upload any local changes that the server doesn\'t know about.', 'resyncRequired', { Location: deltaBase(ctx, drive, folder) })
 }
 
 function deletedJson(env: Env, drive: Drive, t: Tombstone): Record<string, unknown> {
@@ -57,7 +60,7 @@ export function deltaRoute(env: Env, ctx: Ctx, drive: Drive, folder: Item, fnTok
   const shortcuts = showShortcuts(env, ctx, drive)
   const select = parseSelect(ctx.url)
   const all = snaps(env)
-  const base = deltaBase(env, drive, folder)
+  const base = deltaBase(ctx, drive, folder)
   /** Links keep the request's other query options ($select, $top). */
   const withParam = (k: string, v: string) =>
     linkWith(base, [...[...q].filter(([pk]) => !['token', '$skiptoken', 'skiptoken'].includes(pk)), [k, v]])
@@ -70,13 +73,13 @@ export function deltaRoute(env: Env, ctx: Ctx, drive: Drive, folder: Item, fnTok
   if (skip) {
     const t = env.readToken<{ n: string; o: number }>(skip)
     const snap = t ? all.get(t.n) : undefined
-    if (!t || !snap || snap.driveId !== drive.id || snap.folderId !== folder.id) throw resync(env, drive, folder)
+    if (!t || !snap || snap.driveId !== drive.id || snap.folderId !== folder.id) throw resync(ctx, drive, folder)
     snapId = t.n
     offset = t.o
   } else {
     const token = fnToken ?? q.get('token') ?? undefined
     const linkFor = (seq: number) => withParam('token', env.makeToken({ d: drive.id, f: folder.id, s: seq, ep: store.epoch }))
-    if (token === 'latest') return json(200, { '@odata.context': `${env.graphBase}/$metadata#Collection(driveItem)`, value: [], '@odata.deltaLink': linkFor(drive.seq) })
+    if (token === 'latest') return json(200, { '@odata.context': `${graphBaseOf(ctx)}/$metadata#Collection(driveItem)`, value: [], '@odata.deltaLink': linkFor(drive.seq) })
     let since: number | undefined
     /** Business/SPO also accept an ISO timestamp as the token (§6). */
     let sinceTime: number | undefined
@@ -87,7 +90,7 @@ export function deltaRoute(env: Env, ctx: Ctx, drive: Drive, folder: Item, fnTok
         sinceTime = ts
         since = -1
       } else {
-        if (!t || t.d !== drive.id || t.f !== folder.id || t.ep !== store.epoch || t.s < drive.minSeq) throw resync(env, drive, folder)
+        if (!t || t.d !== drive.id || t.f !== folder.id || t.ep !== store.epoch || t.s < drive.minSeq) throw resync(ctx, drive, folder)
         since = t.s
       }
     }
@@ -134,7 +137,7 @@ export function deltaRoute(env: Env, ctx: Ctx, drive: Drive, folder: Item, fnTok
       if (t) value.push(deletedJson(env, drive, t))
     }
   }
-  const out: Record<string, unknown> = { '@odata.context': `${env.graphBase}/$metadata#Collection(driveItem)`, value }
+  const out: Record<string, unknown> = { '@odata.context': `${graphBaseOf(ctx)}/$metadata#Collection(driveItem)`, value }
   if (offset + top < snap.entries.length) {
     out['@odata.nextLink'] = withParam(`${optionPrefix(ctx.url)}skiptoken`, env.makeToken({ n: snapId, o: offset + top }))
   } else {

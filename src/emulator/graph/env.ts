@@ -77,10 +77,6 @@ export class Env {
     return u.origin
   }
 
-  get graphBase(): string {
-    return `${this.baseUrl()}/v1.0`
-  }
-
   sign(payload: string): string {
     return createHmac('sha256', this.#key).update(payload).digest('base64url')
   }

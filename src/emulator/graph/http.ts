@@ -20,7 +20,10 @@ export interface Resp {
 
 export interface Ctx {
   method: string
-  /** The full request URL (absolute, https://127.0.0.1:PORT/v1.0/...). */
+  /**
+   * The full request URL, on the origin the request named (`requestOrigin()`):
+   * https://127.0.0.1:PORT/v1.0/..., https://localhost:PORT/..., https://graph.microsoft.com/...
+   */
   url: URL
   /** Raw (still percent-encoded) path below /v1.0. */
   path: string
@@ -34,6 +37,26 @@ export interface Ctx {
   route?: string
   /** Delegated permissions of the access token (canonical names, e.g. Files.ReadWrite.All). */
   scopes?: string[]
+}
+
+/** The Graph base (`https://host/v1.0`) that links in a response to `ctx` start with. */
+export function graphBaseOf(ctx: Ctx): string {
+  return `${ctx.url.origin}/v1.0`
+}
+
+/**
+ * The origin a request named in its Host header, for the links of its response, as the
+ * service writes them (docs/emulator/request-host.md); `fallback` (the emulator's own
+ * address) unless it is a plain `name[:port]` whose name is one the emulator answers for.
+ */
+export function requestOrigin(host: string | undefined, names: ReadonlySet<string>, fallback: string): string {
+  if (host === undefined || !/^[A-Za-z0-9.-]+(:\d{1,5})?$/.test(host)) return fallback
+  try {
+    const u = new URL(`https://${host}`)
+    return names.has(u.hostname) ? u.origin : fallback
+  } catch {
+    return fallback
+  }
 }
 
 export function json(status: number, body: unknown, headers?: Record<string, string>): Resp {

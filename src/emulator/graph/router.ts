@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto'
 import type { Drive, Item, ConflictBehavior } from '../store/index.js'
 import { EmuError, accessDenied, identityOf, invalidRequest, notFound } from '../store/index.js'
 import type { Env } from './env.js'
-import { type Ctx, type Resp, json, empty, readJson, header, prefers, optionPrefix } from './http.js'
+import { type Ctx, type Resp, json, empty, readJson, header, prefers, optionPrefix, graphBaseOf } from './http.js'
 import { driveItem, driveJson, etag, ctag, parseSelect, siteJson } from './serialize.js'
 import { getContent, putContent, createUploadSession, commitFromSourceUrl } from './content.js'
 import { deltaRoute } from './delta.js'
@@ -36,6 +36,17 @@ function decodeSeg(s: string): string {
   }
 }
 
+/**
+ * The folder names of a path address (`root:/{path}:`, a parentReference.path). The
+ * service decodes the path before it splits it: clients that encode each path as one
+ * component send `up%2Fa` for `up/a` (abraunegg/onedrive), sometimes `.%2Fup%2Fa`.
+ * Empty and `.` segments name the folder itself; `..` is kept as a name, which no item
+ * can have, so it never climbs out (docs/emulator/path-addressing.md).
+ */
+export function pathSegments(raw: string): string[] {
+  return decodeSeg(raw).split('/').filter((s) => s.length > 0 && s !== '.')
+}
+
 /** Resolve `/root…` or `/items/{id}…` below a drive. Returns undefined when `rest` is not an item address. */
 export function resolveItemAddress(env: Env, drive: Drive, rest: string): Target | undefined {
   const m = /^\/(root|items\/([^/:]+))(.*)$/.exec(rest)
@@ -53,7 +64,7 @@ export function resolveItemAddress(env: Env, drive: Drive, rest: string): Target
     const j = tail.indexOf(':', 1)
     const rel = j < 0 ? tail.slice(1) : tail.slice(1, j)
     tail = j < 0 ? '' : tail.slice(j + 1)
-    segs = rel.split('/').filter((s) => s.length > 0).map(decodeSeg)
+    segs = pathSegments(rel)
   }
   if (tail === '/') tail = ''
   // legacy /children/{name} addressing
@@ -182,7 +193,7 @@ export function childrenPage(env: Env, ctx: Ctx, folder: Item, top: number, list
     params.push([`${optionPrefix(listUrl)}skiptoken`, env.makeToken({ o: offset + top, f: folder.id })])
     const base = listUrl.pathname.startsWith('/v1.0/shares/')
       ? `${listUrl.origin}${listUrl.pathname}`
-      : `${env.graphBase}/drives/${encodeURIComponent(folder.driveId)}/items/${encodeURIComponent(folder.id)}/children`
+      : `${graphBaseOf(ctx)}/drives/${encodeURIComponent(folder.driveId)}/items/${encodeURIComponent(folder.id)}/children`
     nextLink = linkWith(base, params)
   }
   return { value, nextLink }
@@ -192,7 +203,7 @@ function meJson(ctx: Ctx): Record<string, unknown> {
   const u = ctx.user
   const [given, ...rest] = u.displayName.split(' ')
   return {
-    '@odata.context': 'https://graph.microsoft.com/v1.0/$metadata#users/$entity',
+    '@odata.context': `${graphBaseOf(ctx)}/$metadata#users/$entity`,
     id: u.oid, displayName: u.displayName, userPrincipalName: u.upn, mail: u.email,
     givenName: given, surname: rest.join(' '), businessPhones: [], jobTitle: null, officeLocation: null, preferredLanguage: 'en-US',
   }
@@ -239,13 +250,13 @@ export async function routeGraph(env: Env, ctx: Ctx): Promise<Resp> {
       const who = decodeSeg(own[1]!).toLowerCase()
       if (who !== ctx.user.oid && who !== ctx.user.upn.toLowerCase()) throw accessDenied()
     }
-    return json(200, { '@odata.context': `${env.graphBase}/$metadata#drives`, value: [driveJson(env, me(), true)] })
+    return json(200, { '@odata.context': `${graphBaseOf(ctx)}/$metadata#drives`, value: [driveJson(env, me(), true)] })
   }
   if (p === '/me/followedSites') {
     ctx.route = '/me/followedSites'
     requireBusiness(ctx)
     const ids = store.followed.get(ctx.user.oid) ?? []
-    return json(200, { '@odata.context': `${env.graphBase}/$metadata#sites`, value: ids.map((id) => siteJson(store.sites.get(id)!)) })
+    return json(200, { '@odata.context': `${graphBaseOf(ctx)}/$metadata#sites`, value: ids.map((id) => siteJson(store.sites.get(id)!)) })
   }
   if (p === '/me/drive/sharedWithMe' || p === '/me/drive/sharedWithMe()') {
     ctx.route = '/me/drive/sharedWithMe'
@@ -264,7 +275,7 @@ export async function routeGraph(env: Env, ctx: Ctx): Promise<Resp> {
     if (q === null) throw invalidRequest('Listing all sites needs a search query.')
     const term = q.replace(/^"|"$/g, '').toLowerCase()
     const hits = [...store.sites.values()].filter((x) => x.tenantId === ctx.user.tenantId && (term === '*' || term === '' || x.name.toLowerCase().includes(term) || x.displayName.toLowerCase().includes(term)))
-    return json(200, { '@odata.context': `${env.graphBase}/$metadata#sites`, value: hits.map(siteJson) })
+    return json(200, { '@odata.context': `${graphBaseOf(ctx)}/$metadata#sites`, value: hits.map(siteJson) })
   }
   if ((r = /^\/sites\/([^/:]+):(\/[^:]*):?(\/.*)?$/.exec(p))) {
     // GET /sites/{hostname}:/sites/{path}[:/sub] (§7.3): a site by its server-relative URL
@@ -285,7 +296,7 @@ export async function routeGraph(env: Env, ctx: Ctx): Promise<Resp> {
     if (site.tenantId !== ctx.user.tenantId) throw accessDenied()
     if (rest === '' || rest === '/') return json(200, siteJson(site))
     if (/^\/drives\/?$/.test(rest)) {
-      return json(200, { '@odata.context': `${env.graphBase}/$metadata#drives`, value: site.driveIds.map((d) => driveJson(env, store.getDrive(d)!, true)) })
+      return json(200, { '@odata.context': `${graphBaseOf(ctx)}/$metadata#drives`, value: site.driveIds.map((d) => driveJson(env, store.getDrive(d)!, true)) })
     }
     const dm = /^\/drive(\/.*)?$/.exec(rest)
     if (dm) return driveRoute(env, ctx, store.getDrive(site.driveIds[0]!)!, dm[1] ?? '', `/sites/{id}/drive`)
@@ -341,7 +352,7 @@ async function driveRoute(env: Env, ctx: Ctx, drive: Drive, rest: string, prefix
     if (m !== 'GET') throw methodNotAllowed()
     const vis = driveVisible(env, ctx, drive)
     if (!vis) throw accessDenied()
-    return json(200, { '@odata.context': `${env.graphBase}/$metadata#drives/$entity`, ...driveJson(env, drive, vis === 'full') })
+    return json(200, { '@odata.context': `${graphBaseOf(ctx)}/$metadata#drives/$entity`, ...driveJson(env, drive, vis === 'full') })
   }
   if (/^\/special\/[^/]+/.test(rest)) {
     // approot, documents, photos…: map onto folders of the drive root, created on first use.
@@ -392,13 +403,13 @@ async function itemRoute(env: Env, ctx: Ctx, t: Target): Promise<Resp> {
         const body = driveItem(env, item, { select: parseSelect(ctx.url) })
         const expand = ctx.url.searchParams.get('$expand') ?? ctx.url.searchParams.get('expand')
         if (expand && /^children\b/.test(expand) && item.kind === 'folder') {
-          const u = new URL(`${env.graphBase}/drives/${encodeURIComponent(item.driveId)}/items/${encodeURIComponent(item.id)}/children`)
+          const u = new URL(`${graphBaseOf(ctx)}/drives/${encodeURIComponent(item.driveId)}/items/${encodeURIComponent(item.id)}/children`)
           const page = childrenPage(env, { ...ctx, url: new URL(u) }, item, DEFAULT_PAGE, u)
           body.children = page.value
           // the nextLink only appears when the options are $-prefixed (§1.2 $expand=children)
           if (page.nextLink && optionPrefix(ctx.url) === '$') body['children@odata.nextLink'] = page.nextLink
         }
-        return json(200, { '@odata.context': `${env.graphBase}/$metadata#drives('${item.driveId}')/items/$entity`, ...body }, { ETag: etag(item) })
+        return json(200, { '@odata.context': `${graphBaseOf(ctx)}/$metadata#drives('${item.driveId}')/items/$entity`, ...body }, { ETag: etag(item) })
       }
       if (m === 'PATCH') {
         if (!item) throw notFound()
@@ -427,7 +438,7 @@ async function itemRoute(env: Env, ctx: Ctx, t: Target): Promise<Resp> {
         if (pre) return pre
         const listUrl = new URL(ctx.url.toString())
         const page = childrenPage(env, ctx, item, topOf(ctx), listUrl)
-        const out: Record<string, unknown> = { '@odata.context': `${env.graphBase}/$metadata#drives('${item.driveId}')/items('${item.id}')/children`, value: page.value }
+        const out: Record<string, unknown> = { '@odata.context': `${graphBaseOf(ctx)}/$metadata#drives('${item.driveId}')/items('${item.id}')/children`, value: page.value }
         if (page.nextLink) out['@odata.nextLink'] = page.nextLink
         return json(200, out)
       }
@@ -506,7 +517,7 @@ function resolveParentRef(env: Env, ctx: Ctx, item: Item, ref: Record<string, an
   }
   if (typeof ref.path === 'string') {
     const after = ref.path.slice(ref.path.indexOf('root:') + 5)
-    const p = store.resolvePath(store.root(store.driveOfItem(item)), after.split('/').filter(Boolean).map(decodeSeg))
+    const p = store.resolvePath(store.root(store.driveOfItem(item)), pathSegments(after))
     if (!p) throw notFound('The destination folder could not be found.')
     return p
   }

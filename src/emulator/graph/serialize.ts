@@ -4,7 +4,10 @@ import { identityOf } from '../store/index.js'
 import type { Env } from './env.js'
 
 export interface ItemView {
-  /** Delta shape: no parentReference.path, Business omits cTag. */
+  /**
+   * Delta shape: Business omits cTag; Personal omits parentReference.path, which
+   * OneDrive for Business and SharePoint return (docs/emulator/delta-parent-path.md).
+   */
   delta?: boolean
   select?: Set<string>
 }
@@ -95,7 +98,7 @@ export function driveItem(env: Env, item: Item, view: ItemView = {}): Record<str
   out.size = target ? target.size : item.size
   out.createdBy = item.createdBy
   out.lastModifiedBy = item.lastModifiedBy
-  out.parentReference = parentReference(store, item, !view.delta)
+  out.parentReference = parentReference(store, item, !view.delta || store.driveOfItem(item).kind !== 'personal')
   out.fileSystemInfo = { createdDateTime: item.fsCreated, lastModifiedDateTime: item.fsModified }
   facets(env, item, out)
   if (item.kind === 'file' && item.blob) out['@microsoft.graph.downloadUrl'] = env.downloadUrl(item.id, item.blob.path)

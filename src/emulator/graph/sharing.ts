@@ -6,13 +6,13 @@ import type { Item, SharingLink } from '../store/index.js'
 import { EmuError, accessDenied, identityOf, invalidRequest, notFound } from '../store/index.js'
 import { findAccount } from '../directory.js'
 import type { Env } from './env.js'
-import { type Ctx, type Resp, json, readJson, prefers } from './http.js'
+import { type Ctx, type Resp, json, readJson, prefers, graphBaseOf } from './http.js'
 import { driveItem, itemWebUrl, parseSelect, remoteItem } from './serialize.js'
 import { childrenPage } from './router.js'
 
 export function sharedWithMe(env: Env, ctx: Ctx): Resp {
   if (ctx.method !== 'GET') throw new EmuError(405, 'methodNotAllowed', 'Use GET.')
-  const context = `${env.graphBase}/$metadata#Collection(driveItem)`
+  const context = `${graphBaseOf(ctx)}/$metadata#Collection(driveItem)`
   if (env.opts.sharedWithMeRetired) return json(200, { '@odata.context': context, value: [] })
   const value = env.store.sharedWith(ctx.user).map(({ item, grant }) => {
     const r = remoteItem(env, item)

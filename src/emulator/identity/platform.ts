@@ -9,13 +9,13 @@
 import type http from 'node:http'
 import { createHash, randomInt, randomUUID, timingSafeEqual } from 'node:crypto'
 import { OdfsError, systemClock, type Clock } from '../../common/index.js'
-import { findAccount, findApp, type Account, type AppRegistration } from '../directory.js'
+import { APPS, findAccount, findApp, type Account, type AppRegistration, type RedirectPlatform } from '../directory.js'
 import {
   aadError, correlationIdOf, errorBody, parseForm, redirect, sendHtml, sendJson, toRecord, type AadError,
 } from './http.js'
 import {
-  appNotFound, checkAppAuthority, checkSignIn, missingParam, parseScopes, redirectUriAllowed, resolveAuthority,
-  unknownTenantError, type Authority, type ScopeRequest,
+  appNotFound, checkAppAuthority, checkSignIn, matchRedirectUri, missingParam, parseScopes, redirectUriAllowed,
+  registrationProblems, resolveAuthority, unknownTenantError, type Authority, type ScopeRequest,
 } from './rules.js'
 import {
   SigningKey, b64url, clientInfo, hashOf, pairwiseSub, randomToken,
@@ -39,6 +39,8 @@ export type TokenCheck =
 
 const CODE_TTL_MS = 10 * 60_000
 const REFRESH_INACTIVE_MS = 90 * 24 * 3600_000
+/** Refresh tokens issued through a SPA redirect URI live 24 h, rotation or not (docs/emulator/redirect-uri-platforms.md). */
+const SPA_REFRESH_MS = 24 * 3600_000
 const USER_CODE_ALPHABET = 'ABCDEFGHJKLMNPQRSTUVWXYZ23456789'
 const GRAPH_APP_ID = '00000003-0000-0000-c000-000000000000'
 const ROUTE = /^\/([^/]+)\/(v2\.0\/\.well-known\/openid-configuration|discovery\/v2\.0\/keys|oauth2\/v2\.0\/(?:authorize|token|devicecode|logout)|oauth2\/nativeclient)\/?$/
@@ -49,6 +51,10 @@ interface IssueOptions {
   openid: boolean
   offline: boolean
   nonce?: string
+  /** Platform of the sign-in's redirect URI; recorded on the refresh token. */
+  platform: RedirectPlatform
+  /** A SPA refresh token's fixed end (kept across rotation). */
+  refreshExpiresAt?: number
 }
 
 export class IdentityPlatform {
@@ -74,6 +80,9 @@ export class IdentityPlatform {
     this.#intervalSec = opts.deviceCodeIntervalSec ?? 5
     this.#deviceTtlSec = opts.deviceCodeTtlSec ?? 900
     this.setAutoConsent(opts.autoConsent)
+    // The app registrations are seed data: hold them to the portal's redirect URI rules.
+    const problems = APPS.flatMap(registrationProblems)
+    if (problems.length > 0) throw new OdfsError('EMULATOR_BAD_REGISTRATION', problems.join('; '))
   }
 
   /** One RSA key per process (like the service's stable signing keys; spares 2048-bit key generation per instance). */
@@ -288,7 +297,8 @@ export class IdentityPlatform {
     if (!app) return htmlError(appNotFound(p.client_id, authority))
     const redirectUri = p.redirect_uri
     if (!redirectUri) return htmlError(missingParam('redirect_uri'))
-    if (!redirectUriAllowed(app, redirectUri)) {
+    const registered = matchRedirectUri(app, redirectUri)
+    if (!registered) {
       return htmlError(aadError(400, 'invalid_request', 50011, `The redirect URI '${redirectUri}' specified in the request does not match the redirect URIs configured for the application '${app.clientId}'. Make sure the redirect URI sent in the request matches one added to your application in the Azure portal.`))
     }
     const state = p.state
@@ -316,16 +326,17 @@ export class IdentityPlatform {
     if (!p.scope) return fail(missingParam('scope'))
     const scopes = parseScopes(p.scope)
     if ('status' in scopes) return fail(scopes)
-    const challenge = p.code_challenge
-    const method = p.code_challenge_method ?? 'plain'
-    if (!challenge && !app.secret) {
-      return fail(aadError(400, 'invalid_request', 9002325, 'Proof Key for Code Exchange is required for public clients. Send a code_challenge with code_challenge_method S256.'))
-    }
+    // PKCE is recommended for every platform and required only where a SPA redirect
+    // URI's code is redeemed (checked there, AADSTS9002325): a native or web client
+    // may sign in without it (docs/emulator/redirect-uri-platforms.md).
+    const challenge = p.code_challenge || undefined
+    // `plain` (the default when no method is given) and `S256` are both supported (RFC 7636 §4.2/4.3).
+    const method = p.code_challenge_method || 'plain'
     if (challenge !== undefined) {
-      if (method !== 'S256') {
-        return fail(aadError(400, 'invalid_request', 501491, `Invalid code_challenge_method '${method}'. Only S256 is supported.`))
+      if (method !== 'S256' && method !== 'plain') {
+        return fail(aadError(400, 'invalid_request', 501491, `Invalid code_challenge_method '${method}'. Use S256 or plain.`))
       }
-      if (!/^[A-Za-z0-9_-]{43}$/.test(challenge)) {
+      if (!(method === 'S256' ? /^[A-Za-z0-9_-]{43}$/ : /^[A-Za-z0-9._~-]{43,128}$/).test(challenge)) {
         return fail(aadError(400, 'invalid_request', 501491, 'Invalid size of Code_Challenge parameter.'))
       }
     }
@@ -333,7 +344,8 @@ export class IdentityPlatform {
       const code = `1.A${randomToken(64)}`
       this.#codes.set(hashOf(code), {
         clientId: app.clientId, handle: acc.handle, redirectUri, scopes: effectiveScopes(scopes),
-        offline: scopes.offline, openid: scopes.openid, nonce: p.nonce, codeChallenge: challenge,
+        offline: scopes.offline, openid: scopes.openid, nonce: p.nonce, platform: registered.platform,
+        codeChallenge: challenge, codeChallengeMethod: challenge === undefined ? undefined : method === 'S256' ? 'S256' : 'plain',
         authoritySegment: authority.segment, expiresAt: this.#clock.now() + CODE_TTL_MS, redeemed: false,
       })
       this.#prune()
@@ -488,19 +500,23 @@ export class IdentityPlatform {
     if (!clientId) return send(missingParam('client_id'))
     const app = findApp(clientId)
     if (!app) return send(appNotFound(clientId, authority))
-    if (app.secret) {
+    // Confidential or public is decided by the platform of the redirect URI the code (or
+    // the refresh token's sign-in) went through; for the other grants, by the app.
+    const platform = this.#redeemingPlatform(grantType, form, app)
+    if (platform === 'web') {
       if (!secret) return send(aadError(401, 'invalid_client', 7000218, "The request body must contain the following parameter: 'client_assertion' or 'client_secret'."))
-      if (!sameSecret(secret, app.secret)) {
+      if (!app.secret || !sameSecret(secret, app.secret)) {
         return send(aadError(401, 'invalid_client', 7000215, `Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '${app.clientId}'.`))
       }
     } else if (secret) {
       return send(aadError(400, 'invalid_client', 700025, "Client is public so neither 'client_assertion' nor 'client_secret' should be presented."))
     }
+    const origin = typeof req.headers.origin === 'string' ? req.headers.origin : undefined
     switch (grantType) {
       case 'authorization_code':
-        return this.#redeemCode(res, form, app, authority, corr)
+        return this.#redeemCode(res, form, app, authority, corr, origin)
       case 'refresh_token':
-        return this.#redeemRefresh(res, form, app, authority, corr)
+        return this.#redeemRefresh(res, form, app, authority, corr, origin)
       case 'device_code':
       case 'urn:ietf:params:oauth:grant-type:device_code':
         return this.#redeemDevice(res, form, app, authority, corr)
@@ -511,7 +527,22 @@ export class IdentityPlatform {
     }
   }
 
-  #redeemCode(res: http.ServerResponse, form: Record<string, string>, app: AppRegistration, authority: Authority, corr: string): void {
+  /** The platform whose rules apply to this token request (see #token). */
+  #redeemingPlatform(grantType: string, form: Record<string, string>, app: AppRegistration): RedirectPlatform {
+    const fallback: RedirectPlatform = app.secret ? 'web' : 'publicClient'
+    if (grantType === 'authorization_code' && form.code) {
+      const rec = this.#codes.get(hashOf(form.code))
+      if (rec && rec.clientId === app.clientId) return rec.platform
+    }
+    if (grantType === 'refresh_token' && form.refresh_token) {
+      const g = this.#grants.get(hashOf(form.refresh_token))
+      if (g && g.clientId === app.clientId) return g.platform
+    }
+    return fallback
+  }
+
+  #redeemCode(res: http.ServerResponse, form: Record<string, string>, app: AppRegistration, authority: Authority, corr: string,
+    origin: string | undefined): void {
     const send = (err: AadError) => this.#sendError(res, err, corr)
     const appErr = checkAppAuthority(app, authority)
     if (appErr) return send(appErr)
@@ -527,27 +558,38 @@ export class IdentityPlatform {
     if (form.redirect_uri !== rec.redirectUri) {
       return send(aadError(400, 'invalid_grant', 500112, `The reply address '${form.redirect_uri}' does not match the reply address '${rec.redirectUri}' provided when requesting Authorization code.`))
     }
+    const crossOrigin = crossOriginRule(rec.platform, origin, rec.codeChallenge !== undefined)
+    if (crossOrigin) return send(crossOrigin)
     if (rec.codeChallenge !== undefined) {
       const v = form.code_verifier
       const ok = v !== undefined && /^[A-Za-z0-9._~-]{43,128}$/.test(v) &&
-        b64url(createHash('sha256').update(v).digest()) === rec.codeChallenge
+        (rec.codeChallengeMethod === 'plain' ? v : b64url(createHash('sha256').update(v).digest())) === rec.codeChallenge
       if (!ok) return send(aadError(400, 'invalid_grant', 501481, 'The Code_Verifier does not match the code_challenge supplied in the authorization request.'))
     }
     const acc = findAccount(rec.handle)!
     const err = checkSignIn(app, authority, acc)
     if (err) return send(err)
     rec.redeemed = true
-    sendJson(res, 200, this.#issueUser(app, acc, authority, rec.scopes, { openid: rec.openid, offline: rec.offline, nonce: rec.nonce }))
+    sendJson(res, 200, this.#issueUser(app, acc, authority, rec.scopes, {
+      openid: rec.openid, offline: rec.offline, nonce: rec.nonce, platform: rec.platform,
+      refreshExpiresAt: rec.platform === 'spa' ? this.#clock.now() + SPA_REFRESH_MS : undefined,
+    }))
   }
 
-  #redeemRefresh(res: http.ServerResponse, form: Record<string, string>, app: AppRegistration, authority: Authority, corr: string): void {
+  #redeemRefresh(res: http.ServerResponse, form: Record<string, string>, app: AppRegistration, authority: Authority, corr: string,
+    origin: string | undefined): void {
     const send = (err: AadError) => this.#sendError(res, err, corr)
     if (!form.refresh_token) return send(missingParam('refresh_token'))
     const g = this.#grants.get(hashOf(form.refresh_token))
     if (!g) return send(aadError(400, 'invalid_grant', 9002313, 'Invalid request. Request is malformed or invalid. The refresh token is not valid.'))
     if (g.clientId !== app.clientId) return send(aadError(400, 'invalid_grant', 70000, 'Provided grant is invalid or malformed. The refresh token was issued to another application.'))
+    const crossOrigin = crossOriginRule(g.platform, origin)
+    if (crossOrigin) return send(crossOrigin)
     const now = this.#clock.now()
     if (g.revoked) return send(revokedError(g.issuedAt, now))
+    if (g.expiresAt !== undefined && now >= g.expiresAt) {
+      return send(aadError(400, 'invalid_grant', 700084, `The refresh token was issued to a single page app (SPA), and therefore has a fixed, limited lifetime of 1.00:00:00, which can't be extended. It is now expired and a new sign in request must be sent by the SPA to the sign in page. The token was issued on '${new Date(g.issuedAt).toISOString()}'.`))
+    }
     if (now - g.lastUsedAt > REFRESH_INACTIVE_MS) {
       return send(aadError(400, 'invalid_grant', 700082, `The refresh token has expired due to inactivity. The token was issued on '${new Date(g.issuedAt).toISOString()}' and was inactive for 90.00:00:00.`, 'bad_token'))
     }
@@ -569,7 +611,7 @@ export class IdentityPlatform {
       openid = req.openid
     }
     g.lastUsedAt = now
-    sendJson(res, 200, this.#issueUser(app, acc, authority, scopes, { openid, offline: true }, g.scopes))
+    sendJson(res, 200, this.#issueUser(app, acc, authority, scopes, { openid, offline: true, platform: g.platform, refreshExpiresAt: g.expiresAt }, g.scopes))
   }
 
   #redeemDevice(res: http.ServerResponse, form: Record<string, string>, app: AppRegistration, authority: Authority, corr: string): void {
@@ -604,7 +646,7 @@ export class IdentityPlatform {
     const err = checkSignIn(app, authority, acc)
     if (err) return send(err)
     rec.state = 'redeemed'
-    sendJson(res, 200, this.#issueUser(app, acc, authority, rec.scopes, { openid: rec.openid, offline: rec.offline }))
+    sendJson(res, 200, this.#issueUser(app, acc, authority, rec.scopes, { openid: rec.openid, offline: rec.offline, platform: app.secret ? 'web' : 'publicClient' }))
   }
 
   #clientCredentials(res: http.ServerResponse, form: Record<string, string>, app: AppRegistration, authority: Authority, corr: string): void {
@@ -663,7 +705,7 @@ export class IdentityPlatform {
       const rt = `${acc.kind === 'personal' ? 'M.C5' : '1.AQ'}${randomToken(120)}`
       this.#grants.set(hashOf(rt), {
         handle: acc.handle, clientId: app.clientId, scopes: [...consented], authoritySegment: authority.segment,
-        issuedAt: now, lastUsedAt: now, revoked: false,
+        issuedAt: now, lastUsedAt: now, revoked: false, platform: o.platform, expiresAt: o.refreshExpiresAt,
       })
       out.refresh_token = rt
     }
@@ -764,6 +806,24 @@ function sec(ms: number): number {
 function effectiveScopes(s: ScopeRequest): string[] {
   // Asking only for OpenID scopes still yields a Graph token with User.Read.
   return s.resource.length > 0 ? s.resource : ['User.Read']
+}
+
+/**
+ * The cross-origin rules of code and refresh-token redemption: a SPA redirect URI's
+ * code needs PKCE and, like its refresh tokens, a cross-origin (browser, `Origin`)
+ * request; any other platform's tokens are never redeemed cross-origin.
+ * `pkce` is given for authorization codes only.
+ */
+function crossOriginRule(platform: RedirectPlatform, origin: string | undefined, pkce?: boolean): AadError | undefined {
+  if (platform === 'spa') {
+    if (pkce === false) return aadError(400, 'invalid_request', 9002325, 'Proof Key for Code Exchange is required for cross-origin authorization code redemption.')
+    if (origin === undefined) return aadError(400, 'invalid_request', 9002327, "Tokens issued for the 'Single-Page Application' client-type may only be redeemed via cross-origin requests.")
+    return undefined
+  }
+  if (origin !== undefined) {
+    return aadError(400, 'invalid_request', 9002326, `Cross-origin token redemption is permitted only for the 'Single-Page Application' client-type. Request origin: '${origin}'.`)
+  }
+  return undefined
 }
 
 function sameSecret(given: string, expected: string): boolean {

@@ -6,7 +6,7 @@
  */
 import {
   PERSONAL_TENANT_ID, TENANTS, findTenant,
-  type Account, type AppRegistration, type Tenant,
+  type Account, type AppRegistration, type RedirectUri, type Tenant,
 } from '../directory.js'
 import { aadError, type AadError } from './http.js'
 
@@ -182,29 +182,70 @@ export function missingParam(name: string): AadError {
 const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]'])
 
 /**
+ * The registered redirect URI a request's `redirect_uri` names, with its platform.
  * The real rule: exact match, except that for `http` loopback URIs the port is
  * ignored (any port matches, the path must still match).
  */
-export function redirectUriAllowed(app: AppRegistration, uri: string): boolean {
+export function matchRedirectUri(app: AppRegistration, uri: string): RedirectUri | undefined {
   let req: URL
   try {
     req = new URL(uri)
   } catch {
-    return false
+    return undefined
   }
-  if (req.hash) return false
+  if (req.hash) return undefined
   for (const reg of app.redirectUris) {
-    if (reg === uri) return true
+    if (reg.uri === uri) return reg
     let r: URL
     try {
-      r = new URL(reg)
+      r = new URL(reg.uri)
     } catch {
       continue
     }
     if (r.protocol === 'http:' && req.protocol === 'http:' && LOOPBACK_HOSTS.has(r.hostname) &&
         r.hostname === req.hostname && r.pathname === req.pathname && r.search === req.search) {
-      return true
+      return reg
     }
   }
-  return false
+  return undefined
+}
+
+export function redirectUriAllowed(app: AppRegistration, uri: string): boolean {
+  return matchRedirectUri(app, uri) !== undefined
+}
+
+/**
+ * What the app registration portal refuses in a redirect URI, per platform
+ * (docs/emulator/redirect-uri-platforms.md): Web and SPA URIs are `https`, or `http`
+ * on a loopback host; Mobile/desktop (public client) URIs may also use a custom
+ * scheme (`myapp://auth`). Never a fragment, at most 256 characters, no query for
+ * apps that sign in personal accounts, and one URI under one platform only.
+ */
+export function registrationProblems(app: AppRegistration): string[] {
+  const out: string[] = []
+  const seen = new Set<string>()
+  for (const { uri, platform } of app.redirectUris) {
+    const bad = (why: string) => out.push(`${platform} redirect URI '${uri}': ${why}`)
+    if (seen.has(uri)) bad('registered under more than one platform')
+    seen.add(uri)
+    if (uri.length > 256) bad('longer than 256 characters')
+    let u: URL
+    try {
+      u = new URL(uri)
+    } catch {
+      bad('not an absolute URI')
+      continue
+    }
+    if (u.hash || uri.includes('#')) bad('has a fragment')
+    if (u.search && (app.accountTypes === 'multitenant-and-personal' || app.accountTypes === 'personal')) {
+      bad('query parameters are not allowed for apps that sign in personal accounts')
+    }
+    const loopback = LOOPBACK_HOSTS.has(u.hostname)
+    if (platform === 'publicClient') {
+      if (u.protocol === 'http:' && !loopback) bad('http is allowed on loopback hosts only')
+    } else if (u.protocol !== 'https:' && !(u.protocol === 'http:' && loopback)) {
+      bad(`a ${platform === 'spa' ? 'single-page application' : 'web'} redirect URI must use https (or http on localhost)`)
+    }
+  }
+  return out
 }

@@ -5,7 +5,7 @@
  * Every token, code and device code is kept only as its SHA-256 hash.
  */
 import { createHash, generateKeyPairSync, randomBytes, sign, verify, type KeyObject } from 'node:crypto'
-import { PERSONAL_TENANT_ID, type Account } from '../directory.js'
+import { PERSONAL_TENANT_ID, type Account, type RedirectPlatform } from '../directory.js'
 
 export const b64url = (b: Buffer | string): string => Buffer.from(b).toString('base64url')
 export const hashOf = (s: string): string => createHash('sha256').update(s).digest('hex')
@@ -67,6 +67,10 @@ export interface Grant {
   issuedAt: number
   lastUsedAt: number
   revoked: boolean
+  /** The platform of the redirect URI the sign-in went through (the app's default for device code). */
+  platform: RedirectPlatform
+  /** SPA refresh tokens only: the fixed end of their life, which rotation does not extend. */
+  expiresAt?: number
 }
 
 export interface AccessRecord {
@@ -87,6 +91,9 @@ export interface CodeRecord {
   openid: boolean
   nonce?: string
   codeChallenge?: string
+  codeChallengeMethod?: 'S256' | 'plain'
+  /** The platform `redirectUri` is registered under. */
+  platform: RedirectPlatform
   authoritySegment: string
   expiresAt: number
   redeemed: boolean
