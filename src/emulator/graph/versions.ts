@@ -6,7 +6,7 @@
 import type { Item, Version } from '../store/index.js'
 import { EmuError, identityOf, invalidRequest, notFound } from '../store/index.js'
 import type { Env } from './env.js'
-import { type Ctx, type Resp, json, empty } from './http.js'
+import { type Ctx, type Resp, json, empty, graphBaseOf } from './http.js'
 
 function currentJson(env: Env, item: Item): Record<string, unknown> {
   return { id: env.store.currentVersionId(item), lastModifiedDateTime: item.lastModifiedDateTime, size: item.size, lastModifiedBy: item.lastModifiedBy }
@@ -27,7 +27,7 @@ export function versionsRoute(env: Env, ctx: Ctx, item: Item, sub: string): Resp
   if (!m) throw new EmuError(400, 'BadRequest', `Resource not found for the segment '${sub.split('/').pop()}'.`)
   // folders have no versions
   if (item.kind !== 'file') throw notFound()
-  const context = `${env.graphBase}/$metadata#drives('${item.driveId}')/items('${item.id}')/versions`
+  const context = `${graphBaseOf(ctx)}/$metadata#drives('${item.driveId}')/items('${item.id}')/versions`
   if (m[1] === undefined) {
     if (ctx.method !== 'GET') throw methodNotAllowed()
     return json(200, { '@odata.context': context, value: [currentJson(env, item), ...(item.versions ?? []).map(versionJson)] })
