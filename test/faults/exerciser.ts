@@ -388,7 +388,7 @@ export async function runExerciser(opts: ExerciserOptions): Promise<ExerciserRes
     const b = await readAll(join(refDir, n))
     if (Buffer.isBuffer(b)) result.expected.push({ name: n, size: b.length, sha256: sha256(b) })
   }
-  log(`exerciser ${result.ok ? 'passed' : 'FAILED'}: ${result.ops} operations, ${result.filesChecked} file checks, ${result.bytesWritten} bytes written, ${result.bytesLost} bytes lost`)
+  log(`exerciser ${result.ok ? 'passed' : 'FAILED'}: ${result.ops} operations, ${result.filesChecked} file checks, ${result.bytesWritten} bytes written, ${result.bytesLost} bytes lost, cache drops: ${result.kernelCacheDrops} kernel, ${result.callerCacheDrops} caller`)
   if (result.ok && !opts.keep) {
     await rm(workDir, { recursive: true, force: true })
     await rm(refDir, { recursive: true, force: true })
