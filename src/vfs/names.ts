@@ -16,7 +16,7 @@
 import { GraphError } from '../graph/index.js'
 
 /** The quote (escape) character. */
-export const QUOTE = '\u201b'
+export const NAME_QUOTE = '\u201b'
 
 /**
  * Longest remote name (UTF-16 code units) the service can hold anywhere: its only
@@ -49,7 +49,7 @@ const narrow = (c: string): string => String.fromCharCode(c.charCodeAt(0) - 0xfe
  * at a place where it would be read as a replacement.
  */
 const QUOTABLE = new Set<string>([
-  QUOTE, SYMBOL_SPACE, FULLWIDTH_DOT, FULLWIDTH_TILDE, FULLWIDTH_HASH, SYMBOL_DEL,
+  NAME_QUOTE, SYMBOL_SPACE, FULLWIDTH_DOT, FULLWIDTH_TILDE, FULLWIDTH_HASH, SYMBOL_DEL,
   ...[...FORBIDDEN].map(widen),
   ...Array.from({ length: 0x1f }, (_, i) => String.fromCharCode(0x2401 + i)),
   // the last letter or digit of a reserved name, and the v of _vti_
@@ -114,8 +114,17 @@ function localNameProblem(name: string): string | undefined {
   return undefined
 }
 
+/** Where in a local name a reserved word's last character sits (-1: nowhere). */
+function reservedIndex(name: string): number {
+  const lower = name.toLowerCase()
+  if (RESERVED_WHOLE.has(lower)) return name.length - 1
+  const dot = name.indexOf('.')
+  const stem = dot > 0 ? lower.slice(0, dot) : lower
+  return DEVICE_NAMES.has(stem) ? stem.length - 1 : -1
+}
+
 /** The replacement the service needs for local character `c` at index `i` of `name`, if any. */
-function replacementFor(name: string, i: number): string | undefined {
+function replacementFor(name: string, i: number, reserved: number): string | undefined {
   const c = name[i]!
   const last = i === name.length - 1
   const code = c.charCodeAt(0)
@@ -127,11 +136,7 @@ function replacementFor(name: string, i: number): string | undefined {
   if (c === '~' && i === 0) return FULLWIDTH_TILDE
   if (c === '#' && name[i - 1] === '&') return FULLWIDTH_HASH
   if ((c === 'v' || c === 'V') && name[i - 1] === '_' && /^ti_/i.test(name.slice(i + 1, i + 4))) return widen(c)
-  const lower = name.toLowerCase()
-  if (last && RESERVED_WHOLE.has(lower)) return widen(c)
-  const dot = name.indexOf('.')
-  const stem = dot > 0 ? lower.slice(0, dot) : lower
-  if (i === stem.length - 1 && DEVICE_NAMES.has(stem)) return widen(c)
+  if (i === reserved) return widen(c)
   return undefined
 }
 
@@ -143,7 +148,7 @@ function needsHex(name: string, i: number): boolean {
   return (i === 0 || i === name.length - 1) && EDGE_SPACE.test(name[i]!)
 }
 
-const hex = (code: number): string => `${QUOTE}u${code.toString(16).toUpperCase().padStart(4, '0')}`
+const hex = (code: number): string => `${NAME_QUOTE}u${code.toString(16).toUpperCase().padStart(4, '0')}`
 
 function nameError(message: string, inner: 'invalidPath' | 'pathIsTooLong'): GraphError {
   return new GraphError({ status: 400, code: 'invalidRequest', innerCodes: [inner], message, level: 'debug' })
@@ -158,16 +163,17 @@ export function toRemoteName(localName: string): string {
   const problem = localNameProblem(localName)
   if (problem) throw nameError(`Not a valid name: ${problem}.`, 'invalidPath')
   // Built from the end: whether a character needs quoting depends on what follows it.
+  const reserved = reservedIndex(localName)
   let out = ''
   for (let i = localName.length - 1; i >= 0; i--) {
     const c = localName[i]!
-    const rep = replacementFor(localName, i)
+    const rep = replacementFor(localName, i, reserved)
     let token: string
     if (rep !== undefined) token = rep
     else if (needsHex(localName, i)) token = hex(localName.charCodeAt(i))
-    else if (c === QUOTE) token = QUOTABLE.has(out[0] ?? '') || hexAt(out) !== undefined ? QUOTE + QUOTE : QUOTE
+    else if (c === NAME_QUOTE) token = QUOTABLE.has(out[0] ?? '') || hexAt(out) !== undefined ? NAME_QUOTE + NAME_QUOTE : NAME_QUOTE
     // Characters before i are stored unchanged wherever standsFor looks at them (& _ and letters).
-    else if (QUOTABLE.has(c) && standsFor(c, localName.slice(0, i), out) !== undefined) token = QUOTE + c
+    else if (QUOTABLE.has(c) && standsFor(c, localName.slice(0, i), out) !== undefined) token = NAME_QUOTE + c
     else token = c
     out = token + out
   }
@@ -185,7 +191,7 @@ export function toLocalName(remoteName: string): string {
   let out = ''
   for (let i = 0; i < remoteName.length; i++) {
     const c = remoteName[i]!
-    if (c === QUOTE) {
+    if (c === NAME_QUOTE) {
       const next = remoteName[i + 1]
       if (next !== undefined && QUOTABLE.has(next)) {
         out += next
