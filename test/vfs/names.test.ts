@@ -2,6 +2,7 @@ import t from 'tap'
 import { GraphError } from '../../src/graph/index.js'
 import { errnoFor } from '../../src/vfs/errors.js'
 import { checkName } from '../../src/emulator/store/names.js'
+import { startTestEmulator, tokenFor, graphCaller } from '../support/emulator.js'
 import {
   toRemoteName, toLocalName, sameName, nameKey, isCanonicalRemoteName, checkPathLength, pathPrefixOf,
   MAX_NAME_LENGTH, MAX_PATH_LENGTH,
@@ -224,4 +225,61 @@ t.test('names compare like the service: case, width, compatibility forms and lig
   t.notOk(sameName('a：b', 'a\u201b：b'), 'an escaped name differs from the plain one')
   t.equal(nameKey('ÆON'), nameKey('aeon'))
   t.equal(nameKey(toRemoteName('CON')), nameKey(toRemoteName('con')), 'encoded case variants keep one key')
+})
+
+t.test('through the emulator: encoded names are accepted, listed back and decode to the local names', async (t) => {
+  const emu = await startTestEmulator({ rateLimit: 0, etagSettleMs: 0 })
+  t.teardown(() => emu.close())
+  const g = graphCaller(emu, await tokenFor(emu, 'user1')) // a Business drive: folder rules are the strictest
+  const enc = encodeURIComponent
+  t.equal((await g('POST', '/me/drive/root/children', { name: 'names', folder: {} })).status, 201)
+  const rand = prng(7)
+  const locals = new Set<string>()
+  const keys = new Set<string>()
+  const refused: string[] = []
+  for (let n = 0; locals.size < 300 && n < 2000; n++) {
+    const local = randomName(rand)
+    const remote = toRemoteName(local)
+    if (keys.has(nameKey(remote))) continue // the service would call it a duplicate
+    keys.add(nameKey(remote))
+    locals.add(local)
+    const r = locals.size % 2
+      ? await g('PUT', `/me/drive/root:/names/${enc(remote)}:/content`, Buffer.from(local))
+      : await g('POST', '/me/drive/root:/names:/children', { name: remote, folder: {}, '@microsoft.graph.conflictBehavior': 'fail' })
+    if (r.status !== 201) refused.push(`${show(local)} as ${show(remote)}: ${r.status} ${r.text.slice(0, 120)}`)
+  }
+  t.same(refused, [], `${locals.size} names created`)
+  const listed: string[] = []
+  for (let next: string | undefined = '/me/drive/root:/names:/children?$top=1000'; next;) {
+    const page = await g('GET', next)
+    t.equal(page.status, 200)
+    listed.push(...page.body.value.map((i: { name: string }) => toLocalName(i.name)))
+    next = page.body['@odata.nextLink']
+  }
+  t.same(listed.sort(), [...locals].sort(), 'every listed name decodes to a name that was created')
+
+  t.test('a case or width variant of an existing name is the same name to the service and to sameName', async (t) => {
+    t.equal((await g('POST', '/me/drive/root/children', { name: 'pairs', folder: {} })).status, 201)
+    for (const [a, b] of [['Report.TXT', 'report.txt'], ['Maersk', 'Mærsk'], ['ABC', 'ａｂｃ'], ['con', 'CON']] as const) {
+      const ra = toRemoteName(a), rb = toRemoteName(b)
+      t.equal((await g('POST', '/me/drive/root:/pairs:/children', { name: ra, folder: {}, '@microsoft.graph.conflictBehavior': 'fail' })).status, 201)
+      const second = await g('POST', '/me/drive/root:/pairs:/children', { name: rb, folder: {}, '@microsoft.graph.conflictBehavior': 'fail' })
+      t.equal(second.status, 409, `${show(rb)} clashes with ${show(ra)}`)
+      t.ok(sameName(ra, rb), `sameName(${show(ra)}, ${show(rb)})`)
+    }
+  })
+
+  t.test('checkPathLength with the prefix of the drive predicts the path limit of the service', async (t) => {
+    const drive = (await g('GET', '/me/drive')).body
+    const prefix = pathPrefixOf(drive)
+    t.match(prefix, /^\/personal\/.+\/Documents$/)
+    const fits = 'p'.repeat(MAX_PATH_LENGTH - prefix.length - '/names/'.length)
+    const over = fits + 'p'
+    t.doesNotThrow(() => checkPathLength(`/names/${fits}`, prefix))
+    t.throws(() => checkPathLength(`/names/${over}`, prefix))
+    t.equal((await g('PUT', `/me/drive/root:/names/${fits}:/content`, Buffer.from('x'))).status, 201)
+    const r = await g('PUT', `/me/drive/root:/names/${over}:/content`, Buffer.from('x'))
+    t.equal(r.status, 400)
+    t.match(r.text, /pathIsTooLong/)
+  })
 })
