@@ -40,6 +40,22 @@ const FULLWIDTH_TILDE = '\uff5e' // ～
 const FULLWIDTH_HASH = '\uff03' // ＃
 const SYMBOL_DEL = '\u2421' // ␡
 
+/**
+ * Letters outside ASCII that case-fold onto ASCII letters of reserved words: KELVIN
+ * SIGN (lower case k), dotless ı (upper case I), long ſ (upper case S). The service
+ * and the emulator compare reserved words case-insensitively, so `.locK` with a
+ * Kelvin sign is `.lock` to them; such a letter, when it ends a reserved word, is
+ * stored as `‛uHHHH`.
+ */
+const FOLDS_TO_ASCII: Record<string, string> = { '\u212a': 'k', '\u0131': 'i', '\u017f': 's' }
+
+/** Lower-case ASCII fold, one code unit for one (so indexes line up). */
+function asciiFold(s: string): string {
+  let out = ''
+  for (const c of s) out += FOLDS_TO_ASCII[c] ?? (c.length === 1 && c.charCodeAt(0) < 0x80 ? c.toLowerCase() : c)
+  return out
+}
+
 const widen = (c: string): string => String.fromCharCode(c.charCodeAt(0) + 0xfee0)
 const narrow = (c: string): string => String.fromCharCode(c.charCodeAt(0) - 0xfee0)
 
@@ -58,7 +74,8 @@ const QUOTABLE = new Set<string>([
 
 /** Code units stored as `‛uHHHH`; a `‛uHHHH` for any other unit is read as plain text. */
 function hexable(code: number): boolean {
-  return (code >= 0x80 && code <= 0x9f) || (code >= 0xd800 && code <= 0xdfff) || EDGE_SPACE.test(String.fromCharCode(code))
+  const c = String.fromCharCode(code)
+  return (code >= 0x80 && code <= 0x9f) || (code >= 0xd800 && code <= 0xdfff) || EDGE_SPACE.test(c) || c in FOLDS_TO_ASCII
 }
 
 /** The character a `‛uHHHH` escape at the start of `s` (after the quote) stands for, if it is one. */
@@ -97,9 +114,9 @@ function standsFor(c: string, before: string, after: string): string | undefined
   if (c === FULLWIDTH_HASH) return before.endsWith('&') ? '#' : undefined
   if (code < 0xff10 || code > 0xff5a) return undefined
   const n = narrow(c)
-  if ((n === 'v' || n === 'V') && before.endsWith('_') && /^ti_/i.test(after)) return n
+  if ((n === 'v' || n === 'V') && before.endsWith('_') && asciiFold(after.slice(0, 3)) === 'ti_') return n
   // The last character of a reserved name: CON, con.txt, COM1.tar.gz, .lock, desktop.ini
-  const word = (before + n).toLowerCase()
+  const word = asciiFold(before + n)
   if (after === '' && RESERVED_WHOLE.has(word)) return n
   if (DEVICE_NAMES.has(word) && (after === '' || after.startsWith('.') || after === FULLWIDTH_DOT)) return n
   return undefined
@@ -116,7 +133,7 @@ function localNameProblem(name: string): string | undefined {
 
 /** Where in a local name a reserved word's last character sits (-1: nowhere). */
 function reservedIndex(name: string): number {
-  const lower = name.toLowerCase()
+  const lower = asciiFold(name)
   if (RESERVED_WHOLE.has(lower)) return name.length - 1
   const dot = name.indexOf('.')
   const stem = dot > 0 ? lower.slice(0, dot) : lower
@@ -135,8 +152,8 @@ function replacementFor(name: string, i: number, reserved: number): string | und
   if (c === '.' && last) return FULLWIDTH_DOT
   if (c === '~' && i === 0) return FULLWIDTH_TILDE
   if (c === '#' && name[i - 1] === '&') return FULLWIDTH_HASH
-  if ((c === 'v' || c === 'V') && name[i - 1] === '_' && /^ti_/i.test(name.slice(i + 1, i + 4))) return widen(c)
-  if (i === reserved) return widen(c)
+  if ((c === 'v' || c === 'V') && name[i - 1] === '_' && asciiFold(name.slice(i + 1, i + 4)) === 'ti_') return widen(c)
+  if (i === reserved) return code < 0x80 ? widen(c) : hex(code)
   return undefined
 }
 

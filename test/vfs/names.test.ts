@@ -25,13 +25,15 @@ function serviceRefuses(name: string): string | undefined {
   if (name.trim() !== name) return 'leading or trailing white space'
   if (name.endsWith('.')) return 'trailing period'
   if (name.startsWith('~')) return 'leading tilde (Business folders, ~$ files)'
-  const lower = name.toLowerCase()
-  if (lower.includes('_vti_')) return '_vti_'
   if (/&#/.test(name)) return 'character reference'
-  if (lower === '.lock' || lower === 'desktop.ini') return 'reserved name'
-  const devices = /^(con|prn|aux|nul|com[0-9]|lpt[0-9])$/
-  const stem = lower.startsWith('.') ? lower : lower.split('.')[0]!
-  if (devices.test(stem)) return 'reserved device name'
+  // case-insensitive by lower-casing (the emulator) or by upper-casing (.NET's ordinal ignore-case)
+  for (const lower of [name.toLowerCase(), name.toUpperCase().toLowerCase()]) {
+    if (lower.includes('_vti_')) return '_vti_'
+    if (lower === '.lock' || lower === 'desktop.ini') return 'reserved name'
+    const devices = /^(con|prn|aux|nul|com[0-9]|lpt[0-9])$/
+    const stem = lower.startsWith('.') ? lower : lower.split('.')[0]!
+    if (devices.test(stem)) return 'reserved device name'
+  }
   return undefined
 }
 
@@ -61,6 +63,7 @@ const PIECES = [
   '\ud800', '\udc00', '\ud83d\ude00', 'é', 'e\u0301', 'æ', 'ß', 'İ', 'Ω', '日本', '$', '~$',
   'CON', 'con', 'PrN', 'aux', 'NUL', 'com0', 'COM1', 'lpt9', 'LPT¹', '.lock', '.LOCK', 'desktop.ini', 'Desktop.INI',
   'COＮ', 'coｎ', 'COM１', '.locｋ', 'desktop.inｉ',
+  '\u212a', 'ı', 'ſ', '.loc\u212a', 'deſktop.inı', '_vtı_', '\u201bu212A', 'İ', 'K',
   'a', 'b', 'Z', '0', '9', 'name', 'x.txt', '.tar.gz', '-', '%', '%20', "'",
 ]
 
@@ -140,6 +143,10 @@ t.test('fixed examples (docs/names.md)', async (t) => {
     ['c1\x85', 'c1\u201bu0085'],
     ['\u00a0nbsp', '\u201bu00A0nbsp'],
     ['lone\ud800', 'lone\u201buD800'],
+    ['.loc\u212a', '.loc\u201bu212A'],
+    ['desktop.inı', 'desktop.in\u201bu0131'],
+    ['deſktop.ini', 'deſktop.inｉ'],
+    ['x_vtı_', 'x_ｖtı_'],
     // look-alikes already in the local name are quoted where they would be read back as something else
     ['a：b', 'a\u201b：b'],
     ['end．', 'end\u201b．'],
