@@ -1,6 +1,7 @@
 /**
  * Data-integrity exerciser (issue 9): random writes at random offsets, truncates,
- * sparse extends, reads, renames, closes, reopens and fsyncs over N files in a
+ * sparse extends, reads, renames, replace-by-rename (write a temporary file, fsync,
+ * rename it over the file, as editors and rsync do), closes, reopens and fsyncs over N files in a
  * target directory, each checked against a reference copy on local disk, op by op.
  * Everything random comes from one seed, printed first, so a failure replays exactly.
  *
@@ -248,7 +249,7 @@ export async function runExerciser(opts: ExerciserOptions): Promise<ExerciserRes
     }
     const weights: Array<[string, number]> = [
       ['write', 30], ['read', 20], ['truncate', 7], ['extend', 7], ['fsync', 5], ['close', 5], ['reopen', 3],
-      ['rename', 4], ['truncate-path', 2], ['verify', 1],
+      ['rename', 4], ['replace', 2], ['truncate-path', 2], ['verify', 1],
     ]
     const totalWeight = weights.reduce((a, [, w]) => a + w, 0)
     const pick = () => {
@@ -352,6 +353,29 @@ export async function runExerciser(opts: ExerciserOptions): Promise<ExerciserRes
           used.delete(keyOf(s.name))
           used.add(keyOf(to))
           s.name = to
+          break
+        }
+        case 'replace': {
+          // how editors and rsync save: write a new file, fsync it, rename it over the old one
+          await closeSlot(s)
+          const tmp = `.${s.name}.tmp-${n}`
+          const len = rand() < 0.2 ? 0 : length()
+          const start = int(MAX_WRITE)
+          const buf = Buffer.from(pool.subarray(start, start + len))
+          if (len >= 4) buf.writeUInt32LE(n, 0)
+          note(`${label} via ${JSON.stringify(tmp)} length=${len}`)
+          const create = async (dir: string, sync: boolean) => {
+            const fh = await open(join(dir, tmp), fsc.O_CREAT | fsc.O_EXCL | fsc.O_WRONLY, 0o600)
+            try {
+              if (len > 0) await fh.write(buf, 0, len, 0)
+              if (sync) await fh.sync()
+            } finally {
+              await fh.close()
+            }
+          }
+          await both(`${label}: write ${JSON.stringify(tmp)}`, () => create(workDir, true), () => create(refDir, false))
+          await both(`${label}: rename over`, () => rename(join(workDir, tmp), join(workDir, s.name)), () => rename(join(refDir, tmp), join(refDir, s.name)))
+          result.bytesWritten += len
           break
         }
         case 'verify': {
