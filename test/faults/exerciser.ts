@@ -55,6 +55,8 @@ export interface ExerciserResult {
   bytesLost: number
   kernelCacheDrops: number
   callerCacheDrops: number
+  /** Operations run, by kind. */
+  opCounts: Record<string, number>
   /** The first divergence, with the operation log tail. */
   divergence?: string
   /** Expected content of every file at the end (from the reference copy). */
@@ -146,7 +148,7 @@ export async function runExerciser(opts: ExerciserOptions): Promise<ExerciserRes
   const opLog: string[] = []
   const result: ExerciserResult = {
     ok: false, seed, ops: 0, files: nFiles, filesChecked: 0, bytesWritten: 0, bytesLost: 0,
-    kernelCacheDrops: 0, callerCacheDrops: 0, expected: [], workDir, refDir,
+    kernelCacheDrops: 0, callerCacheDrops: 0, opCounts: {}, expected: [], workDir, refDir,
   }
   const slots: Slot[] = Array.from({ length: nFiles }, (_, i) => ({ name: `f${i}`, dropBeforeOpen: false }))
   const keyOf = (name: string) => nameKey(toRemoteName(name))
@@ -263,6 +265,7 @@ export async function runExerciser(opts: ExerciserOptions): Promise<ExerciserRes
       const op = pick()
       const s = slots[int(nFiles)]!
       const label = `#${n} ${op} ${JSON.stringify(s.name)}`
+      result.opCounts[op] = (result.opCounts[op] ?? 0) + 1
       switch (op) {
         case 'write':
         case 'extend': {
@@ -413,6 +416,7 @@ export async function runExerciser(opts: ExerciserOptions): Promise<ExerciserRes
     if (Buffer.isBuffer(b)) result.expected.push({ name: n, size: b.length, sha256: sha256(b) })
   }
   log(`exerciser ${result.ok ? 'passed' : 'FAILED'}: ${result.ops} operations, ${result.filesChecked} file checks, ${result.bytesWritten} bytes written, ${result.bytesLost} bytes lost, cache drops: ${result.kernelCacheDrops} kernel, ${result.callerCacheDrops} caller`)
+  log(`exerciser operations by kind: ${Object.entries(result.opCounts).sort().map(([k, v]) => `${k} ${v}`).join(', ')}`)
   if (result.ok && !opts.keep) {
     await rm(workDir, { recursive: true, force: true })
     await rm(refDir, { recursive: true, force: true })
