@@ -13,11 +13,12 @@
  * The cache plugin reads the store before every msal cache access and writes it
  * back when msal changed it (a rotated refresh token is saved at once).
  */
-import { chown, mkdir, readFile, rm, stat } from 'node:fs/promises'
-import { dirname, isAbsolute, join, relative, sep } from 'node:path'
+import { stat } from 'node:fs/promises'
+import { basename, dirname, isAbsolute, join } from 'node:path'
 import { homedir, userInfo } from 'node:os'
 import type { ICachePlugin, TokenCacheContext } from '@azure/msal-node'
-import { writePrivateFile, type GatewayConfig } from '../config/index.js'
+import { ensurePrivateDir, readPrivateFile, removePrivateFile, UnsafePathError, writePrivateFile } from '../common/index.js'
+import type { GatewayConfig } from '../config/index.js'
 import { AuthError } from './errors.js'
 
 export type TokenStoreKind = 'keychain' | 'file'
@@ -78,52 +79,32 @@ export class FileTokenStore implements TokenStore {
   }
 
   async load(): Promise<string | null> {
-    let st
     try {
-      st = await stat(this.location)
+      return await readPrivateFile(dirname(this.location), basename(this.location), { uid: this.user.uid, gid: this.user.gid, what: 'token file' })
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null
-      throw new AuthError('TOKEN_STORE', `cannot read token file ${this.location}: ${(e as NodeJS.ErrnoException).code}`, { cause: e })
+      if (e instanceof UnsafePathError) throw new AuthError('TOKEN_STORE', e.message, { cause: e })
+      throw new AuthError('TOKEN_STORE', `cannot read token file ${this.location}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { cause: e })
     }
-    if ((st.mode & 0o077) !== 0) {
-      throw new AuthError(
-        'TOKEN_STORE',
-        `refusing token file ${this.location}: it is readable by group or others (mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}); fix it with: chmod 600 ${this.location}`,
-      )
-    }
-    if (st.uid !== this.user.uid) {
-      throw new AuthError('TOKEN_STORE', `refusing token file ${this.location}: it is owned by uid ${st.uid}, not by ${this.user.name} (uid ${this.user.uid})`)
-    }
-    return readFile(this.location, 'utf8')
   }
 
   async save(data: string): Promise<void> {
-    if (this.user.other) await ensureOwnedDirs(this.user, dirname(this.location))
-    await writePrivateFile(this.location, data, this.user.other ? { uid: this.user.uid, gid: this.user.gid } : {})
+    const owner = this.user.other ? { uid: this.user.uid, gid: this.user.gid } : {}
+    try {
+      await ensurePrivateDir(dirname(this.location), owner)
+      await writePrivateFile(dirname(this.location), basename(this.location), data, owner)
+    } catch (e) {
+      if (e instanceof UnsafePathError) throw new AuthError('TOKEN_STORE', e.message, { cause: e })
+      throw e
+    }
   }
 
   async clear(): Promise<boolean> {
-    const had = await this.exists()
-    await rm(this.location, { force: true })
-    return had
-  }
-}
-
-/**
- * For `--user NAME`: create the missing directories between the user's home and
- * `dir` owned by that user (root would otherwise own them and lock the user out).
- */
-async function ensureOwnedDirs(user: StoreUser, dir: string): Promise<void> {
-  const rel = relative(user.home, dir)
-  if (rel.startsWith('..') || isAbsolute(rel)) return
-  let cur = user.home
-  for (const part of rel.split(sep).filter(Boolean)) {
-    cur = join(cur, part)
+    const owner = this.user.other ? { uid: this.user.uid, gid: this.user.gid } : {}
     try {
-      await mkdir(cur, { mode: 0o700 })
-      await chown(cur, user.uid, user.gid)
+      return await removePrivateFile(dirname(this.location), basename(this.location), owner)
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e
+      if (e instanceof UnsafePathError) throw new AuthError('TOKEN_STORE', e.message, { cause: e })
+      throw e
     }
   }
 }
