@@ -23,7 +23,7 @@ import { CryptoProvider, type AuthenticationResult } from '@azure/msal-node'
 import { systemClock, type Clock, type Dispatcher, type Logger } from '../common/index.js'
 import type { GatewayConfig } from '../config/index.js'
 import { AuthError } from './errors.js'
-import { tlsHint, toAuthError, type MsalApp } from './msal.js'
+import { redirectRefusal, tlsHint, toAuthError, type MsalApp } from './msal.js'
 
 export interface DeviceCodePrompt {
   verificationUri: string
@@ -50,6 +50,7 @@ async function postForm(url: string, form: Record<string, string>, dispatcher: D
       headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
       body: new URLSearchParams(form).toString(),
       signal: signal ? AbortSignal.any([signal, AbortSignal.timeout(60_000)]) : AbortSignal.timeout(60_000),
+      redirect: 'manual',
       ...(dispatcher ? { dispatcher } : {}),
     } as RequestInit)
   } catch (e) {
@@ -57,6 +58,8 @@ async function postForm(url: string, form: Record<string, string>, dispatcher: D
     const cause = (e as { cause?: { code?: string; message?: string } }).cause
     throw new AuthError('AUTH_NETWORK', `cannot reach the identity platform at ${new URL(url).origin}: ${cause?.code ?? cause?.message ?? (e as Error).message}${tlsHint(cause?.code)}`, { cause: e })
   }
+  const refused = await redirectRefusal(res, url)
+  if (refused) throw new AuthError('AUTH_NETWORK', refused)
   const text = await res.text()
   let body: Record<string, unknown>
   try {
