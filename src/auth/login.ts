@@ -254,8 +254,11 @@ export async function loginWithBrowser(opts: BrowserLoginOptions): Promise<Authe
 
 /** Keep only `keep` in the cache (a new sign-in replaces whoever was signed in before). */
 export async function removeOtherAccounts(app: MsalApp, keepHomeAccountId: string): Promise<void> {
-  const cache = app.getTokenCache()
-  for (const a of await cache.getAllAccounts()) {
-    if (a.homeAccountId !== keepHomeAccountId) await cache.removeAccount(a)
+  const run = async () => {
+    const cache = app.getTokenCache()
+    for (const a of await cache.getAllAccounts()) {
+      if (a.homeAccountId !== keepHomeAccountId) await cache.removeAccount(a)
+    }
   }
+  await (app.withCacheLock ? app.withCacheLock(run) : run())
 }

@@ -12,6 +12,7 @@
 import {
   ConfidentialClientApplication, PublicClientApplication, LogLevel,
   type INetworkModule, type NetworkRequestOptions, type NetworkResponse, type Configuration,
+  type AuthenticationResult, type AuthorizationCodePayload, type AuthorizationCodeRequest, type RefreshTokenRequest, type SilentFlowRequest,
 } from '@azure/msal-node'
 import type { Dispatcher, Logger } from '../common/index.js'
 import { scrubSecrets } from '../common/index.js'
@@ -19,7 +20,46 @@ import type { GatewayConfig } from '../config/index.js'
 import { AuthError, RELOGIN_HINT } from './errors.js'
 import { storeCachePlugin, type TokenStore } from './token-store.js'
 
-export type MsalApp = PublicClientApplication | ConfidentialClientApplication
+/** Runs `fn` holding the token cache lock (TokenStore.lock). */
+export type CacheLock = <T>(fn: () => Promise<T>) => Promise<T>
+
+/**
+ * An msal application. Ours (createMsalApp) hold the token cache lock across
+ * every acquisition: msal reads the cache, asks the identity platform and writes
+ * the cache back, and another process doing the same in between would lose one
+ * of the two writes (a rotated refresh token, a sign-in, a sign-out).
+ */
+export type MsalApp = (PublicClientApplication | ConfidentialClientApplication) & { withCacheLock?: CacheLock }
+
+class LockedPublicClient extends PublicClientApplication {
+  constructor(cfg: Configuration, readonly withCacheLock: CacheLock) {
+    super(cfg)
+  }
+  override acquireTokenSilent(r: SilentFlowRequest): Promise<AuthenticationResult> {
+    return this.withCacheLock(() => super.acquireTokenSilent(r))
+  }
+  override acquireTokenByRefreshToken(r: RefreshTokenRequest): Promise<AuthenticationResult | null> {
+    return this.withCacheLock(() => super.acquireTokenByRefreshToken(r))
+  }
+  override acquireTokenByCode(r: AuthorizationCodeRequest, p?: AuthorizationCodePayload): Promise<AuthenticationResult> {
+    return this.withCacheLock(() => super.acquireTokenByCode(r, p))
+  }
+}
+
+class LockedConfidentialClient extends ConfidentialClientApplication {
+  constructor(cfg: Configuration, readonly withCacheLock: CacheLock) {
+    super(cfg)
+  }
+  override acquireTokenSilent(r: SilentFlowRequest): Promise<AuthenticationResult> {
+    return this.withCacheLock(() => super.acquireTokenSilent(r))
+  }
+  override acquireTokenByRefreshToken(r: RefreshTokenRequest): Promise<AuthenticationResult | null> {
+    return this.withCacheLock(() => super.acquireTokenByRefreshToken(r))
+  }
+  override acquireTokenByCode(r: AuthorizationCodeRequest, p?: AuthorizationCodePayload): Promise<AuthenticationResult> {
+    return this.withCacheLock(() => super.acquireTokenByCode(r, p))
+  }
+}
 
 const DEFAULT_TIMEOUT_MS = 60_000
 
@@ -123,7 +163,8 @@ export function createMsalApp(opts: MsalAppOptions): MsalApp {
       },
     },
   }
-  return config.secret ? new ConfidentialClientApplication(cfg) : new PublicClientApplication(cfg)
+  const lock: CacheLock = (fn) => opts.store.lock(fn)
+  return config.secret ? new LockedConfidentialClient(cfg, lock) : new LockedPublicClient(cfg, lock)
 }
 
 /** Pieces of an identity platform error response, from msal errors or raw JSON. */

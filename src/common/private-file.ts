@@ -257,3 +257,30 @@ export async function removePrivateFile(dir: string, name: string, opts: Private
     await d.close()
   }
 }
+
+/**
+ * Create `dir/name` exclusively (O_EXCL|O_NOFOLLOW, 0600, owned by uid/gid) with
+ * `data`; resolves false when it exists already. For lock files: unlike
+ * writePrivateFile the file appears under its own name at once.
+ */
+export async function createPrivateFileExclusive(dir: string, name: string, data: string, opts: PrivateOwner = {}): Promise<boolean> {
+  const d = await walk(dir, { uid: opts.uid ?? euid(), gid: opts.gid ?? process.getegid?.(), links: 0 })
+  try {
+    let fh: FileHandle
+    try {
+      fh = await open(fdPath(d, name), C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600)
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false
+      throw e
+    }
+    try {
+      if (opts.uid !== undefined) await fh.chown(opts.uid, opts.gid ?? (await fh.stat()).gid)
+      await fh.writeFile(data)
+    } finally {
+      await fh.close()
+    }
+    return true
+  } finally {
+    await d.close()
+  }
+}
