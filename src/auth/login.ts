@@ -23,7 +23,7 @@ import { CryptoProvider, type AuthenticationResult } from '@azure/msal-node'
 import { systemClock, type Clock, type Dispatcher, type Logger } from '../common/index.js'
 import type { GatewayConfig } from '../config/index.js'
 import { AuthError } from './errors.js'
-import { tlsHint, toAuthError, type MsalApp } from './msal.js'
+import { redirectRefusal, tlsHint, toAuthError, type MsalApp } from './msal.js'
 
 export interface DeviceCodePrompt {
   verificationUri: string
@@ -50,6 +50,7 @@ async function postForm(url: string, form: Record<string, string>, dispatcher: D
       headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
       body: new URLSearchParams(form).toString(),
       signal: signal ? AbortSignal.any([signal, AbortSignal.timeout(60_000)]) : AbortSignal.timeout(60_000),
+      redirect: 'manual',
       ...(dispatcher ? { dispatcher } : {}),
     } as RequestInit)
   } catch (e) {
@@ -57,6 +58,8 @@ async function postForm(url: string, form: Record<string, string>, dispatcher: D
     const cause = (e as { cause?: { code?: string; message?: string } }).cause
     throw new AuthError('AUTH_NETWORK', `cannot reach the identity platform at ${new URL(url).origin}: ${cause?.code ?? cause?.message ?? (e as Error).message}${tlsHint(cause?.code)}`, { cause: e })
   }
+  const refused = await redirectRefusal(res, url)
+  if (refused) throw new AuthError('AUTH_NETWORK', refused)
   const text = await res.text()
   let body: Record<string, unknown>
   try {
@@ -251,8 +254,11 @@ export async function loginWithBrowser(opts: BrowserLoginOptions): Promise<Authe
 
 /** Keep only `keep` in the cache (a new sign-in replaces whoever was signed in before). */
 export async function removeOtherAccounts(app: MsalApp, keepHomeAccountId: string): Promise<void> {
-  const cache = app.getTokenCache()
-  for (const a of await cache.getAllAccounts()) {
-    if (a.homeAccountId !== keepHomeAccountId) await cache.removeAccount(a)
+  const run = async () => {
+    const cache = app.getTokenCache()
+    for (const a of await cache.getAllAccounts()) {
+      if (a.homeAccountId !== keepHomeAccountId) await cache.removeAccount(a)
+    }
   }
+  await (app.withCacheLock ? app.withCacheLock(run) : run())
 }

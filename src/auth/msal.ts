@@ -12,6 +12,7 @@
 import {
   ConfidentialClientApplication, PublicClientApplication, LogLevel,
   type INetworkModule, type NetworkRequestOptions, type NetworkResponse, type Configuration,
+  type AuthenticationResult, type AuthorizationCodePayload, type AuthorizationCodeRequest, type RefreshTokenRequest, type SilentFlowRequest,
 } from '@azure/msal-node'
 import type { Dispatcher, Logger } from '../common/index.js'
 import { scrubSecrets } from '../common/index.js'
@@ -19,7 +20,46 @@ import type { GatewayConfig } from '../config/index.js'
 import { AuthError, RELOGIN_HINT } from './errors.js'
 import { storeCachePlugin, type TokenStore } from './token-store.js'
 
-export type MsalApp = PublicClientApplication | ConfidentialClientApplication
+/** Runs `fn` holding the token cache lock (TokenStore.lock). */
+export type CacheLock = <T>(fn: () => Promise<T>) => Promise<T>
+
+/**
+ * An msal application. Ours (createMsalApp) hold the token cache lock across
+ * every acquisition: msal reads the cache, asks the identity platform and writes
+ * the cache back, and another process doing the same in between would lose one
+ * of the two writes (a rotated refresh token, a sign-in, a sign-out).
+ */
+export type MsalApp = (PublicClientApplication | ConfidentialClientApplication) & { withCacheLock?: CacheLock }
+
+class LockedPublicClient extends PublicClientApplication {
+  constructor(cfg: Configuration, readonly withCacheLock: CacheLock) {
+    super(cfg)
+  }
+  override acquireTokenSilent(r: SilentFlowRequest): Promise<AuthenticationResult> {
+    return this.withCacheLock(() => super.acquireTokenSilent(r))
+  }
+  override acquireTokenByRefreshToken(r: RefreshTokenRequest): Promise<AuthenticationResult | null> {
+    return this.withCacheLock(() => super.acquireTokenByRefreshToken(r))
+  }
+  override acquireTokenByCode(r: AuthorizationCodeRequest, p?: AuthorizationCodePayload): Promise<AuthenticationResult> {
+    return this.withCacheLock(() => super.acquireTokenByCode(r, p))
+  }
+}
+
+class LockedConfidentialClient extends ConfidentialClientApplication {
+  constructor(cfg: Configuration, readonly withCacheLock: CacheLock) {
+    super(cfg)
+  }
+  override acquireTokenSilent(r: SilentFlowRequest): Promise<AuthenticationResult> {
+    return this.withCacheLock(() => super.acquireTokenSilent(r))
+  }
+  override acquireTokenByRefreshToken(r: RefreshTokenRequest): Promise<AuthenticationResult | null> {
+    return this.withCacheLock(() => super.acquireTokenByRefreshToken(r))
+  }
+  override acquireTokenByCode(r: AuthorizationCodeRequest, p?: AuthorizationCodePayload): Promise<AuthenticationResult> {
+    return this.withCacheLock(() => super.acquireTokenByCode(r, p))
+  }
+}
 
 const DEFAULT_TIMEOUT_MS = 60_000
 
@@ -28,6 +68,31 @@ export function tlsHint(code: string | undefined): string {
   return code && /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS/.test(code)
     ? ' (the server certificate is not trusted: set ca_file in the gateway policies, or --ca-file, to the CA that signed it)'
     : ''
+}
+
+/**
+ * Token requests carry the client secret, a refresh token, a device code or an
+ * authorization code, so they are never redirected: fetch would resend the whole
+ * form to wherever a misconfigured or hostile endpoint points (307/308 keep the
+ * method and body). For a redirect this returns the message to report, naming the
+ * endpoint (origin and path only: no query, no body); msal hears it as an error
+ * response with the code REDIRECT_REFUSED (msal replaces errors its network
+ * module throws by a bare network_error).
+ */
+export const REDIRECT_REFUSED = 'odfs_redirect_refused'
+
+export async function redirectRefusal(res: Response, url: string): Promise<string | undefined> {
+  if (res.status < 300 || res.status > 399) return undefined
+  await res.body?.cancel().catch(() => undefined)
+  const u = new URL(url)
+  let to = ''
+  try {
+    const loc = res.headers.get('location')
+    if (loc) to = ` to ${new URL(loc, u).origin}`
+  } catch {
+    /* unparsable Location: name no target */
+  }
+  return `the identity platform endpoint ${u.origin}${u.pathname} answered HTTP ${res.status}, a redirect${to}; odfs does not follow redirects of sign-in requests (they carry credentials): check login_endpoint / --ms-login-endpoint`
 }
 
 /** A fetch-based network module for msal using the given dispatcher. */
@@ -40,12 +105,15 @@ export function fetchNetworkModule(dispatcher: Dispatcher | undefined): INetwork
         headers: options?.headers,
         ...(method === 'POST' ? { body: options?.body ?? '' } : {}),
         signal: AbortSignal.timeout(timeout || DEFAULT_TIMEOUT_MS),
+        redirect: 'manual',
         ...(dispatcher ? { dispatcher } : {}),
       } as RequestInit)
     } catch (e) {
       const cause = (e as { cause?: { code?: string; message?: string } }).cause
       throw new AuthError('AUTH_NETWORK', `cannot reach the identity platform at ${new URL(url).origin}: ${cause?.code ?? cause?.message ?? (e as Error).message}${tlsHint(cause?.code)}`, { cause: e, level: 'warn' })
     }
+    const refused = await redirectRefusal(res, url)
+    if (refused) return { headers: {}, body: { error: REDIRECT_REFUSED, error_description: refused, error_codes: [] } as T, status: 400 }
     const headers: Record<string, string> = {}
     res.headers.forEach((v, k) => (headers[k] = v))
     const text = await res.text()
@@ -95,7 +163,8 @@ export function createMsalApp(opts: MsalAppOptions): MsalApp {
       },
     },
   }
-  return config.secret ? new ConfidentialClientApplication(cfg) : new PublicClientApplication(cfg)
+  const lock: CacheLock = (fn) => opts.store.lock(fn)
+  return config.secret ? new LockedConfidentialClient(cfg, lock) : new LockedPublicClient(cfg, lock)
 }
 
 /** Pieces of an identity platform error response, from msal errors or raw JSON. */
@@ -143,6 +212,11 @@ export function toAuthError(e: unknown, config: Pick<GatewayConfig, 'clientId' |
     return new AuthError('AUTH_NETWORK', `${during} failed: ${brief(e instanceof Error ? e.message : String(e))}`, { cause: e, level: 'warn' })
   }
   const { error, codes, description } = info
+  if (error === REDIRECT_REFUSED) {
+    // msal wraps the description in "Error(s): - Timestamp: … - Description: … - Correlation ID: …"
+    const d = /Description: (.*?)(?: - Correlation ID:|$)/s.exec(description)?.[1] ?? description
+    return new AuthError('AUTH_NETWORK', `${during} failed: ${d.trim()}`, { cause: e })
+  }
   const has = (set: Set<number>) => codes.some((c) => set.has(c))
   // endpoints_resolution_error: msal could not fetch the authority's metadata,
   // which in practice means the login host is unreachable (or not trusted).

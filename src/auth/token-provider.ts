@@ -5,7 +5,9 @@
  *
  * - Returns the cached access token while it has more than `refreshMarginMs`
  *   left (by the injected clock), otherwise refreshes through msal with the
- *   refresh token. Concurrent callers share one refresh.
+ *   refresh token. Concurrent callers share one refresh; other processes are
+ *   kept out by the token cache lock, and a process that waited for it takes the
+ *   token the holder just obtained instead of rotating the refresh token again.
  * - A transient failure (network, 5xx) while the current token is still valid
  *   returns the current token; otherwise it raises AuthError AUTH_NETWORK.
  * - A permanent failure (revoked, expired, consent withdrawn) raises AuthError
@@ -120,8 +122,20 @@ export class MsalTokenProvider {
   async #acquire(force: boolean): Promise<AuthenticationResult> {
     this.refreshCount++
     let r: AuthenticationResult | null
+    const lock = this.#app.withCacheLock
+    const request = { account: this.#account, scopes: this.#config.scopes }
     try {
-      r = await this.#app.acquireTokenSilent({ account: this.#account, scopes: this.#config.scopes, forceRefresh: force })
+      if (lock && force && this.#token) {
+        // The cache is shared with other processes: one of them may have refreshed
+        // while we waited for the lock; take its token rather than rotate again.
+        r = await lock(async () => {
+          const cached = await this.#app.acquireTokenSilent({ ...request, forceRefresh: false }).catch(() => null)
+          if (cached?.accessToken && cached.accessToken !== this.#token) return cached
+          return this.#app.acquireTokenSilent({ ...request, forceRefresh: true })
+        })
+      } else {
+        r = await this.#app.acquireTokenSilent({ ...request, forceRefresh: force })
+      }
     } catch (e) {
       throw toAuthError(e, this.#config, 'token refresh')
     }

@@ -12,12 +12,21 @@
  *
  * The cache plugin reads the store before every msal cache access and writes it
  * back when msal changed it (a rotated refresh token is saved at once).
+ *
+ * Every process of the user (a mount, CLI commands) shares the cache, so each
+ * read-refresh-write runs under one lock, `<state dir>/tokens-<gateway>.lock`,
+ * for the file store and the keychain alike (src/common/file-lock.ts): without
+ * it two refreshes at once each rotate the refresh token from a stale copy and
+ * the later write wins over whatever the other one stored (a sign-in included).
  */
-import { chown, mkdir, readFile, rm, stat } from 'node:fs/promises'
-import { dirname, isAbsolute, join, relative, sep } from 'node:path'
+import { stat } from 'node:fs/promises'
+import { basename, dirname, isAbsolute, join } from 'node:path'
 import { homedir, userInfo } from 'node:os'
 import type { ICachePlugin, TokenCacheContext } from '@azure/msal-node'
-import { writePrivateFile, type GatewayConfig } from '../config/index.js'
+import {
+  ensurePrivateDir, OdfsError, readPrivateFile, removePrivateFile, UnsafePathError, withFileLock, writePrivateFile, type FileLockOptions,
+} from '../common/index.js'
+import type { GatewayConfig } from '../config/index.js'
 import { AuthError } from './errors.js'
 
 export type TokenStoreKind = 'keychain' | 'file'
@@ -32,6 +41,31 @@ export interface TokenStore {
   /** Delete the stored tokens; resolves true if something was deleted. */
   clear(): Promise<boolean>
   exists(): Promise<boolean>
+  /**
+   * Run `fn` holding the token cache lock shared by every process of this user
+   * and gateway (read, refresh and write back as one step).
+   */
+  lock<T>(fn: () => Promise<T>): Promise<T>
+}
+
+/**
+ * The lock beside the cache: `<state dir>/tokens-<gateway>.lock`, for the file
+ * store and the keychain alike (both are shared by every odfs process of the user).
+ */
+export class TokenCacheLock {
+  constructor(
+    readonly file: string,
+    private readonly user: StoreUser,
+    private readonly opts: Pick<FileLockOptions, 'clock' | 'timeoutMs' | 'log'> = {},
+  ) {}
+
+  run<T>(fn: () => Promise<T>): Promise<T> {
+    const owner = this.user.other ? { uid: this.user.uid, gid: this.user.gid } : {}
+    return withFileLock(dirname(this.file), basename(this.file), fn, { ...owner, ...this.opts, what: 'token cache lock' }).catch((e) => {
+      if (e instanceof UnsafePathError || (e instanceof OdfsError && e.code === 'LOCK_TIMEOUT')) throw new AuthError('TOKEN_STORE', e.message, { cause: e })
+      throw e
+    })
+  }
 }
 
 /** The OS user whose tokens are stored (the caller, or `--user NAME`). */
@@ -63,10 +97,18 @@ export function stateDir(user: StoreUser, env: NodeJS.ProcessEnv = process.env):
 
 export class FileTokenStore implements TokenStore {
   readonly kind = 'file' as const
+  readonly #lock: TokenCacheLock
   constructor(
     readonly location: string,
     private readonly user: StoreUser,
-  ) {}
+    lock?: TokenCacheLock,
+  ) {
+    this.#lock = lock ?? new TokenCacheLock(location.replace(/\.json$/, '') + '.lock', user)
+  }
+
+  lock<T>(fn: () => Promise<T>): Promise<T> {
+    return this.#lock.run(fn)
+  }
 
   async exists(): Promise<boolean> {
     try {
@@ -78,52 +120,32 @@ export class FileTokenStore implements TokenStore {
   }
 
   async load(): Promise<string | null> {
-    let st
     try {
-      st = await stat(this.location)
+      return await readPrivateFile(dirname(this.location), basename(this.location), { uid: this.user.uid, gid: this.user.gid, what: 'token file' })
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null
-      throw new AuthError('TOKEN_STORE', `cannot read token file ${this.location}: ${(e as NodeJS.ErrnoException).code}`, { cause: e })
+      if (e instanceof UnsafePathError) throw new AuthError('TOKEN_STORE', e.message, { cause: e })
+      throw new AuthError('TOKEN_STORE', `cannot read token file ${this.location}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { cause: e })
     }
-    if ((st.mode & 0o077) !== 0) {
-      throw new AuthError(
-        'TOKEN_STORE',
-        `refusing token file ${this.location}: it is readable by group or others (mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}); fix it with: chmod 600 ${this.location}`,
-      )
-    }
-    if (st.uid !== this.user.uid) {
-      throw new AuthError('TOKEN_STORE', `refusing token file ${this.location}: it is owned by uid ${st.uid}, not by ${this.user.name} (uid ${this.user.uid})`)
-    }
-    return readFile(this.location, 'utf8')
   }
 
   async save(data: string): Promise<void> {
-    if (this.user.other) await ensureOwnedDirs(this.user, dirname(this.location))
-    await writePrivateFile(this.location, data, this.user.other ? { uid: this.user.uid, gid: this.user.gid } : {})
+    const owner = this.user.other ? { uid: this.user.uid, gid: this.user.gid } : {}
+    try {
+      await ensurePrivateDir(dirname(this.location), owner)
+      await writePrivateFile(dirname(this.location), basename(this.location), data, owner)
+    } catch (e) {
+      if (e instanceof UnsafePathError) throw new AuthError('TOKEN_STORE', e.message, { cause: e })
+      throw e
+    }
   }
 
   async clear(): Promise<boolean> {
-    const had = await this.exists()
-    await rm(this.location, { force: true })
-    return had
-  }
-}
-
-/**
- * For `--user NAME`: create the missing directories between the user's home and
- * `dir` owned by that user (root would otherwise own them and lock the user out).
- */
-async function ensureOwnedDirs(user: StoreUser, dir: string): Promise<void> {
-  const rel = relative(user.home, dir)
-  if (rel.startsWith('..') || isAbsolute(rel)) return
-  let cur = user.home
-  for (const part of rel.split(sep).filter(Boolean)) {
-    cur = join(cur, part)
+    const owner = this.user.other ? { uid: this.user.uid, gid: this.user.gid } : {}
     try {
-      await mkdir(cur, { mode: 0o700 })
-      await chown(cur, user.uid, user.gid)
+      return await removePrivateFile(dirname(this.location), basename(this.location), owner)
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e
+      if (e instanceof UnsafePathError) throw new AuthError('TOKEN_STORE', e.message, { cause: e })
+      throw e
     }
   }
 }
@@ -137,8 +159,12 @@ export class KeychainTokenStore implements TokenStore {
     private readonly keytar: Keytar,
     readonly service: string,
     readonly account: string,
+    private readonly cacheLock: TokenCacheLock,
   ) {
     this.location = `keychain (service ${service}, account ${account})`
+  }
+  lock<T>(fn: () => Promise<T>): Promise<T> {
+    return this.cacheLock.run(fn)
   }
   async load(): Promise<string | null> {
     return this.keytar.getPassword(this.service, this.account)
@@ -195,6 +221,8 @@ export interface ResolveStoreOptions {
   service?: string
   /** Where the one-time fallback warning goes. */
   warn?: (message: string) => void
+  /** Clock, wait limit and logger of the token cache lock. */
+  lock?: Pick<FileLockOptions, 'clock' | 'timeoutMs' | 'log'>
 }
 
 let fallbackAnnounced = false
@@ -204,7 +232,9 @@ export async function resolveTokenStore(opts: ResolveStoreOptions): Promise<Toke
   const mode = opts.mode ?? 'auto'
   const user = opts.user ?? currentUser()
   const key = gatewayKey(opts.config)
-  const file = new FileTokenStore(join(stateDir(user, opts.env), `tokens-${key}.json`), user)
+  const dir = stateDir(user, opts.env)
+  const lock = new TokenCacheLock(join(dir, `tokens-${key}.lock`), user, opts.lock)
+  const file = new FileTokenStore(join(dir, `tokens-${key}.json`), user, lock)
   if (mode === 'file') return file
   if (user.other) {
     if (mode === 'keychain') {
@@ -225,7 +255,7 @@ export async function resolveTokenStore(opts: ResolveStoreOptions): Promise<Toke
     }
     return file
   }
-  const keychain = new KeychainTokenStore(probe.keytar, service, `${user.name}/${key}`)
+  const keychain = new KeychainTokenStore(probe.keytar, service, `${user.name}/${key}`, lock)
   if (mode === 'auto' && !(await keychain.exists()) && (await file.exists())) return file
   return keychain
 }

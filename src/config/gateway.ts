@@ -14,7 +14,7 @@
  *
  * ODFS_SYSTEM_CONFIG (environment) replaces /etc/odfs/gateway.json (tests, packagers).
  */
-import { readFile, stat } from 'node:fs/promises'
+import { open } from 'node:fs/promises'
 import { dirname, isAbsolute, join, resolve } from 'node:path'
 import { homedir } from 'node:os'
 import { OdfsError } from '../common/index.js'
@@ -171,8 +171,16 @@ export async function readPolicyFile(
   problems: string[],
 ): Promise<Record<string, unknown> | undefined> {
   let text: string
+  let mode: number
   try {
-    text = await readFile(file, 'utf8')
+    // mode and content from one open file: a file swapped after the check is never read
+    const fh = await open(file, 'r')
+    try {
+      mode = (await fh.stat()).mode
+      text = await fh.readFile('utf8')
+    } finally {
+      await fh.close()
+    }
   } catch (e) {
     const err = e as NodeJS.ErrnoException
     if (err.code === 'ENOENT' && !required) return undefined
@@ -194,15 +202,36 @@ export async function readPolicyFile(
   }
   const obj = doc as Record<string, unknown>
   if (obj.secret !== undefined && obj.secret !== null && obj.secret !== '') {
-    const st = await stat(file)
-    if ((st.mode & 0o077) !== 0) {
+    if ((mode & 0o077) !== 0) {
       problems.push(
-        `${file}: holds a client secret but is readable by group or others (mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}); fix it with: chmod 600 ${file}`,
+        `${file}: holds a client secret but is readable by group or others (mode ${(mode & 0o777).toString(8).padStart(4, '0')}); fix it with: chmod 600 ${file}`,
       )
       return undefined
     }
   }
   return obj
+}
+
+/** A URL for a message, with any user:password replaced. */
+function shownUrl(value: unknown): string {
+  if (typeof value === 'string') {
+    try {
+      const u = new URL(value)
+      if (u.username || u.password) {
+        u.username = '***'
+        u.password = ''
+        return JSON.stringify(u.href)
+      }
+    } catch {
+      /* not a URL: shown as given */
+    }
+  }
+  return JSON.stringify(value)
+}
+
+/** Azure client secrets carry a `~` (e.g. "Abc8Q~..."): such a value is never echoed. */
+function looksLikeSecret(v: string): boolean {
+  return v.length >= 30 && v.includes('~')
 }
 
 function where(origin: Origin, key: keyof GatewayPolicyDocument): string {
@@ -226,20 +255,20 @@ function checkUrl(
   try {
     u = new URL(value)
   } catch {
-    problems.push(`${at}: ${key} is not a valid URL: ${JSON.stringify(value)}`)
+    problems.push(`${at}: ${key} is not a valid URL: ${shownUrl(value)}`)
     return undefined
   }
   const loopback = u.hostname === 'localhost' || u.hostname === '127.0.0.1' || u.hostname === '[::1]'
   if (u.protocol !== 'https:' && !(opts.allowLoopbackHttp && u.protocol === 'http:' && loopback)) {
-    problems.push(`${at}: ${key} must be an https:// URL${opts.allowLoopbackHttp ? ' (or http:// on localhost)' : ''}: ${JSON.stringify(value)}`)
+    problems.push(`${at}: ${key} must be an https:// URL${opts.allowLoopbackHttp ? ' (or http:// on localhost)' : ''}: ${shownUrl(value)}`)
     return undefined
   }
   if (u.username || u.password || u.search || u.hash) {
-    problems.push(`${at}: ${key} must not carry credentials, a query or a fragment: ${JSON.stringify(value)}`)
+    problems.push(`${at}: ${key} must not carry credentials, a query or a fragment: ${shownUrl(value)}`)
     return undefined
   }
   if (!opts.allowPath && u.pathname !== '/' && u.pathname !== '') {
-    problems.push(`${at}: ${key} must be a bare origin such as https://login.microsoftonline.com (no path): ${JSON.stringify(value)}`)
+    problems.push(`${at}: ${key} must be a bare origin such as https://login.microsoftonline.com (no path): ${shownUrl(value)}`)
     return undefined
   }
   return value
@@ -286,7 +315,8 @@ export function validateGatewayDocument(doc: Record<string, unknown>, origin: Or
       problems.push(`client_id is not set: give --ms-client-id or set client_id in ${source.at(-1) ?? userConfigFile()} (the Application (client) ID from the Azure portal)`)
     }
   } else if (!GUID.test(clientId)) {
-    problems.push(`${where(origin, 'client_id')}: client_id must be the Application (client) ID, a GUID such as 00000000-0000-0000-0000-000000000000: ${JSON.stringify(clientId)}`)
+    const shown = looksLikeSecret(clientId) ? 'the value looks like a client secret (not shown), which belongs in "secret"' : JSON.stringify(clientId)
+    problems.push(`${where(origin, 'client_id')}: client_id must be the Application (client) ID, a GUID such as 00000000-0000-0000-0000-000000000000: ${shown}`)
   }
 
   const secret = str('secret')
@@ -295,7 +325,8 @@ export function validateGatewayDocument(doc: Record<string, unknown>, origin: Or
   let tenant = str('tenant')
   if (tenant === '') tenant = undefined
   if (tenant !== undefined && !GUID.test(tenant) && !DOMAIN.test(tenant)) {
-    problems.push(`${where(origin, 'tenant')}: tenant must be the Directory (tenant) ID (a GUID) or a verified domain such as contoso.onmicrosoft.com: ${JSON.stringify(tenant)}`)
+    const shown = looksLikeSecret(tenant) ? 'the value looks like a client secret (not shown), which belongs in "secret"' : JSON.stringify(tenant)
+    problems.push(`${where(origin, 'tenant')}: tenant must be the Directory (tenant) ID (a GUID) or a verified domain such as contoso.onmicrosoft.com: ${shown}`)
   }
 
   let rate = DEFAULT_USER_API_RATE_LIMIT

@@ -4,7 +4,7 @@
  * reading the client secret from a file or stdin when asked (a secret given as
  * `--ms-client-secret VALUE` is visible to other users in `ps`).
  */
-import { readFile } from 'node:fs/promises'
+import { open } from 'node:fs/promises'
 import type { Options } from 'yargs'
 import { ConfigError, type GatewayOverrides } from './gateway.js'
 
@@ -56,6 +56,20 @@ async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
   return Buffer.concat(chunks).toString('utf8')
 }
 
+/** A secret file, refused like a policy file holding a secret when group or others may read it. */
+async function readSecretFile(f: string): Promise<string> {
+  const fh = await open(f, 'r')
+  try {
+    const st = await fh.stat()
+    if ((st.mode & 0o077) !== 0) {
+      throw new ConfigError('CONFIG_INVALID', [`--ms-client-secret-file ${f}: the file is readable by group or others (mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}); fix it with: chmod 600 ${f}`])
+    }
+    return await fh.readFile('utf8')
+  } finally {
+    await fh.close()
+  }
+}
+
 function firstLine(text: string): string {
   return (text.split(/\r?\n/)[0] ?? '').trim()
 }
@@ -71,11 +85,14 @@ export async function gatewayOverridesFromArgv(argv: GatewayArgv, stdin: NodeJS.
   }
   if (argv['ms-client-secret-file'] !== undefined) {
     const f = argv['ms-client-secret-file']
+    let text: string
     try {
-      secret = firstLine(await readFile(f, 'utf8'))
+      text = await readSecretFile(f)
     } catch (e) {
+      if (e instanceof ConfigError) throw e
       throw new ConfigError('CONFIG_INVALID', [`--ms-client-secret-file ${f}: cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`])
     }
+    secret = firstLine(text)
     if (!secret) throw new ConfigError('CONFIG_INVALID', [`--ms-client-secret-file ${f}: the file is empty`])
   }
   const rate = argv['ms-user-api-rate-limit']

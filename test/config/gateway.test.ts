@@ -203,7 +203,7 @@ t.test('personal accounts need the global cloud', async (t) => {
 t.test('client secret from a file or stdin, not only argv', async (t) => {
   const s = await setup(t)
   const f = join(s.dir, 'secret.txt')
-  await writeFile(f, SECRET + '\n')
+  await writeFile(f, SECRET + '\n', { mode: 0o600 })
   t.equal((await gatewayOverridesFromArgv({ 'ms-client-secret-file': f })).secret, SECRET)
   t.equal((await gatewayOverridesFromArgv({ 'ms-client-secret': '-' }, Readable.from([SECRET + '\n']))).secret, SECRET)
   t.equal((await gatewayOverridesFromArgv({ 'ms-client-secret': SECRET })).secret, SECRET)
@@ -213,6 +213,33 @@ t.test('client secret from a file or stdin, not only argv', async (t) => {
   t.match(e2.message, /--ms-client-secret-file .*none: cannot read: ENOENT/)
   const o = await gatewayOverridesFromArgv({ 'ms-client-id': CLIENT })
   t.same(o, { clientId: CLIENT }, 'unset options are absent')
+})
+
+t.test('a secret file readable by group or others is refused with the chmod', async (t) => {
+  const s = await setup(t)
+  const f = join(s.dir, 'secret.txt')
+  await writeFile(f, SECRET + '\n')
+  for (const mode of [0o644, 0o640, 0o604]) {
+    await chmod(f, mode)
+    const err = await gatewayOverridesFromArgv({ 'ms-client-secret-file': f }).catch((e) => e)
+    t.ok(err instanceof ConfigError)
+    t.match(err.message, `--ms-client-secret-file ${f}: the file is readable by group or others (mode 0${mode.toString(8)}); fix it with: chmod 600 ${f}`)
+    t.notMatch(err.message, SECRET)
+  }
+})
+
+t.test('a secret in the wrong place, or a password in a URL, is never echoed', async (t) => {
+  const s = await setup(t)
+  const p = await problemsOf(loadGatewayConfig({
+    env: s.env, systemFile: s.systemFile,
+    overrides: { clientId: SECRET, tenant: SECRET, loginEndpoint: `https://admin:${SECRET}@login.example.org/x?y=1`, graphEndpoint: `http://u:${SECRET}@graph.example.org` },
+  }))
+  const text = p.join('\n')
+  t.notMatch(text, SECRET)
+  t.match(text, /client_id must be the Application \(client\) ID.*: the value looks like a client secret \(not shown\), which belongs in "secret"/)
+  t.match(text, /tenant must be the Directory \(tenant\) ID.*looks like a client secret/)
+  t.match(text, /login_endpoint must not carry credentials, a query or a fragment: "https:\/\/\*\*\*@login\.example\.org\/x\?y=1"/)
+  t.match(text, /graph_endpoint must be an https:\/\/ URL: "http:\/\/\*\*\*@graph\.example\.org\/"/)
 })
 
 t.test('writing the policy document: 0600, redacted for display, redirect uri', async (t) => {
