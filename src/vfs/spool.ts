@@ -127,8 +127,21 @@ export class Spool {
     return open(this.dataPath(id), constants.O_RDWR | constants.O_NOFOLLOW)
   }
 
+  /** Record writes of one copy run one after another (the last one written wins). */
+  readonly #writes = new Map<string, Promise<void>>()
+
   /** Write a record atomically: tmp file, fsync, rename, fsync of the directory. */
-  async writeRecord(r: JournalRecord): Promise<void> {
+  writeRecord(r: JournalRecord): Promise<void> {
+    const prev = this.#writes.get(r.id) ?? Promise.resolve()
+    const next = prev.catch(() => undefined).then(() => this.#writeRecord(r))
+    this.#writes.set(r.id, next)
+    void next.finally(() => {
+      if (this.#writes.get(r.id) === next) this.#writes.delete(r.id)
+    }).catch(() => undefined)
+    return next
+  }
+
+  async #writeRecord(r: JournalRecord): Promise<void> {
     const final = join(this.dir, `${r.id}.json`)
     const tmp = join(this.dir, `${r.id}.json.tmp`)
     await rm(tmp, { force: true })
@@ -145,12 +158,14 @@ export class Spool {
 
   /** Drop the record only (the bytes are on OneDrive but the copy is still open). */
   async removeRecord(id: string): Promise<void> {
+    await this.#writes.get(id)?.catch(() => undefined)
     await rm(join(this.dir, `${id}.json`), { force: true })
     await fsyncDir(this.dir)
   }
 
   /** Forget a copy: record first (it must never point at missing data), then data. */
   async remove(id: string): Promise<void> {
+    await this.#writes.get(id)?.catch(() => undefined)
     await rm(join(this.dir, `${id}.json`), { force: true })
     await rm(this.dataPath(id), { force: true })
   }

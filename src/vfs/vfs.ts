@@ -405,7 +405,14 @@ export class Vfs {
   }
 
   async getattr(path: string): Promise<Attr> {
-    return this.#attr((await this.#resolve(path)).entry)
+    const { entry } = await this.#resolve(path)
+    const a = this.#attr(entry)
+    // A name spelled in another case than OneDrive's is the same file under a distinct
+    // inode number: `mv h H` then sees two files and renames instead of refusing
+    // ("are the same file"), as on a case-preserving local disk.
+    const spelled = split(path).pop()
+    if (spelled !== undefined && spelled !== entry.name) a.ino = this.#ino(`${entry.key}\0${spelled}`)
+    return a
   }
 
   async readdir(path: string): Promise<{ names: string[]; attrs: Attr[] }> {
@@ -552,6 +559,7 @@ export class Vfs {
       return
     }
     if (!entry.ref || entry.fixed) return // virtual and top-level entries keep their times
+    if (Math.floor(entry.mtimeMs) === Math.floor(mtimeMs)) return // unchanged: no Graph call (rsync -t on every file)
     const item = await this.client.setMtime(entry.ref, new Date(mtimeMs))
     if (parent) this.cache.put(parent.key, this.#entryOfItem(item, entry.ref.driveId, this.#clock.now(), entry.name))
   }
