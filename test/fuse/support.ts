@@ -100,7 +100,8 @@ export async function world(t: { teardown(f: () => unknown): void }, emuOpts: Em
     async mount(extra = [], mnt?: string) {
       mnt ??= join(dir, `mnt${n++}`)
       await mkdir(mnt, { recursive: true })
-      const { p, done } = start(['mount', mnt, ...store, '--write-back', '1', ...extra], env)
+      const defaults = extra.includes('--write-back') ? [] : ['--write-back', '1']
+      const { p, done } = start(['mount', mnt, ...store, ...defaults, ...extra], env)
       let stdout = ''
       let stderr = ''
       p.stdout!.on('data', (d) => (stdout += d))
