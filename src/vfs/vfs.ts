@@ -60,6 +60,8 @@ export interface VfsOptions {
   fileMode?: number
   dirMode?: number
   readOnly?: boolean
+  /** Check each drive in use for remote changes this often (ms; 0 or absent: never). */
+  pollIntervalMs?: number
 }
 
 export interface Attr {
@@ -139,6 +141,10 @@ export class Vfs {
   #quota: { at: number; total: number; remaining: number } | undefined
   readonly #fileMode: number
   readonly #dirMode: number
+  /** Drives whose folders the mount has shown: the delta poll follows these. */
+  readonly #drives = new Set<string>()
+  readonly #rootIds = new Map<string, string>()
+  readonly #stopPoll = new AbortController()
 
   constructor(o: VfsOptions) {
     this.#o = o
@@ -182,7 +188,68 @@ export class Vfs {
       this.#root = { ...entry, fixed: true }
       this.#inos.set(entry.key, 1)
     }
+    if (this.#o.pollIntervalMs && this.#o.pollIntervalMs > 0) void this.#poll(this.#o.pollIntervalMs)
     return { recovered: r.recovered, failed: r.failed.length }
+  }
+
+  /**
+   * The delta poll: one cursor per drive in use, started at "now" (token=latest);
+   * every change drops the cached listing of the folder it is in (and of the item
+   * itself, when a folder), and cached chunks of a changed file. A resync clears
+   * the whole cache. Drives the user may not enumerate are dropped from the poll.
+   */
+  async #poll(intervalMs: number): Promise<void> {
+    const cursors = new Map<string, ReturnType<DriveClient['delta']>>()
+    const signal = this.#stopPoll.signal
+    for (;;) {
+      try {
+        await this.#clock.sleep(intervalMs, signal)
+      } catch {
+        return
+      }
+      for (const driveId of this.#drives) {
+        try {
+          let c = cursors.get(driveId)
+          if (!c) {
+            c = this.client.delta(driveId)
+            await c.latest(signal)
+            cursors.set(driveId, c)
+            continue
+          }
+          const batch = await c.next(signal)
+          if (batch.resync) {
+            this.cache.clear()
+            continue
+          }
+          this.#applyChanges(driveId, batch.items)
+        } catch (e) {
+          if (signal.aborted) return
+          if (isGraphError(e) && ['accessDenied', 'notFound', 'badRequest'].includes(e.classify())) {
+            this.#drives.delete(driveId)
+            cursors.delete(driveId)
+          }
+          this.#log.debug({ driveId, err: errorMessage(e) }, 'delta poll failed')
+        }
+      }
+    }
+  }
+
+  #applyChanges(driveId: string, items: DriveItem[]): void {
+    for (const it of items) {
+      if (it.root) {
+        this.#rootIds.set(driveId, it.id)
+        continue
+      }
+      const parentId = it.parentReference?.id
+      if (parentId) {
+        this.cache.invalidateDir(itemKey({ driveId, itemId: parentId }))
+        if (parentId === this.#rootIds.get(driveId) || it.parentReference?.path?.endsWith('/root:')) {
+          this.cache.invalidateDir(itemKey({ driveId, itemId: 'root' }))
+        }
+      }
+      if (it.folder || it.deleted) this.cache.invalidateDir(itemKey({ driveId, itemId: it.id }))
+      this.reader.forget(itemKey({ driveId, itemId: it.id }))
+    }
   }
 
   /** Upload everything pending now; resolves with what is still not on OneDrive. */
@@ -196,6 +263,7 @@ export class Vfs {
 
   /** Shutdown: journal open copies, upload what can be uploaded, release the spool. */
   async close(): Promise<PendingUpload[]> {
+    this.#stopPoll.abort()
     await this.writeBack.journalOpen()
     await this.writeBack.drain({ closing: true })
     const left = this.writeBack.pending()
@@ -303,8 +371,11 @@ export class Vfs {
           entries = await this.#listVirtual(dir)
         } else {
           entries = []
+          this.#drives.add(dir.ref!.driveId)
           for await (const page of this.client.iterateChildren(dir.ref!)) {
             for (const item of page) entries.push(this.#entryOfItem(item, dir.ref!.driveId, at))
+            const parentId = page[0]?.parentReference?.id
+            if (dir.ref!.itemId === 'root' && parentId) this.#rootIds.set(dir.ref!.driveId, parentId)
           }
         }
         this.cache.setListing(dir.key, entries, at)
@@ -336,6 +407,7 @@ export class Vfs {
         } catch {
           return undefined // a name OneDrive cannot hold cannot exist there
         }
+        this.#drives.add(dir.ref!.driveId)
         try {
           const item = await this.client.getItemByPath(dir.ref!.driveId, remote, { relativeTo: dir.ref!.itemId })
           const e = this.#entryOfItem(item, dir.ref!.driveId, this.#clock.now())

@@ -131,6 +131,7 @@ export async function startMount(argv: MountArgv, log: Logger, say: (m: string) 
       spoolDir: spoolDirFor(cacheDir, session.config.graphBaseUrl, session.account.oid),
       ...(argv.root ? { root: argv.root } : {}),
       dirCacheTimeMs: argv['dir-cache-time'] * 1000,
+      pollIntervalMs: argv['poll-interval'] * 1000,
       readAhead: parseSize(argv['read-ahead']),
       chunkCacheBytes: parseSize(argv['cache-max-size']),
       writeBackMs: argv['write-back'] * 1000,
