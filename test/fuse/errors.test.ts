@@ -61,6 +61,14 @@ t.test('extended attributes', async (t) => {
   t.equal(cpa.code, 0, `cp -a accepts it: ${cpa.stderr}`)
 })
 
+t.test('df shows the drive quota', async (t) => {
+  const drive = await w.odfs(['status', '--token-store', 'file'])
+  t.equal(drive.code, 0, drive.stderr)
+  const df = await sh(`df -B1 --output=size,avail '${m.mnt}' | tail -1`)
+  const [size, avail] = df.stdout.trim().split(/\s+/).map(Number)
+  t.ok(size! > 0 && avail! > 0 && avail! <= size!, `df: ${df.stdout}`)
+})
+
 t.test('read-only mount: EROFS', async (t) => {
   const ro = await w.mount(['--read-only', '--cache-dir', join(w.dir, 'cache-ro')])
   await t.rejects(writeFile(join(ro.mnt, 'My files/new.txt'), 'x'), { code: 'EROFS' })
