@@ -31,6 +31,8 @@ export interface JournalRecord {
   itemId?: string
   /** eTag of the remote item the local copy started from. */
   baseETag?: string
+  /** cTag of that item: a different one at upload time is a conflict. */
+  baseCTag?: string
   size: number
   mtimeMs: number
   state: LocalState

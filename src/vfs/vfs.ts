@@ -27,7 +27,7 @@ import { VfsError } from './errors.js'
 import { sameName, toLocalName, toRemoteName } from './names.js'
 import { ChunkReader, type ReadCursor, type ReadTarget } from './reader.js'
 import { Spool } from './spool.js'
-import { itemKey, LocalFile, MAX_FILE_SIZE, WriteBack, type PendingUpload } from './writeback.js'
+import { itemKey, LocalFile, MAX_FILE_SIZE, WriteBack, type Conflict, type PendingUpload } from './writeback.js'
 import { MY_FILES, SHARED_LIBRARIES, SHARED_WITH_ME, TreeResolver } from './tree/index.js'
 
 export interface VfsOptions {
@@ -165,6 +165,7 @@ export class Vfs {
       client: o.client, spool: this.spool, clock: this.#clock, log: this.#log,
       delayMs: o.writeBackMs ?? 5_000, transfers: o.transfers ?? 4,
       onUploaded: (lf, item, oldKey) => this.#uploaded(lf, item, oldKey),
+      onConflict: (lf) => this.cache.invalidateDir(lf.parentKey),
     })
     const umask = o.umask ?? 0o022
     this.#fileMode = (o.fileMode ?? 0o666) & ~umask & 0o7777
@@ -259,6 +260,11 @@ export class Vfs {
 
   pending(): PendingUpload[] {
     return this.writeBack.pending()
+  }
+
+  /** Files uploaded beside a remote change (name (conflict DATE HOST).ext), for `odfs status`. */
+  conflicts(): Conflict[] {
+    return [...this.writeBack.conflicts]
   }
 
   /** Shutdown: journal open copies, upload what can be uploaded, release the spool. */
@@ -530,7 +536,7 @@ export class Vfs {
     const existing = this.writeBack.byKey(entry.key)
     if (existing) return existing
     if (!entry.ref || !parent.ref) throw new VfsError('virtualDir', `${entry.name} cannot be written here`)
-    return this.writeBack.adopt(parent.ref, parent.key, entry.name, entry.ref, { size: entry.size, mtimeMs: entry.mtimeMs, eTag: entry.eTag }, truncate)
+    return this.writeBack.adopt(parent.ref, parent.key, entry.name, entry.ref, { size: entry.size, mtimeMs: entry.mtimeMs, eTag: entry.eTag, cTag: entry.cTag }, truncate)
   }
 
   async open(path: string, flags: number): Promise<number> {

@@ -20,6 +20,7 @@
  * (the upload snapshots size, name, parent and generation before it starts).
  */
 import type { FileHandle } from 'node:fs/promises'
+import { hostname } from 'node:os'
 import pLimit from 'p-limit'
 import { errorMessage, silentLogger, systemClock, type Clock, type Logger } from '../common/index.js'
 import { FileUploadSessionStore, isGraphError, type DriveClient, type DriveItem, type ItemRef, type UploadSource } from '../graph/index.js'
@@ -47,6 +48,8 @@ export class LocalFile {
   running: Promise<void> | undefined
   wake: AbortController | undefined
   readonly ctimeMs: number
+  /** cTag (content tag) of the remote file the copy started from: a different one now is a conflict. */
+  baseCTag: string | undefined
 
   constructor(
     readonly id: string,
@@ -108,6 +111,7 @@ export class LocalFile {
     return {
       v: 1, id: this.id, driveId: this.parent.driveId, parentId: this.parent.itemId, name: this.name,
       ...(this.itemId ? { itemId: this.itemId } : {}), ...(this.baseETag ? { baseETag: this.baseETag } : {}),
+      ...(this.baseCTag ? { baseCTag: this.baseCTag } : {}),
       size: this.size, mtimeMs: this.mtimeMs, state: this.state, sessionKey,
       ...(this.error ? { error: this.error } : {}), journaledAt: Date.now(),
     }
@@ -125,6 +129,24 @@ export interface WriteBackOptions {
   transfers: number
   /** A copy reached OneDrive and is no longer local (or is still open). */
   onUploaded(lf: LocalFile, item: DriveItem, oldKey: string): void
+  /** A copy went up beside a file changed on OneDrive meanwhile. */
+  onConflict?(lf: LocalFile): void
+}
+
+export interface Conflict {
+  name: string
+  conflictName: string
+  parentId: string
+  at: number
+}
+
+/** `NAME (conflict YYYY-MM-DD HHMMSS HOST).ext` */
+export function conflictName(name: string, at: Date, host: string): string {
+  const dot = name.lastIndexOf('.')
+  const [base, ext] = dot > 0 ? [name.slice(0, dot), name.slice(dot)] : [name, '']
+  const p = (n: number) => String(n).padStart(2, '0')
+  const stamp = `${at.getUTCFullYear()}-${p(at.getUTCMonth() + 1)}-${p(at.getUTCDate())} ${p(at.getUTCHours())}${p(at.getUTCMinutes())}${p(at.getUTCSeconds())}`
+  return `${base} (conflict ${stamp} ${host.split('.')[0]})${ext}`
 }
 
 export interface PendingUpload {
@@ -148,6 +170,7 @@ export class WriteBack {
   readonly #byItem = new Map<string, LocalFile>()
   #closing = false
   uploads = 0
+  readonly conflicts: Conflict[] = []
 
   constructor(o: WriteBackOptions) {
     this.#o = o
@@ -201,7 +224,7 @@ export class WriteBack {
   }
 
   /** A local copy of an existing remote file, its bytes fetched first unless it is being truncated. */
-  async adopt(parent: ItemRef, parentKey: string, name: string, ref: ItemRef, remote: { size: number; mtimeMs: number; eTag?: string }, truncate: boolean): Promise<LocalFile> {
+  async adopt(parent: ItemRef, parentKey: string, name: string, ref: ItemRef, remote: { size: number; mtimeMs: number; eTag?: string; cTag?: string }, truncate: boolean): Promise<LocalFile> {
     const id = this.#o.spool.newId()
     const fh = await this.#o.spool.create(id)
     try {
@@ -222,6 +245,7 @@ export class WriteBack {
       throw e
     }
     const lf = new LocalFile(id, fh, parent, parentKey, name, truncate ? 0 : remote.size, remote.mtimeMs, ref.itemId, remote.eTag, true)
+    lf.baseCTag = remote.cTag
     if (truncate && remote.size > 0) lf.dataGen++
     this.#index(lf)
     return lf
@@ -308,15 +332,46 @@ export class WriteBack {
     }
     try {
       if (prevState !== 'open') await this.#o.spool.writeRecord(lf.record())
+      let target = name
+      let conflict = false
+      if (lf.itemId && lf.baseCTag) {
+        // Changed on OneDrive since the local copy was taken? Then keep both (graph-drive-api.md §4.3:
+        // compare content tags, not eTags, which also change on metadata edits).
+        const cur = await this.#o.client.getItem({ driveId: parent.driveId, itemId: lf.itemId }).catch((e: unknown) => {
+          if (isGraphError(e) && e.classify() === 'notFound') return undefined
+          throw e
+        })
+        if (cur?.cTag && cur.cTag !== lf.baseCTag) {
+          conflict = true
+          target = conflictName(name, new Date(this.#clock.now()), hostname())
+        }
+      }
       this.uploads++
-      const res = await this.#o.client.upload(parent, toRemoteName(name), source, {
+      const res = await this.#o.client.upload(parent, toRemoteName(target), source, {
         mtime: new Date(mtimeMs),
         conflictBehavior: 'replace',
         sessionStore: this.#sessions,
         sessionKey: lf.id,
         sourceId: `${lf.id}:${gen}:${size}:${mtimeMs}`,
+        ...(conflict ? { conflictBehavior: 'rename' as const } : {}),
       })
       let item = res.item
+      if (conflict) {
+        this.#log.warn({ name, conflictName: item.name ?? target, parentId: parent.itemId }, 'changed on OneDrive while a local copy waited: the local version was uploaded beside it')
+        this.conflicts.push({ name, conflictName: item.name ?? target, parentId: parent.itemId, at: this.#clock.now() })
+        this.#o.onConflict?.(lf)
+        if (lf.opens === 0 && lf.dataGen === gen) await this.#drop(lf)
+        else {
+          // Written again meanwhile: the next upload is a new file under the conflict name.
+          this.#unindex(lf)
+          lf.name = item.name ?? target
+          lf.itemId = item.id
+          lf.baseCTag = item.cTag
+          lf.syncedGen = gen
+          this.#index(lf)
+        }
+        return
+      }
       const ref = { driveId: parent.driveId, itemId: item.id }
       if (lf.deleted) {
         // Unlinked while it was on the wire: remove what just arrived.
@@ -326,6 +381,7 @@ export class WriteBack {
       this.#unindex(lf)
       lf.itemId = item.id
       lf.baseETag = item.eTag
+      lf.baseCTag = item.cTag
       lf.syncedGen = gen
       lf.syncedMtimeMs = mtimeMs
       lf.failures = 0
@@ -434,6 +490,7 @@ export class WriteBack {
       const fh = await this.#o.spool.reopen(r.id)
       const parent = { driveId: r.driveId, itemId: r.parentId }
       const lf = new LocalFile(r.id, fh, parent, keyOf(parent), r.name, r.size, r.mtimeMs, r.itemId, r.baseETag, false)
+      lf.baseCTag = r.baseCTag
       lf.state = 'waiting'
       this.#index(lf)
       lfs.push(lf)

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { ManualClock } from '../../src/common/index.js'
 import { createGraphDriveClient, type DriveClient } from '../../src/graph/index.js'
-import { CHUNK, Vfs } from '../../src/vfs/index.js'
+import { CHUNK, conflictName, Vfs } from '../../src/vfs/index.js'
 import { startTestEmulator, tokenFor, type TestEmulator } from '../support/emulator.js'
 
 let emu: TestEmulator
@@ -147,4 +147,40 @@ t.test('reads: sequential reads fetch ahead, random reads fetch only touched chu
   for (const off of [5 * CHUNK + 10, 1 * CHUNK + 7, 7 * CHUNK]) await vfs.read(r, small, 4096, off)
   t.equal(vfs.reader.requests - before, 3, 'three scattered reads, three chunks')
   await vfs.release(r)
+})
+
+t.test('a file changed on OneDrive while the local copy waited: the local one goes up beside it', async (t) => {
+  await emu.store.writeFile('user1', 'conf/report.txt', 'base version\n')
+  const { vfs, clock } = await newVfs(t)
+  const fh = await vfs.open('/My files/conf/report.txt', constants.O_RDWR)
+  await writeAll(vfs, fh, Buffer.from('LOCAL'))
+  await vfs.release(fh)
+  await emu.store.writeFile('user1', 'conf/report.txt', 'changed remotely\n')
+  await clock.advance(5_000)
+  await vfs.sync()
+  const drive = await client.getMyDrive()
+  const folder = await client.getItemByPath(drive.id, 'conf')
+  const names = (await client.listChildren({ driveId: drive.id, itemId: folder.id })).map((i) => i.name!).sort().reverse()
+  t.equal(names.length, 2, names.join(' | '))
+  t.equal(names[0], 'report.txt')
+  t.match(names[1], /^report \(conflict \d{4}-\d\d-\d\d \d{6} [^)]+\)\.txt$/)
+  const conflicts = vfs.conflicts()
+  t.equal(conflicts.length, 1)
+  t.equal(conflicts[0]!.name, 'report.txt')
+  const read = async (p: string) => {
+    const h = await vfs.open(p, constants.O_RDONLY)
+    const b = Buffer.alloc(100)
+    const n = await vfs.read(h, b, 100, 0)
+    await vfs.release(h)
+    return b.subarray(0, n).toString()
+  }
+  t.equal(await read('/My files/conf/report.txt'), 'changed remotely\n', 'the remote change is kept')
+  t.equal(await read(`/My files/conf/${names[1]}`), 'LOCALversion\n', 'and the local one (its first 5 bytes overwritten) beside it')
+})
+
+t.test('conflict names', async (t) => {
+  const at = new Date('2026-03-04T05:06:07Z')
+  t.equal(conflictName('a.txt', at, 'node1.example.org'), 'a (conflict 2026-03-04 050607 node1).txt')
+  t.equal(conflictName('Makefile', at, 'h'), 'Makefile (conflict 2026-03-04 050607 h)')
+  t.equal(conflictName('.bashrc', at, 'h'), '.bashrc (conflict 2026-03-04 050607 h)')
 })
