@@ -33,6 +33,10 @@ export const syncCommand: CommandModule<object, SyncArgv> = {
       for (const f of failed) say(`not uploaded: ${f.name}: ${f.error}`)
       throw new OdfsError('EIO', `${failed.length} file(s) could not be uploaded; they stay in the write-back spool and are retried`)
     }
+    const status = await askControl(controlSocketPath(mnt), { op: 'status' }).catch(() => undefined)
+    for (const c of (status?.conflicts ?? []) as { name: string; conflictName: string }[]) {
+      say(`conflict: ${c.name} changed on OneDrive meanwhile; this mount's version is ${c.conflictName}`)
+    }
     say(`every file written through ${mnt} is on OneDrive`)
   },
 }
