@@ -99,7 +99,10 @@ export async function world(t: { teardown(f: () => unknown): void }, emuOpts: Em
     emu, dir, env, odfs,
     async mount(extra = [], mnt?: string) {
       mnt ??= join(dir, `mnt${n++}`)
-      await mkdir(mnt, { recursive: true })
+      // A stale mount point answers ENOTCONN: leave it for odfs mount to clear.
+      await mkdir(mnt, { recursive: true }).catch((e: NodeJS.ErrnoException) => {
+        if (e.code !== 'ENOTCONN') throw e
+      })
       const defaults = extra.includes('--write-back') ? [] : ['--write-back', '1']
       const { p, done } = start(['mount', mnt, ...store, ...defaults, ...extra], env)
       let stdout = ''
