@@ -1,11 +1,14 @@
 /**
- * `odfs demo` (what `npm run demo` runs): the embedded default. It starts the
- * bundled emulator with demo data, writes a gateway policy pointing at it (the
- * same `login_endpoint` / `graph_endpoint` / `ca_file` keys a real deployment
- * uses for a national cloud or a private CA: no code path of its own), signs the
- * demo account in by device code (the emulator approves at once), lists
- * `My files` and prints what to run next. It keeps the emulator up until Ctrl-C
- * (or exits at once with --once, for tests and scripts).
+ * `odfs demo [MOUNTPOINT]` (what `npm run demo` runs): the embedded default. It
+ * starts the bundled emulator with demo data and prints its info JSON as the first
+ * line, writes a gateway policy pointing at it (the same `login_endpoint` /
+ * `graph_endpoint` / `ca_file` keys a real deployment uses for a national cloud or
+ * a private CA: no code path of its own), signs the demo account in by device code
+ * (the emulator approves at once), lists `My files`, mounts the drive at
+ * MOUNTPOINT (default ./mnt) exactly as `odfs mount` does, prints
+ * `ready: MOUNTPOINT` once the mount answers and then what to try. Ctrl-C
+ * unmounts after pending uploads and stops the emulator (--once: unmount and stop
+ * at once, for tests and scripts).
  *
  * Everything lives under --state (default $XDG_STATE_HOME/odfs/demo), so the
  * demo never touches a real gateway's configuration.
@@ -19,8 +22,10 @@ import { startEmulator } from '../../emulator/index.js'
 import { loginWithDeviceCode, removeOtherAccounts } from '../../auth/index.js'
 import { openGateway, type SessionArgv } from '../session.js'
 import { withDrive } from './ls.js'
+import { mountOptions, runUntilSignal, startMount, type MountArgv } from './mount.js'
 
 interface DemoArgv {
+  mountpoint?: string
   state?: string
   port: number
   account: string
@@ -32,14 +37,14 @@ interface DemoArgv {
 const DEMO_APP_ACCOUNT_TYPES = 'multitenant-and-personal'
 
 export const demoCommand: CommandModule<object, DemoArgv> = {
-  command: 'demo',
-  describe: 'Start the bundled emulator with demo data, sign in to it and show how to use odfs against it',
+  command: 'demo [mountpoint]',
+  describe: 'Start the bundled emulator with demo data, sign in to it and mount it (default ./mnt)',
   builder: (y) =>
-    y.options({
+    y.positional('mountpoint', { type: 'string', describe: 'Where to mount (default ./mnt)' }).options({
       state: { type: 'string', describe: 'Demo state directory (default $XDG_STATE_HOME/odfs/demo)' },
       port: { type: 'number', default: 0, describe: 'Emulator port (0 = any free port)' },
       account: { type: 'string', default: 'user1', describe: 'Demo account to sign in (user1, user2, personal1, ...)' },
-      once: { type: 'boolean', default: false, describe: 'Set up, list, print, then stop the emulator and exit' },
+      once: { type: 'boolean', default: false, describe: 'Set up, mount, print, then unmount, stop the emulator and exit' },
       'token-store': { type: 'string', choices: ['auto', 'keychain', 'file'], default: 'file', describe: 'Where the demo keeps its tokens' },
     }) as never,
   handler: async (argv) => {
@@ -52,6 +57,7 @@ export const demoCommand: CommandModule<object, DemoArgv> = {
       port: argv.port, state: join(stateRoot, 'emulator'), seed: 'demo', autoConsent: argv.account,
       deviceCodeIntervalSec: 1, logger: log,
     })
+    out(JSON.stringify(emu.info))
     try {
       const app = emu.info.apps.find((a) => !a.secret && a.account_types === DEMO_APP_ACCOUNT_TYPES)
       if (!app) throw new Error('the emulator has no public multitenant-and-personal app registration')
@@ -94,9 +100,20 @@ export const demoCommand: CommandModule<object, DemoArgv> = {
       const opts = `--config ${configFile} --token-store ${argv['token-store']}`
       out('')
       out(`The emulator: graph ${emu.info.graph}, authority ${emu.info.authority}, CA ${emu.info.ca}`)
-      out('Try, in another terminal (the same gateway config and tokens):')
+
+      const mnt = resolve(argv.mountpoint ?? 'mnt')
+      await mkdir(mnt, { recursive: true })
+      const mountArgv = {
+        ...Object.fromEntries(Object.entries(mountOptions).map(([k, o]) => [k, (o as { default?: unknown }).default])),
+        ...sessionArgv, mountpoint: mnt, 'cache-dir': join(stateRoot, 'cache'), 'log-level': process.env.ODFS_LOG_LEVEL ?? 'warn',
+      } as MountArgv
+      const m = await startMount(mountArgv, log, (msg) => process.stderr.write(`odfs: ${msg}\n`))
+      out(`ready: ${mnt}`)
+      out('Try, in another terminal:')
+      out(`  ls -l "${mnt}/My files" "${mnt}/Shared with me"`)
+      out(`  cp /etc/hostname "${mnt}/My files/"`)
+      out(`  ${odfs} sync ${mnt}`)
       out(`  ${odfs} ls ${opts} "My files/Documents"`)
-      out(`  ${odfs} ls ${opts} "Shared with me"`)
       out(`  ${odfs} put ${opts} /etc/hostname "My files/hostname.txt"`)
       out(`  ${odfs} get ${opts} "My files/README.txt" /tmp/README.txt`)
       out(`  ${odfs} hash ${opts} "My files/README.txt"`)
@@ -105,13 +122,14 @@ export const demoCommand: CommandModule<object, DemoArgv> = {
       out(`  curl --cacert ${emu.info.ca} -d client_id=${app.client_id} --data-urlencode 'scope=Files.ReadWrite.All offline_access' ${emu.info.authority}/common/oauth2/v2.0/devicecode`)
       out(`  curl --cacert ${emu.info.ca} -d grant_type=urn:ietf:params:oauth:grant-type:device_code -d client_id=${app.client_id} -d device_code=DEVICE_CODE ${emu.info.authority}/common/oauth2/v2.0/token`)
       out(`  curl --cacert ${emu.info.ca} -H "Authorization: Bearer ACCESS_TOKEN" '${emu.info.graph}/me/drive/root/children?$top=5'`)
-      if (argv.once) return
+      if (argv.once) {
+        const left = await m.stop()
+        if (left > 0) process.stderr.write(`odfs: ${left} upload(s) left in the write-back spool\n`)
+        return
+      }
       out('')
-      out('The emulator keeps running; Ctrl-C stops it.')
-      await new Promise<void>((res) => {
-        process.once('SIGINT', () => res())
-        process.once('SIGTERM', () => res())
-      })
+      out('Ctrl-C unmounts (after pending uploads) and stops the emulator.')
+      await runUntilSignal(m, (msg) => process.stderr.write(`odfs: ${msg}\n`))
     } finally {
       await emu.close()
     }

@@ -16,3 +16,7 @@ import { hashCommand } from './hash.js'
 commands.push(lsCommand, putCommand, getCommand, hashCommand)
 import { demoCommand } from './demo.js'
 commands.push(demoCommand)
+import { mountCommand } from './mount.js'
+import { unmountCommand } from './unmount.js'
+import { syncCommand } from './sync.js'
+commands.push(mountCommand, unmountCommand, syncCommand)

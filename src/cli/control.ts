@@ -1,0 +1,87 @@
+/**
+ * The mount daemon's control socket: `odfs sync`, `odfs status` and
+ * `odfs unmount` talk to the daemon of a mount point over a unix socket (0600 in a
+ * 0700 directory of the user). One JSON object per line each way.
+ *
+ *   {"op":"sync"}     -> {"pending":N} lines while uploads run, then {"done":true,"failed":[...]}
+ *   {"op":"status"}   -> {"mountpoint":..., "pending":[...]}
+ *   {"op":"unmount"}  -> {"pending":N} lines, then {"done":true,"left":N} and the daemon exits
+ *
+ * The socket's place is derived from the mount point, so every command finds it.
+ */
+import { createHash } from 'node:crypto'
+import { chmod, rm } from 'node:fs/promises'
+import { createConnection, createServer, type Server, type Socket } from 'node:net'
+import { homedir, userInfo } from 'node:os'
+import { join, resolve } from 'node:path'
+import { privateDir } from '../vfs/index.js'
+
+export function cacheRoot(env: NodeJS.ProcessEnv = process.env, user = userInfo().username): string {
+  return join(env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'odfs', user)
+}
+
+/** Where the control socket of a mount point lives. */
+export function controlSocketPath(mountpoint: string, env: NodeJS.ProcessEnv = process.env): string {
+  const dir = env.XDG_RUNTIME_DIR ? join(env.XDG_RUNTIME_DIR, 'odfs') : join(cacheRoot(env), 'run')
+  const id = createHash('sha256').update(resolve(mountpoint)).digest('hex').slice(0, 16)
+  return join(dir, `${id}.sock`)
+}
+
+export type Reply = Record<string, unknown>
+export type Handler = (req: Reply, send: (r: Reply) => void) => Promise<void>
+
+export async function serveControl(path: string, handler: Handler): Promise<Server> {
+  await privateDir(join(path, '..'))
+  await rm(path, { force: true })
+  const server = createServer((sock: Socket) => {
+    let buf = ''
+    sock.on('data', (d) => {
+      buf += d.toString()
+      let i: number
+      while ((i = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, i)
+        buf = buf.slice(i + 1)
+        let req: Reply
+        try {
+          req = JSON.parse(line) as Reply
+        } catch {
+          sock.end(JSON.stringify({ error: 'bad request' }) + '\n')
+          return
+        }
+        const send = (r: Reply) => {
+          if (!sock.destroyed) sock.write(JSON.stringify(r) + '\n')
+        }
+        handler(req, send).then(() => sock.end(), (e: unknown) => sock.end(JSON.stringify({ error: String((e as Error)?.message ?? e) }) + '\n'))
+      }
+    })
+    sock.on('error', () => undefined)
+  })
+  await new Promise<void>((res, rej) => {
+    server.once('error', rej)
+    server.listen(path, () => res())
+  })
+  await chmod(path, 0o600)
+  return server
+}
+
+/** Send one request; `onReply` hears every line; resolves with the last one. */
+export function askControl(path: string, req: Reply, onReply: (r: Reply) => void = () => undefined): Promise<Reply | undefined> {
+  return new Promise((res, rej) => {
+    const sock = createConnection(path)
+    let buf = ''
+    let last: Reply | undefined
+    sock.on('connect', () => sock.write(JSON.stringify(req) + '\n'))
+    sock.on('data', (d) => {
+      buf += d.toString()
+      let i: number
+      while ((i = buf.indexOf('\n')) >= 0) {
+        const r = JSON.parse(buf.slice(0, i)) as Reply
+        buf = buf.slice(i + 1)
+        last = r
+        onReply(r)
+      }
+    })
+    sock.on('error', rej)
+    sock.on('close', () => res(last))
+  })
+}

@@ -1,0 +1,514 @@
+/**
+ * Write-back: every file written through the mount is a local copy in the spool
+ * (see spool.ts) until OneDrive holds its bytes.
+ *
+ *   open for writing   the copy is made (empty for O_TRUNC or a new file, else the
+ *                      remote bytes are fetched first); every handle of one file
+ *                      shares one LocalFile
+ *   last close         the copy is fsync'd and journaled atomically before close
+ *                      returns, then uploaded after the write-back delay
+ *   fsync              uploads at once and returns when OneDrive holds the bytes
+ *   rename / unlink    of a waiting copy change its target / cancel its upload
+ *   crash              the next mount uploads every journaled copy before it answers
+ *
+ * Uploads run through DriveClient.upload (upload session, simple PUT for empty
+ * files, mtime in the same request, quickXorHash verified), at most `transfers` at
+ * once; a failed upload stays journaled and is retried with a growing delay.
+ *
+ * Locking: none needed beyond the event loop; a LocalFile's fields change only in
+ * this module and in Vfs, never across an await that assumes them unchanged
+ * (the upload snapshots size, name, parent and generation before it starts).
+ */
+import type { FileHandle } from 'node:fs/promises'
+import { hostname } from 'node:os'
+import pLimit from 'p-limit'
+import { errorMessage, silentLogger, systemClock, type Clock, type Logger } from '../common/index.js'
+import { FileUploadSessionStore, isGraphError, type DriveClient, type DriveItem, type ItemRef, type UploadSource } from '../graph/index.js'
+import { VfsError } from './errors.js'
+import { toRemoteName } from './names.js'
+import { Spool, type JournalRecord, type LocalState } from './spool.js'
+
+/** OneDrive's largest file (graph-drive-api.md §4): writes beyond it fail with EFBIG. */
+export const MAX_FILE_SIZE = 250 * 1024 ** 3
+
+export const itemKey = (ref: ItemRef): string => `i:${ref.driveId}:${ref.itemId}`
+
+export class LocalFile {
+  opens = 0
+  /** Bumped by every change of the bytes. */
+  dataGen = 0
+  /** dataGen OneDrive holds (-1: nothing uploaded yet, a new file). */
+  syncedGen: number
+  /** mtime OneDrive holds (after the last upload or utimens). */
+  syncedMtimeMs: number
+  state: LocalState = 'open'
+  deleted = false
+  error: string | undefined
+  failures = 0
+  running: Promise<void> | undefined
+  wake: AbortController | undefined
+  readonly ctimeMs: number
+  /** cTag (content tag) of the remote file the copy started from: a different one now is a conflict. */
+  baseCTag: string | undefined
+
+  constructor(
+    readonly id: string,
+    public fh: FileHandle,
+    public parent: ItemRef,
+    public parentKey: string,
+    public name: string,
+    public size: number,
+    public mtimeMs: number,
+    public itemId: string | undefined,
+    public baseETag: string | undefined,
+    synced: boolean,
+  ) {
+    this.syncedGen = synced ? 0 : -1
+    this.syncedMtimeMs = synced ? mtimeMs : -1
+    this.ctimeMs = mtimeMs
+  }
+
+  /** The file's identity while it is local: its remote item's key, or its own. */
+  get key(): string {
+    return this.itemId ? itemKey({ driveId: this.parent.driveId, itemId: this.itemId }) : `l:${this.id}`
+  }
+
+  get dirty(): boolean {
+    return this.dataGen !== this.syncedGen || this.mtimeMs !== this.syncedMtimeMs
+  }
+
+  async read(buf: Buffer, len: number, offset: number): Promise<number> {
+    if (offset >= this.size) return 0
+    const n = Math.min(len, this.size - offset)
+    const { bytesRead } = await this.fh.read(buf, 0, n, offset)
+    // Bytes past the data file's end (a sparse extension) read as zeros.
+    if (bytesRead < n) buf.fill(0, bytesRead, n)
+    return n
+  }
+
+  async write(buf: Buffer, len: number, offset: number, now: number): Promise<number> {
+    if (offset + len > MAX_FILE_SIZE) throw new VfsError('tooLarge', `${this.name}: OneDrive files end at 250 GB`)
+    let done = 0
+    while (done < len) {
+      const { bytesWritten } = await this.fh.write(buf, done, len - done, offset + done)
+      done += bytesWritten
+    }
+    this.size = Math.max(this.size, offset + len)
+    this.mtimeMs = now
+    this.dataGen++
+    return len
+  }
+
+  async truncate(size: number, now: number): Promise<void> {
+    if (size > MAX_FILE_SIZE) throw new VfsError('tooLarge', `${this.name}: OneDrive files end at 250 GB`)
+    await this.fh.truncate(size)
+    this.size = size
+    this.mtimeMs = now
+    this.dataGen++
+  }
+
+  record(sessionKey = this.id): JournalRecord {
+    return {
+      v: 1, id: this.id, driveId: this.parent.driveId, parentId: this.parent.itemId, name: this.name,
+      ...(this.itemId ? { itemId: this.itemId } : {}), ...(this.baseETag ? { baseETag: this.baseETag } : {}),
+      ...(this.baseCTag ? { baseCTag: this.baseCTag } : {}),
+      size: this.size, mtimeMs: this.mtimeMs, state: this.state, sessionKey,
+      ...(this.error ? { error: this.error } : {}), journaledAt: Date.now(),
+    }
+  }
+}
+
+export interface WriteBackOptions {
+  client: DriveClient
+  spool: Spool
+  clock?: Clock
+  log?: Logger
+  /** Delay between the last close and the upload (ms). */
+  delayMs: number
+  /** Uploads at once. */
+  transfers: number
+  /** A copy reached OneDrive and is no longer local (or is still open). */
+  onUploaded(lf: LocalFile, item: DriveItem, oldKey: string): void
+  /** A copy went up beside a file changed on OneDrive meanwhile. */
+  onConflict?(lf: LocalFile): void
+}
+
+export interface Conflict {
+  name: string
+  conflictName: string
+  parentId: string
+  at: number
+}
+
+/** `NAME (conflict YYYY-MM-DD HHMMSS HOST).ext` */
+export function conflictName(name: string, at: Date, host: string): string {
+  const dot = name.lastIndexOf('.')
+  const [base, ext] = dot > 0 ? [name.slice(0, dot), name.slice(dot)] : [name, '']
+  const p = (n: number) => String(n).padStart(2, '0')
+  const stamp = `${at.getUTCFullYear()}-${p(at.getUTCMonth() + 1)}-${p(at.getUTCDate())} ${p(at.getUTCHours())}${p(at.getUTCMinutes())}${p(at.getUTCSeconds())}`
+  return `${base} (conflict ${stamp} ${host.split('.')[0]})${ext}`
+}
+
+export interface PendingUpload {
+  name: string
+  parentId: string
+  size: number
+  state: LocalState
+  error?: string
+}
+
+const lower = (s: string) => s.toLowerCase()
+
+export class WriteBack {
+  readonly #o: WriteBackOptions
+  readonly #clock: Clock
+  readonly #log: Logger
+  readonly #limit: ReturnType<typeof pLimit>
+  readonly #sessions: FileUploadSessionStore
+  readonly #byId = new Map<string, LocalFile>()
+  readonly #byName = new Map<string, LocalFile>()
+  readonly #byItem = new Map<string, LocalFile>()
+  #closing = false
+  uploads = 0
+  readonly conflicts: Conflict[] = []
+
+  constructor(o: WriteBackOptions) {
+    this.#o = o
+    this.#clock = o.clock ?? systemClock
+    this.#log = o.log ?? silentLogger
+    this.#limit = pLimit(Math.max(1, o.transfers))
+    this.#sessions = new FileUploadSessionStore(o.spool.sessionsDir)
+  }
+
+  #index(lf: LocalFile): void {
+    this.#byId.set(lf.id, lf)
+    this.#byName.set(`${lf.parentKey}\0${lower(lf.name)}`, lf)
+    if (lf.itemId) this.#byItem.set(lf.key, lf)
+  }
+
+  #unindex(lf: LocalFile): void {
+    this.#byId.delete(lf.id)
+    const k = `${lf.parentKey}\0${lower(lf.name)}`
+    if (this.#byName.get(k) === lf) this.#byName.delete(k)
+    if (lf.itemId && this.#byItem.get(lf.key) === lf) this.#byItem.delete(lf.key)
+  }
+
+  /** The local copy shown under this name in this directory, if any. */
+  find(parentKey: string, name: string): LocalFile | undefined {
+    return this.#byName.get(`${parentKey}\0${lower(name)}`)
+  }
+
+  /** The local copy of a file by its key (item key or l:id). */
+  byKey(key: string): LocalFile | undefined {
+    if (key.startsWith('l:')) return this.#byId.get(key.slice(2))
+    return this.#byItem.get(key)
+  }
+
+  /** Local copies in one directory (merged into its listing). */
+  inDir(parentKey: string): LocalFile[] {
+    return [...this.#byId.values()].filter((lf) => lf.parentKey === parentKey)
+  }
+
+  all(): LocalFile[] {
+    return [...this.#byId.values()]
+  }
+
+  /** A new file (create): empty, not on OneDrive yet. */
+  async createNew(parent: ItemRef, parentKey: string, name: string, now: number): Promise<LocalFile> {
+    toRemoteName(name) // refuse a name OneDrive can never hold before any byte is written
+    const id = this.#o.spool.newId()
+    const fh = await this.#o.spool.create(id)
+    const lf = new LocalFile(id, fh, parent, parentKey, name, 0, now, undefined, undefined, false)
+    this.#index(lf)
+    return lf
+  }
+
+  /** A local copy of an existing remote file, its bytes fetched first unless it is being truncated. */
+  async adopt(parent: ItemRef, parentKey: string, name: string, ref: ItemRef, remote: { size: number; mtimeMs: number; eTag?: string; cTag?: string }, truncate: boolean): Promise<LocalFile> {
+    const id = this.#o.spool.newId()
+    const fh = await this.#o.spool.create(id)
+    try {
+      if (!truncate && remote.size > 0) {
+        let pos = 0
+        await this.#o.client.download(ref, async (chunk) => {
+          let off = 0
+          while (off < chunk.length) {
+            const { bytesWritten } = await fh.write(chunk, off, chunk.length - off, pos)
+            off += bytesWritten
+            pos += bytesWritten
+          }
+        })
+      }
+    } catch (e) {
+      await fh.close().catch(() => undefined)
+      await this.#o.spool.remove(id)
+      throw e
+    }
+    const lf = new LocalFile(id, fh, parent, parentKey, name, truncate ? 0 : remote.size, remote.mtimeMs, ref.itemId, remote.eTag, true)
+    lf.baseCTag = remote.cTag
+    if (truncate && remote.size > 0) lf.dataGen++
+    this.#index(lf)
+    return lf
+  }
+
+  /** Follow a rename: the copy will be uploaded under its new name and folder. */
+  async move(lf: LocalFile, parent: ItemRef, parentKey: string, name: string): Promise<void> {
+    this.#unindex(lf)
+    lf.parent = parent
+    lf.parentKey = parentKey
+    lf.name = name
+    this.#index(lf)
+    if (lf.state === 'waiting' || lf.state === 'failed') await this.#journal(lf)
+  }
+
+  async #journal(lf: LocalFile): Promise<void> {
+    await lf.fh.sync()
+    await this.#o.spool.writeRecord(lf.record())
+  }
+
+  /** The last handle closed: journal a changed copy and schedule its upload, or drop an unchanged one. */
+  async closed(lf: LocalFile): Promise<void> {
+    if (lf.opens > 0 || lf.deleted) return
+    if (!lf.dirty) {
+      if (!lf.running) await this.#drop(lf)
+      return
+    }
+    if (lf.state !== 'uploading') {
+      lf.state = 'waiting'
+      await this.#journal(lf)
+    }
+    this.#schedule(lf, this.#closing ? 0 : this.#o.delayMs)
+  }
+
+  /** Metadata-only change (utimens) of a closed copy: keep the journal in step. */
+  async touched(lf: LocalFile): Promise<void> {
+    if (lf.opens === 0 && (lf.state === 'waiting' || lf.state === 'failed')) await this.#journal(lf)
+    else if (lf.opens === 0 && !lf.running) await this.closed(lf)
+  }
+
+  #schedule(lf: LocalFile, delayMs: number): void {
+    lf.wake?.abort()
+    const ac = new AbortController()
+    lf.wake = ac
+    this.#clock.sleep(delayMs, ac.signal).then(
+      () => {
+        if (lf.wake === ac) lf.wake = undefined
+        void this.#start(lf)
+      },
+      () => undefined,
+    )
+  }
+
+  /** Start the upload if it is due and none is running; resolves when that run ends. */
+  #start(lf: LocalFile): Promise<void> {
+    if (lf.running) return lf.running
+    if (lf.deleted || !lf.dirty) return Promise.resolve()
+    lf.wake?.abort()
+    lf.wake = undefined
+    const run = this.#limit(() => this.#upload(lf)).finally(() => {
+      if (lf.running === run) lf.running = undefined
+    })
+    lf.running = run
+    return run
+  }
+
+  async #upload(lf: LocalFile): Promise<void> {
+    if (lf.deleted) return
+    const gen = lf.dataGen
+    const mtimeMs = lf.mtimeMs
+    const size = lf.size
+    const name = lf.name
+    const parent = lf.parent
+    const oldKey = lf.key
+    const prevState = lf.state
+    lf.state = 'uploading'
+    const source: UploadSource = {
+      size,
+      read: async (offset, length) => {
+        const buf = Buffer.alloc(length)
+        await lf.fh.read(buf, 0, length, offset) // short read: zeros (sparse tail)
+        return buf
+      },
+    }
+    try {
+      if (prevState !== 'open') await this.#o.spool.writeRecord(lf.record())
+      let target = name
+      let conflict = false
+      if (lf.itemId && lf.baseCTag) {
+        // Changed on OneDrive since the local copy was taken? Then keep both (graph-drive-api.md §4.3:
+        // compare content tags, not eTags, which also change on metadata edits).
+        const cur = await this.#o.client.getItem({ driveId: parent.driveId, itemId: lf.itemId }).catch((e: unknown) => {
+          if (isGraphError(e) && e.classify() === 'notFound') return undefined
+          throw e
+        })
+        if (cur?.cTag && cur.cTag !== lf.baseCTag) {
+          conflict = true
+          target = conflictName(name, new Date(this.#clock.now()), hostname())
+        }
+      }
+      this.uploads++
+      const res = await this.#o.client.upload(parent, toRemoteName(target), source, {
+        mtime: new Date(mtimeMs),
+        conflictBehavior: 'replace',
+        sessionStore: this.#sessions,
+        sessionKey: lf.id,
+        sourceId: `${lf.id}:${gen}:${size}:${mtimeMs}`,
+        ...(conflict ? { conflictBehavior: 'rename' as const } : {}),
+      })
+      let item = res.item
+      if (conflict) {
+        this.#log.warn({ name, conflictName: item.name ?? target, parentId: parent.itemId }, 'changed on OneDrive while a local copy waited: the local version was uploaded beside it')
+        this.conflicts.push({ name, conflictName: item.name ?? target, parentId: parent.itemId, at: this.#clock.now() })
+        this.#o.onConflict?.(lf)
+        if (lf.opens === 0 && lf.dataGen === gen) await this.#drop(lf)
+        else {
+          // Written again meanwhile: the next upload is a new file under the conflict name.
+          this.#unindex(lf)
+          lf.name = item.name ?? target
+          lf.itemId = item.id
+          lf.baseCTag = item.cTag
+          lf.syncedGen = gen
+          this.#index(lf)
+        }
+        return
+      }
+      const ref = { driveId: parent.driveId, itemId: item.id }
+      if (lf.deleted) {
+        // Unlinked while it was on the wire: remove what just arrived.
+        await this.#o.client.deleteItem(ref).catch((e) => this.#log.warn({ name, err: errorMessage(e) }, 'could not remove a file deleted during its upload'))
+        return
+      }
+      this.#unindex(lf)
+      lf.itemId = item.id
+      lf.baseETag = item.eTag
+      lf.baseCTag = item.cTag
+      lf.syncedGen = gen
+      lf.syncedMtimeMs = mtimeMs
+      lf.failures = 0
+      lf.error = undefined
+      if (lf.name !== name || lf.parent.itemId !== parent.itemId) {
+        // Renamed during the upload: move what arrived to where the file now is.
+        item = await this.#o.client.move(ref, { name: toRemoteName(lf.name), parentId: lf.parent.itemId, conflictBehavior: 'replace' })
+      }
+      this.#index(lf)
+      if (lf.dirty && lf.dataGen === gen && lf.opens === 0) {
+        // Only the mtime changed meanwhile: set it, no second upload.
+        item = await this.#o.client.setMtime(ref, new Date(lf.mtimeMs))
+        lf.syncedMtimeMs = lf.mtimeMs
+      }
+      this.#o.onUploaded(lf, item, oldKey)
+      this.#log.debug({ name: lf.name, size, verified: res.verified }, 'uploaded')
+      if (lf.dirty) {
+        lf.state = lf.opens > 0 ? 'open' : 'waiting'
+        if (lf.opens === 0) {
+          await this.#journal(lf)
+          this.#schedule(lf, this.#closing ? 0 : this.#o.delayMs)
+        }
+        return
+      }
+      if (lf.opens > 0) {
+        lf.state = 'open'
+        // Still open: OneDrive holds these bytes, so the record goes; the data file stays for the handles.
+        await this.#o.spool.removeRecord(lf.id).catch(() => undefined)
+        return
+      }
+      await this.#drop(lf)
+    } catch (e) {
+      lf.failures++
+      lf.error = errorMessage(e)
+      lf.state = 'failed'
+      const level = isGraphError(e) && !e.exhausted && ['accessDenied', 'quotaExceeded', 'invalidName', 'pathTooLong', 'tooLarge'].includes(e.classify()) ? 'error' : 'warn'
+      this.#log[level]({ name, parentId: parent.itemId, size, attempt: lf.failures, err: lf.error }, 'upload failed; the file stays in the write-back spool and is retried')
+      await this.#o.spool.writeRecord(lf.record()).catch(() => undefined)
+      if (!this.#closing && lf.opens === 0) this.#schedule(lf, Math.min(600_000, 5_000 * 2 ** Math.min(7, lf.failures)))
+      throw e
+    }
+  }
+
+  async #drop(lf: LocalFile): Promise<void> {
+    this.#unindex(lf)
+    lf.wake?.abort()
+    await lf.fh.close().catch(() => undefined)
+    await this.#o.spool.remove(lf.id)
+  }
+
+  /** fsync: upload now and return when OneDrive holds the bytes. */
+  async flushNow(lf: LocalFile): Promise<void> {
+    if (lf.deleted) return
+    for (let i = 0; i < 3 && (lf.running || lf.dirty); i++) {
+      if (lf.running) await lf.running.catch(() => undefined)
+      if (!lf.dirty) break
+      try {
+        await this.#start(lf)
+      } catch (e) {
+        throw new VfsError('uploadFailed', `${lf.name}: upload failed: ${errorMessage(e)}`, { cause: e, level: 'error' })
+      }
+    }
+  }
+
+  /** unlink: cancel the upload and forget the copy (the remote item, if any, is the caller's). */
+  async discard(lf: LocalFile): Promise<void> {
+    lf.deleted = true
+    lf.wake?.abort()
+    this.#unindex(lf)
+    if (lf.running) await lf.running.catch(() => undefined)
+    await lf.fh.close().catch(() => undefined)
+    await this.#o.spool.remove(lf.id)
+  }
+
+  /** Upload everything now and wait; returns the copies still not on OneDrive. */
+  async drain(opts: { closing?: boolean } = {}): Promise<LocalFile[]> {
+    if (opts.closing) this.#closing = true
+    const runs: Promise<void>[] = []
+    for (const lf of this.#byId.values()) {
+      if (lf.opens > 0 && !opts.closing) continue
+      if (lf.running || lf.dirty) runs.push(this.#start(lf).catch(() => undefined))
+    }
+    await Promise.all(runs)
+    // Uploads that started meanwhile (renames, retries) are awaited too.
+    const again = [...this.#byId.values()].filter((lf) => lf.running)
+    await Promise.all(again.map((lf) => lf.running!.catch(() => undefined)))
+    return [...this.#byId.values()].filter((lf) => lf.dirty && !lf.deleted)
+  }
+
+  /** On shutdown: journal copies that are still open so nothing written is lost. */
+  async journalOpen(): Promise<void> {
+    for (const lf of this.#byId.values()) {
+      if (lf.dirty && lf.state === 'open') {
+        lf.state = 'waiting'
+        await this.#journal(lf).catch(() => undefined)
+      }
+    }
+  }
+
+  /** Re-read the journal of an earlier run and upload every copy; resolves when all are done or failed. */
+  async recover(keyOf: (ref: ItemRef) => string): Promise<{ recovered: number; failed: LocalFile[] }> {
+    const { records, orphans } = await this.#o.spool.records()
+    for (const id of orphans) await this.#o.spool.remove(id)
+    const lfs: LocalFile[] = []
+    for (const r of records) {
+      const fh = await this.#o.spool.reopen(r.id)
+      const parent = { driveId: r.driveId, itemId: r.parentId }
+      const lf = new LocalFile(r.id, fh, parent, keyOf(parent), r.name, r.size, r.mtimeMs, r.itemId, r.baseETag, false)
+      lf.baseCTag = r.baseCTag
+      lf.state = 'waiting'
+      this.#index(lf)
+      lfs.push(lf)
+    }
+    await Promise.all(lfs.map((lf) => this.#start(lf).catch(() => undefined)))
+    return { recovered: lfs.length, failed: lfs.filter((lf) => lf.dirty) }
+  }
+
+  pending(): PendingUpload[] {
+    return [...this.#byId.values()].filter((lf) => lf.dirty && !lf.deleted).map((lf) => ({
+      name: lf.name, parentId: lf.parent.itemId, size: lf.size, state: lf.state, ...(lf.error ? { error: lf.error } : {}),
+    }))
+  }
+
+  async close(): Promise<void> {
+    for (const lf of this.#byId.values()) {
+      lf.wake?.abort()
+      await lf.fh.close().catch(() => undefined)
+    }
+  }
+}

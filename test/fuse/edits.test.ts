@@ -1,0 +1,63 @@
+// Edits over a real mount: mv of folders, mv -f over a file, a case-only
+// rename, rm -rf, mkdir -p, touch -d read back by stat, truncate -s, >> appends,
+// dd conv=notrunc seek=, git init/add/commit.
+import t from 'tap'
+import { readFile, stat } from 'node:fs/promises'
+import { join } from 'node:path'
+import { world, sh, type World, type Mounted } from './support.js'
+
+let w: World
+let m: Mounted
+
+t.before(async () => {
+  w = await world(t)
+  m = await w.mount()
+})
+
+t.test('mv of folders, mv -f over a file, case-only rename, rm -rf, mkdir -p', async (t) => {
+  const base = join(m.mnt, 'My files/mv')
+  t.equal((await sh(`mkdir -p '${base}/a/b/c' && echo one > '${base}/a/b/c/f' && echo two > '${base}/g' && echo three > '${base}/h'`)).code, 0)
+  t.equal((await sh(`mv '${base}/a' '${base}/z'`)).code, 0)
+  t.equal(await readFile(join(base, 'z/b/c/f'), 'utf8'), 'one\n')
+  t.equal((await sh(`mv -f '${base}/g' '${base}/h'`)).code, 0)
+  t.equal(await readFile(join(base, 'h'), 'utf8'), 'two\n')
+  t.equal((await sh(`ls '${base}'`)).stdout, 'h\nz\n')
+  t.equal((await sh(`mv '${base}/h' '${base}/H'`)).code, 0)
+  t.equal((await sh(`ls '${base}'`)).stdout, 'H\nz\n', 'case-only rename shows the new case')
+  t.equal((await sh(`rm -rf '${base}/z'`)).code, 0)
+  t.equal((await sh(`ls '${base}'`)).stdout, 'H\n')
+  await w.odfs(['sync', m.mnt])
+  const ls = await w.odfs(['ls', '--token-store', 'file', 'My files/mv'])
+  t.match(ls.stdout, / H\n/)
+  t.notMatch(ls.stdout, / z\//)
+})
+
+t.test('touch -d, truncate -s, >> appends, dd conv=notrunc seek=', async (t) => {
+  const f = join(m.mnt, 'My files/edit.txt')
+  t.equal((await sh(`echo hello > '${f}' && touch -d '2020-01-02 03:04:05 UTC' '${f}'`)).code, 0)
+  t.equal((await sh(`stat -c %Y '${f}'`)).stdout.trim(), String(Date.parse('2020-01-02T03:04:05Z') / 1000))
+  t.equal((await sh(`echo world >> '${f}'`)).code, 0)
+  t.equal(await readFile(f, 'utf8'), 'hello\nworld\n')
+  t.equal((await sh(`printf XY | dd of='${f}' bs=1 seek=2 conv=notrunc status=none`)).code, 0)
+  t.equal(await readFile(f, 'utf8'), 'heXYo\nworld\n')
+  t.equal((await sh(`truncate -s 3 '${f}'`)).code, 0)
+  t.equal(await readFile(f, 'utf8'), 'heX')
+  t.equal((await sh(`truncate -s 5 '${f}'`)).code, 0)
+  t.same(await readFile(f), Buffer.from('heX\0\0'), 'sparse extension reads zeros')
+  t.equal((await sh(`touch -d '2019-05-06 07:08:09 UTC' '${f}'`)).code, 0)
+  await w.odfs(['sync', m.mnt])
+  const got = await w.odfs(['get', '--token-store', 'file', 'My files/edit.txt', join(w.dir, 'edit.txt')])
+  t.equal(got.code, 0, got.stderr)
+  t.same(await readFile(join(w.dir, 'edit.txt')), Buffer.from('heX\0\0'), 'OneDrive holds the edited bytes')
+  t.equal((await stat(join(w.dir, 'edit.txt'))).mtime.toISOString(), '2019-05-06T07:08:09.000Z', 'and the mtime')
+})
+
+t.test('git init, add, commit inside the mount', async (t) => {
+  const repo = join(m.mnt, 'My files/repo')
+  const env = { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@e', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@e', HOME: w.dir }
+  const r = await sh(`mkdir '${repo}' && cd '${repo}' && git init -q && echo a > a.txt && mkdir sub && echo b > sub/b.txt && git add . && git commit -qm first && echo c >> a.txt && git commit -qam second && git log --oneline | wc -l && git status --porcelain`, { env })
+  t.equal(r.code, 0, r.stderr)
+  t.equal(r.stdout, '2\n', 'two commits, clean tree')
+  const fsck = await sh(`cd '${repo}' && git fsck --no-progress 2>&1`, { env })
+  t.equal(fsck.code, 0, fsck.stdout)
+})

@@ -1,0 +1,186 @@
+// The filesystem core without a kernel: the Vfs over the drive client and the
+// in-process emulator, time on a ManualClock. Covers the metadata cache (TTL,
+// negative entries, read-your-writes), ranged reads (sequential read-ahead vs
+// touched chunks only), and write-back (nothing uploaded before the delay,
+// temp-then-rename lands as one upload under the final name, unlink of a waiting
+// file cancels it, fsync uploads at once).
+import t from 'tap'
+import { constants } from 'node:fs'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { ManualClock } from '../../src/common/index.js'
+import { createGraphDriveClient, type DriveClient } from '../../src/graph/index.js'
+import { CHUNK, conflictName, Vfs } from '../../src/vfs/index.js'
+import { startTestEmulator, tokenFor, type TestEmulator } from '../support/emulator.js'
+
+let emu: TestEmulator
+let client: DriveClient
+let dir: string
+
+t.before(async () => {
+  emu = await startTestEmulator({ seed: 'empty', rateLimit: 0 })
+  const token = await tokenFor(emu, 'user1')
+  client = createGraphDriveClient({ baseUrl: emu.info.graph, tokenProvider: { getAccessToken: async () => token }, dispatcher: emu.dispatcher })
+  dir = await mkdtemp(join(tmpdir(), 'odfs-vfs-'))
+})
+t.teardown(async () => {
+  await emu?.close()
+  if (dir) await rm(dir, { recursive: true, force: true })
+})
+
+let n = 0
+async function newVfs(t: { teardown(f: () => unknown): void }, opts: Partial<ConstructorParameters<typeof Vfs>[0]> = {}) {
+  const clock = new ManualClock(Date.now())
+  const vfs = new Vfs({ client, clock, spoolDir: join(dir, `spool${n++}`), dirCacheTimeMs: 10_000, negativeTtlMs: 1_000, writeBackMs: 5_000, ...opts })
+  await vfs.init()
+  t.teardown(() => vfs.close())
+  return { vfs, clock }
+}
+
+function api(): Record<string, number> {
+  const out: Record<string, number> = {}
+  for (const [k, v] of Object.entries(emu.stats.routes)) if (/ \/(me|drives)\b/.test(k)) out[k] = v
+  return out
+}
+const calls = () => Object.values(api()).reduce((a, b) => a + b, 0)
+
+async function writeAll(vfs: Vfs, fh: number, data: Buffer, at = 0) {
+  await vfs.write(fh, data, data.length, at)
+}
+
+t.test('metadata cache: listing fills attributes, TTL, negative entries', async (t) => {
+  await emu.store.writeFile('user1', 'cache/a.txt', 'aaa')
+  await emu.store.writeFile('user1', 'cache/b.txt', 'bbbb')
+  const { vfs, clock } = await newVfs(t)
+  await vfs.getattr('/My files/cache')
+  emu.resetStats()
+  const r = await vfs.readdir('/My files/cache')
+  t.same(r.names.slice(2).sort(), ['a.txt', 'b.txt'])
+  t.equal(calls(), 1, 'one listing page')
+  t.equal((await vfs.getattr('/My files/cache/b.txt')).size, 4)
+  t.equal((await vfs.getattr('/My files/CACHE/B.TXT')).size, 4, 'case-insensitive')
+  await t.rejects(vfs.getattr('/My files/cache/missing'), { code: 'notFound' })
+  t.equal(calls(), 1, 'attributes and misses inside a fresh listing cost nothing')
+  await clock.advance(11_000)
+  await t.rejects(vfs.getattr('/My files/cache/missing'), { code: 'notFound' })
+  t.equal(calls(), 3, 'after the TTL lookups ask the service (the folder and the name)')
+  await t.rejects(vfs.getattr('/My files/cache/missing'), { code: 'notFound' })
+  t.equal(calls(), 3, 'the miss is remembered')
+  await clock.advance(1_500)
+  await t.rejects(vfs.getattr('/My files/cache/missing'), { code: 'notFound' })
+  t.equal(calls(), 4, 'for the negative TTL only')
+})
+
+t.test('read-your-writes; nothing uploaded before the write-back delay; fsync uploads at once', async (t) => {
+  const { vfs, clock } = await newVfs(t)
+  await vfs.mkdir('/My files/ryw', 0o755)
+  const fh = await vfs.create('/My files/ryw/new.txt', 0o644)
+  await writeAll(vfs, fh, Buffer.from('fresh bytes'))
+  await vfs.release(fh)
+  const names = (await vfs.readdir('/My files/ryw')).names
+  t.ok(names.includes('new.txt'), 'listed at once')
+  t.equal((await vfs.getattr('/My files/ryw/new.txt')).size, 11)
+  const rfh = await vfs.open('/My files/ryw/new.txt', constants.O_RDONLY)
+  const buf = Buffer.alloc(64)
+  t.equal(await vfs.read(rfh, buf, 64, 0), 11)
+  t.equal(buf.subarray(0, 11).toString(), 'fresh bytes')
+  await vfs.release(rfh)
+  const drive = await client.getMyDrive()
+  const missing = await client.getItemByPath(drive.id, 'ryw/new.txt').then(() => undefined, (e: { status?: number }) => e)
+  t.equal(missing?.status, 404, 'not on OneDrive yet')
+  t.equal(vfs.pending().length, 1)
+  await clock.advance(5_000)
+  await vfs.sync()
+  t.equal((await client.getItemByPath(drive.id, 'ryw/new.txt')).size, 11, 'uploaded after the delay')
+
+  const f2 = await vfs.create('/My files/ryw/synced.txt', 0o644)
+  await writeAll(vfs, f2, Buffer.from('fsync me'))
+  await vfs.fsync(f2)
+  t.equal((await client.getItemByPath(drive.id, 'ryw/synced.txt')).size, 8, 'fsync returned after the upload')
+  await vfs.release(f2)
+})
+
+t.test('temp file renamed over a file lands as one upload under the final name; unlink cancels', async (t) => {
+  await emu.store.writeFile('user1', 'edit/target.txt', 'old contents')
+  const { vfs, clock } = await newVfs(t)
+  t.equal((await vfs.getattr('/My files/edit/target.txt')).size, 12)
+  const fh = await vfs.create('/My files/edit/.target.txt.swp', 0o644)
+  await writeAll(vfs, fh, Buffer.from('new contents!'))
+  await vfs.release(fh)
+  await vfs.rename('/My files/edit/.target.txt.swp', '/My files/edit/target.txt')
+  t.equal((await vfs.getattr('/My files/edit/target.txt')).size, 13, 'the new size at once')
+  const gone = await vfs.create('/My files/edit/scratch', 0o644)
+  await writeAll(vfs, gone, Buffer.from('never uploaded'))
+  await vfs.release(gone)
+  await vfs.unlink('/My files/edit/scratch')
+  emu.resetStats()
+  await clock.advance(5_000)
+  await vfs.sync()
+  const r = api()
+  const uploads = Object.entries(r).filter(([k]) => /createUploadSession|\/content$/.test(k)).reduce((a, [, v]) => a + v, 0)
+  t.equal(uploads, 1, `one upload: ${JSON.stringify(r)}`)
+  const drive = await client.getMyDrive()
+  const names = (await client.listChildren({ driveId: drive.id, itemId: (await client.getItemByPath(drive.id, 'edit')).id })).map((i) => i.name)
+  t.same(names, ['target.txt'], 'no temp file, no scratch file on OneDrive')
+  t.equal((await client.getItemByPath(drive.id, 'edit/target.txt')).size, 13)
+})
+
+t.test('reads: sequential reads fetch ahead, random reads fetch only touched chunks', async (t) => {
+  await emu.store.writeFile('user1', 'big/seq.bin', { size: 8 * CHUNK, pattern: 'ramp' })
+  await emu.store.writeFile('user1', 'big/rnd.bin', { size: 8 * CHUNK, pattern: 'ramp' })
+  const { vfs } = await newVfs(t, { readAhead: 4 * CHUNK })
+  const fh = await vfs.open('/My files/big/seq.bin', constants.O_RDONLY)
+  const buf = Buffer.alloc(128 * 1024)
+  let total = 0
+  for (let off = 0; ; off += buf.length) {
+    const got = await vfs.read(fh, buf, buf.length, off)
+    if (got === 0) break
+    total += got
+  }
+  t.equal(total, 8 * CHUNK)
+  t.equal(vfs.reader.requests, 8, 'each chunk fetched once')
+  await vfs.release(fh)
+  const before = vfs.reader.requests
+  const r = await vfs.open('/My files/big/rnd.bin', constants.O_RDONLY)
+  const small = Buffer.alloc(4096)
+  for (const off of [5 * CHUNK + 10, 1 * CHUNK + 7, 7 * CHUNK]) await vfs.read(r, small, 4096, off)
+  t.equal(vfs.reader.requests - before, 3, 'three scattered reads, three chunks')
+  await vfs.release(r)
+})
+
+t.test('a file changed on OneDrive while the local copy waited: the local one goes up beside it', async (t) => {
+  await emu.store.writeFile('user1', 'conf/report.txt', 'base version\n')
+  const { vfs, clock } = await newVfs(t)
+  const fh = await vfs.open('/My files/conf/report.txt', constants.O_RDWR)
+  await writeAll(vfs, fh, Buffer.from('LOCAL'))
+  await vfs.release(fh)
+  await emu.store.writeFile('user1', 'conf/report.txt', 'changed remotely\n')
+  await clock.advance(5_000)
+  await vfs.sync()
+  const drive = await client.getMyDrive()
+  const folder = await client.getItemByPath(drive.id, 'conf')
+  const names = (await client.listChildren({ driveId: drive.id, itemId: folder.id })).map((i) => i.name!).sort().reverse()
+  t.equal(names.length, 2, names.join(' | '))
+  t.equal(names[0], 'report.txt')
+  t.match(names[1], /^report \(conflict \d{4}-\d\d-\d\d \d{6} [^)]+\)\.txt$/)
+  const conflicts = vfs.conflicts()
+  t.equal(conflicts.length, 1)
+  t.equal(conflicts[0]!.name, 'report.txt')
+  const read = async (p: string) => {
+    const h = await vfs.open(p, constants.O_RDONLY)
+    const b = Buffer.alloc(100)
+    const n = await vfs.read(h, b, 100, 0)
+    await vfs.release(h)
+    return b.subarray(0, n).toString()
+  }
+  t.equal(await read('/My files/conf/report.txt'), 'changed remotely\n', 'the remote change is kept')
+  t.equal(await read(`/My files/conf/${names[1]}`), 'LOCALversion\n', 'and the local one (its first 5 bytes overwritten) beside it')
+})
+
+t.test('conflict names', async (t) => {
+  const at = new Date('2026-03-04T05:06:07Z')
+  t.equal(conflictName('a.txt', at, 'node1.example.org'), 'a (conflict 2026-03-04 050607 node1).txt')
+  t.equal(conflictName('Makefile', at, 'h'), 'Makefile (conflict 2026-03-04 050607 h)')
+  t.equal(conflictName('.bashrc', at, 'h'), '.bashrc (conflict 2026-03-04 050607 h)')
+})
