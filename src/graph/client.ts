@@ -55,10 +55,6 @@ export interface SharedEntry {
   source: 'sharedWithMe' | 'shortcut' | 'search' | 'link'
 }
 
-export interface SearchHit {
-  item: DriveItem
-}
-
 export interface ClientStats {
   requests: number
   retries: number

@@ -31,8 +31,6 @@ export interface RequestPolicy {
   idempotent: boolean
   /** Send the bearer token (Graph API); false for pre-authenticated URLs. */
   auth: boolean
-  /** Retry 500/502/504 (idempotent requests only). */
-  retryServerErrors?: boolean
   /** Per-attempt timeout for receiving the response headers (ms). */
   timeoutMs?: number
   /**
@@ -195,7 +193,7 @@ export class RetryMiddleware extends Base {
         this.#retrying(policy, status, res!.headers.get('request-id'), wait)
         continue // the rate limiter holds the next attempt until the pause is over
       }
-      if ((status === 500 || status === 502 || status === 504 || status === 509) && policy.idempotent && policy.retryServerErrors !== false) {
+      if ((status === 500 || status === 502 || status === 504 || status === 509) && policy.idempotent) {
         failures++
         const delay = backoffDelay(failures, this.opts)
         if (failures >= this.opts.maxAttempts || pastDeadline(delay)) {

@@ -7,7 +7,7 @@
  *   Shared libraries/<site>/<library>/... followed SharePoint sites' document libraries
  *                                         (absent on personal accounts)
  *
- * resolvePath() turns a virtual path into a drive address with as few calls as it
+ * TreeResolver.resolve() turns a virtual path into a drive address with as few calls as it
  * can: one path lookup relative to the base item, and a walk up only when that
  * fails (paths through a shortcut to a shared folder are not traversed by the
  * service, §1.1). Does not import fuse-native.
@@ -199,14 +199,4 @@ export function entryOf(item: DriveItem, name?: string): VirtualEntry {
     ref: targetOf(item),
     item,
   }
-}
-
-/** Resolve one virtual path (convenience; use a TreeResolver to reuse its caches). */
-export function resolvePath(client: DriveClient, virtualPath: string, opts: TreeOptions = {}): Promise<Resolved> {
-  return new TreeResolver(client, opts).resolve(virtualPath)
-}
-
-/** List one virtual directory (convenience). */
-export function listVirtual(client: DriveClient, virtualPath: string, opts: TreeOptions = {}): Promise<VirtualEntry[]> {
-  return new TreeResolver(client, opts).list(virtualPath)
 }
