@@ -166,6 +166,7 @@ export class Downloader {
         signal,
         label: 'GET {downloadUrl}',
         raw: true,
+        stream: true,
         content: true,
       })
       const st = r.res.status

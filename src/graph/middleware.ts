@@ -45,6 +45,13 @@ export interface RequestPolicy {
   /** Bulk transfer: bypass fetch, use the dispatcher's request() (body also as a Node stream). */
   raw?: boolean
   /**
+   * The caller streams the body (downloads). Every other answer is read whole inside
+   * the retried unit, so a connection that breaks in the middle of a body is retried
+   * (idempotent requests) or reported as a network GraphError, like one that breaks
+   * before the headers.
+   */
+  stream?: boolean
+  /**
    * A transfer on a pre-authenticated content URL (upload fragment, download). It
    * is not a Graph API operation, so it takes no token of the per-second budget
    * (a 10 MiB fragment per token would cap a 20/s user at 200 MiB/s); the
@@ -118,6 +125,18 @@ function normaliseHeaders(h: unknown): Record<string, string> {
   return out
 }
 
+/** Statuses whose answers have no body (a Response cannot be built with one). */
+function nullBodyStatus(status: number): boolean {
+  return status === 101 || status === 204 || status === 205 || status === 304
+}
+
+/** The same answer with its body read into memory (throws if the connection breaks while reading). */
+async function buffered(res: Response): Promise<Response> {
+  if (res.body === null) return res
+  const bytes = await res.arrayBuffer()
+  return new Response(nullBodyStatus(res.status) ? null : bytes, { status: res.status, statusText: res.statusText, headers: res.headers })
+}
+
 async function drain(res: Response | undefined): Promise<void> {
   try {
     await res?.body?.cancel()
@@ -160,6 +179,8 @@ export class RetryMiddleware extends Base {
       try {
         await this.next!.execute(attempt)
         res = attempt.response
+        // The body of an answer that will not be retried is read here, inside the attempt.
+        if (res && !policy.stream && !this.#retriable(res.status, policy)) res = await buffered(res)
       } catch (e) {
         if (policy.signal?.aborted) throw e
         netErr = e
@@ -210,6 +231,11 @@ export class RetryMiddleware extends Base {
       ctx.response = res
       return
     }
+  }
+
+  /** Answers the loop below retries (their bodies are drained, not read). */
+  #retriable(status: number, policy: RequestPolicy): boolean {
+    return status === 429 || status === 503 || ((status === 500 || status === 502 || status === 504 || status === 509) && policy.idempotent)
   }
 
   #retrying(policy: RequestPolicy, status: number, requestId: string | null | undefined, delayMs: number, err?: unknown): void {

@@ -45,6 +45,8 @@ export interface SendOptions {
   label?: string
   /** Bulk transfer (upload fragment, download): sent through the dispatcher's request(). */
   raw?: boolean
+  /** The caller streams the answer's body (downloads); otherwise it is read whole inside the retried unit. */
+  stream?: boolean
   /** A transfer on a pre-authenticated content URL: no token of the API budget (see RequestPolicy.content). */
   content?: boolean
   /** Retry deadline for this request (ms). */
@@ -110,6 +112,7 @@ export class GraphTransport {
       timeoutMs: o.timeoutMs,
       signal: o.signal,
       raw: o.raw,
+      stream: o.stream,
       content: o.content ?? false,
       deadlineMs: o.deadlineMs ?? this.#deadlineMs,
     })
