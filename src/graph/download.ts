@@ -6,7 +6,7 @@
  * A service that ignores Range and answers 200 is coped with (bytes skipped and cut).
  */
 import { Readable, Transform, type TransformCallback } from 'node:stream'
-import { GraphError, isGraphError } from './errors.js'
+import { GraphError, isNetworkError } from './errors.js'
 import { QuickXorHash } from './quickxorhash.js'
 import { backoffDelay, DEFAULT_RETRY, nodeBodyOf } from './middleware.js'
 import type { GraphTransport } from './transport.js'
@@ -143,7 +143,7 @@ export class Downloader {
     this.urlFetches++
     const url = item['@microsoft.graph.downloadUrl']
     if (!url) {
-      throw new GraphError({ status: 0, code: 'notAFile', message: `item ${ref.itemId} has no download URL (a folder or a package?)`, level: 'debug' })
+      throw new GraphError({ status: 0, code: 'notAFile', message: `item ${ref.itemId} has no download URL (a folder or a package?)`, level: 'debug', local: true })
     }
     const v: CachedUrl = { url, at: this.t.clock.now(), size: item.size, hash: item.file?.hashes?.quickXorHash }
     if (this.#cache.size >= this.#max) this.#cache.delete(this.#cache.keys().next().value!)
@@ -220,7 +220,7 @@ export class Downloader {
       try {
         rs = await this.openRange(ref, pos, end, opts.signal)
       } catch (e) {
-        if (isGraphError(e) && e.status === 0 && !opts.signal?.aborted && ++failures <= DEFAULT_RETRY.maxAttempts) {
+        if (isNetworkError(e) && !opts.signal?.aborted && ++failures <= DEFAULT_RETRY.maxAttempts) {
           await this.t.clock.sleep(backoffDelay(failures, DEFAULT_RETRY), opts.signal)
           reopened++
           continue

@@ -23,6 +23,7 @@ export type GraphErrorKind =
   | 'locked'
   | 'hashMismatch'
   | 'network'
+  | 'local' // a condition on this machine or in the request itself: no retry can help
   | 'serverError'
   | 'badRequest'
   | 'other'
@@ -88,6 +89,11 @@ export interface GraphErrorInit {
   cause?: unknown
   details?: Record<string, unknown>
   level?: LogLevelName
+  /**
+   * The failure is local (not a file, the source changed, an invalid base URL), not
+   * the network's: status 0 then does not mean "no answer arrived", and it is never retried.
+   */
+  local?: boolean
 }
 
 export class GraphError extends OdfsError {
@@ -103,6 +109,8 @@ export class GraphError extends OdfsError {
   readonly attempts: number
   /** True when the request was retryable but the retry budget ran out. */
   readonly exhausted: boolean
+  /** A local condition, not a failure of the service or the network (see GraphErrorInit.local). */
+  readonly local: boolean
 
   constructor(init: GraphErrorInit) {
     super(init.code, init.message, {
@@ -118,6 +126,7 @@ export class GraphError extends OdfsError {
     this.route = init.route
     this.attempts = init.attempts ?? 1
     this.exhausted = init.exhausted ?? false
+    this.local = init.local ?? false
   }
 
   /** The deepest inner code, or undefined when the error had none. */
@@ -133,6 +142,7 @@ export class GraphError extends OdfsError {
     }
     const k = CODE_KINDS[this.code.toLowerCase()]
     if (k) return k
+    if (this.local) return 'local'
     if (this.status === 0) return 'network'
     if (STATUS_KINDS[this.status]) return STATUS_KINDS[this.status]!
     if (this.status >= 500) return 'serverError'
@@ -147,6 +157,11 @@ export class GraphError extends OdfsError {
 
 export function isGraphError(e: unknown): e is GraphError {
   return e instanceof GraphError
+}
+
+/** A network failure (no answer, or an answer cut short) that a retry may cure; never a local condition. */
+export function isNetworkError(e: unknown): e is GraphError {
+  return e instanceof GraphError && e.classify() === 'network'
 }
 
 /** Collect the nested inner codes of a Graph error body (`innerError` or `innererror`, any depth). */

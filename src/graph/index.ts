@@ -4,7 +4,7 @@
  */
 export type { TokenProvider, RetryOptions, RequestPolicy, PipelineCounters } from './middleware.js'
 export { backoffDelay, DEFAULT_RETRY } from './middleware.js'
-export { GraphError, isGraphError, parseRetryAfter, innerCodesOf, type GraphErrorKind } from './errors.js'
+export { GraphError, isGraphError, isNetworkError, parseRetryAfter, innerCodesOf, type GraphErrorKind } from './errors.js'
 export { QuickXorHash, quickXorHash, quickXorHashStream } from './quickxorhash.js'
 export { RateLimiter, type RateLimiterOptions, type RateLimiterStats } from './ratelimit.js'
 export {

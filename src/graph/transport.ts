@@ -86,7 +86,7 @@ export class GraphTransport {
   constructor(opts: TransportOptions) {
     this.baseUrl = opts.baseUrl.replace(/\/+$/, '')
     const m = /^(https?:\/\/[^/]+(?:\/.*)?)\/([^/]+)$/.exec(this.baseUrl)
-    if (!m) throw new GraphError({ status: 0, code: 'invalidBaseUrl', message: `graph base URL must end in /VERSION: ${this.baseUrl}` })
+    if (!m) throw new GraphError({ status: 0, code: 'invalidBaseUrl', message: `graph base URL must end in /VERSION: ${this.baseUrl}`, local: true })
     this.clock = opts.clock ?? systemClock
     this.log = opts.log ?? silentLogger
     this.limiter = opts.limiter ?? new RateLimiter({ rate: opts.rateLimit ?? 20, clock: this.clock })
@@ -143,7 +143,7 @@ export class GraphTransport {
         case 'PUT': res = await req.put(o.body ?? Buffer.alloc(0)); break
         case 'PATCH': res = await req.patch(o.body ?? {}); break
         case 'DELETE': res = await req.delete(); break
-        default: throw new GraphError({ status: 0, code: 'unsupportedMethod', message: `unsupported method ${method}` })
+        default: throw new GraphError({ status: 0, code: 'unsupportedMethod', message: `unsupported method ${method}`, local: true })
       }
       return { res, policy }
     } catch (e) {

@@ -19,7 +19,7 @@
 import { createHash } from 'node:crypto'
 import { mkdir, open, readFile, readdir, rm, writeFile, rename } from 'node:fs/promises'
 import { join } from 'node:path'
-import { GraphError, isGraphError } from './errors.js'
+import { GraphError, isGraphError, isNetworkError } from './errors.js'
 import { encodeSegment } from './paths.js'
 import { QuickXorHash } from './quickxorhash.js'
 import { backoffDelay, DEFAULT_RETRY } from './middleware.js'
@@ -75,7 +75,7 @@ export async function fileSource(path: string): Promise<UploadSource & { mtime: 
       let got = 0
       while (got < length) {
         const { bytesRead } = await fh.read(buf, got, length - got, offset + got)
-        if (bytesRead === 0) throw new GraphError({ status: 0, code: 'sourceChanged', message: `${path} shrank while uploading` })
+        if (bytesRead === 0) throw new GraphError({ status: 0, code: 'sourceChanged', message: `${path} shrank while uploading`, local: true })
         got += bytesRead
       }
       return buf
@@ -483,7 +483,7 @@ export class Uploader {
         }
       } catch (e) {
         if (opts.signal?.aborted) throw e
-        if (!isGraphError(e) || e.status !== 0) throw e
+        if (!isNetworkError(e)) throw e
         // Connection reset or timeout mid-fragment: the service discards the partial fragment.
         this.t.log.debug({ offset: start, error: e.message }, 'fragment broke: asking the session where to resume')
         outcome = 'retry'
