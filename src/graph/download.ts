@@ -8,7 +8,7 @@
 import { Readable, Transform, type TransformCallback } from 'node:stream'
 import { GraphError, isNetworkError } from './errors.js'
 import { QuickXorHash } from './quickxorhash.js'
-import { backoffDelay, DEFAULT_RETRY, nodeBodyOf } from './middleware.js'
+import { backoffDelay, nodeBodyOf } from './middleware.js'
 import type { GraphTransport } from './transport.js'
 import type { DriveItem, ItemRef } from './types.js'
 
@@ -212,16 +212,18 @@ export class Downloader {
     const whole = start === 0 && end === undefined
     const hasher = whole && opts.verify !== false ? new QuickXorHash() : undefined
     let reopened = 0
+    const retry = this.t.retry
     let failures = 0
     let writeFailed = false
     for (;;) {
       if (end !== undefined && pos >= end) break
+      const openedAt = pos
       let rs: RangeStream
       try {
         rs = await this.openRange(ref, pos, end, opts.signal)
       } catch (e) {
-        if (isNetworkError(e) && !opts.signal?.aborted && ++failures <= DEFAULT_RETRY.maxAttempts) {
-          await this.t.clock.sleep(backoffDelay(failures, DEFAULT_RETRY), opts.signal)
+        if (isNetworkError(e) && !opts.signal?.aborted && ++failures < retry.maxAttempts) {
+          await this.t.clock.sleep(backoffDelay(failures, retry), opts.signal)
           reopened++
           continue
         }
@@ -248,12 +250,16 @@ export class Downloader {
         rs.body.destroy()
         // A local write failure is not the network's fault: never retried.
         if (opts.signal?.aborted || writeFailed) throw e
-        if (++failures > DEFAULT_RETRY.maxAttempts) {
+        // A connection that delivered bytes before breaking was progress: the budget
+        // counts consecutive failures without progress (as upload fragments do), so a
+        // slow, flaky link that keeps advancing finishes a large file.
+        if (pos > openedAt) failures = 0
+        if (++failures >= retry.maxAttempts) {
           throw new GraphError({ status: 0, code: 'downloadFailed', message: `download kept breaking at byte ${pos}`, exhausted: true, cause: e })
         }
         this.t.log.debug({ pos, error: (e as Error).message }, 'download broke: reopening from the last byte received')
         reopened++
-        await this.t.clock.sleep(backoffDelay(failures, DEFAULT_RETRY), opts.signal)
+        await this.t.clock.sleep(backoffDelay(failures, retry), opts.signal)
       }
     }
     const serverHash = this.#cache.get(this.#key(ref))?.hash

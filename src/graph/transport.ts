@@ -77,6 +77,8 @@ export class GraphTransport {
   readonly clock: Clock
   readonly log: Logger
   readonly baseUrl: string
+  /** The retry settings of the pipeline (transfers that resume on their own use them too). */
+  readonly retry: RetryOptions
   readonly #head: RetryMiddleware
   readonly #sdk: Client
   readonly #timeoutMs: number
@@ -93,7 +95,8 @@ export class GraphTransport {
     this.#timeoutMs = opts.requestTimeoutMs ?? 30_000
     this.#userAgent = opts.userAgent ?? 'ISV|odfs|odfs/0.1'
     this.#deadlineMs = opts.deadlineMs
-    const retry = new RetryMiddleware(this.limiter, this.clock, this.log, this.counters, { ...DEFAULT_RETRY, ...opts.retry })
+    this.retry = { ...DEFAULT_RETRY, ...opts.retry }
+    const retry = new RetryMiddleware(this.limiter, this.clock, this.log, this.counters, this.retry)
     const rate = new RateLimitMiddleware(this.limiter)
     const auth = new AuthMiddleware(opts.tokenProvider, this.counters, this.baseUrl + '/')
     const fetcher = new FetchHandler(opts.dispatcher, this.#timeoutMs)

@@ -89,6 +89,8 @@ export interface FaultRule {
   rewrite?: (pathAndQuery: string) => string
   /** Break the answer after its headers: the body never arrives, as after a reset. */
   breakBody?: boolean
+  /** Break the answer after this many bytes of its body (implies breakBody). */
+  breakAfter?: number
 }
 
 export interface FaultDispatcher {
@@ -112,15 +114,22 @@ export function faultDispatcher(inner: Dispatcher): FaultDispatcher {
     if (!rule) return dispatch(opts, handler)
     rule.left--
     const o = rule.rewrite ? { ...opts, path: rule.rewrite(full) } : opts
-    if (!rule.breakBody) return dispatch(o, handler)
+    if (!rule.breakBody && rule.breakAfter === undefined) return dispatch(o, handler)
     let abort: ((e: Error) => void) | undefined
+    let left = rule.breakAfter ?? 0
     const h: Handler = {
       onConnect: (a) => {
         abort = a
         handler.onConnect?.(a)
       },
       onHeaders: (status, headers, resume, text) => handler.onHeaders!(status, headers, resume, text),
-      onData: () => {
+      onData: (chunk) => {
+        if (chunk.length <= left) {
+          left -= chunk.length
+          return handler.onData!(chunk)
+        }
+        if (left > 0) handler.onData!(chunk.subarray(0, left))
+        left = 0
         const e = Object.assign(new Error('other side closed'), { code: 'UND_ERR_SOCKET' })
         abort?.(e)
         return false
