@@ -23,6 +23,7 @@ export type GraphErrorKind =
   | 'locked'
   | 'hashMismatch'
   | 'network'
+  | 'timeout' // the call's deadline passed before an answer
   | 'local' // a condition on this machine or in the request itself: no retry can help
   | 'serverError'
   | 'badRequest'
@@ -65,6 +66,7 @@ const CODE_KINDS: Record<string, GraphErrorKind> = {
   maxfragmentlengthexceeded: 'tooLarge',
   hashmismatch: 'hashMismatch',
   networkerror: 'network',
+  deadlineexceeded: 'timeout',
   generalexception: 'serverError',
 }
 
@@ -230,13 +232,17 @@ export async function graphErrorFromResponse(
   } catch {
     // not JSON
   }
+  const retryAfterMs = parseRetryAfter(res.headers.get('retry-after'), ctx.now)
+  if ((res.status === 429 || res.status === 503) && retryAfterMs !== undefined) {
+    message += `; throttled for ${Math.ceil(retryAfterMs / 1000)} s`
+  }
   return new GraphError({
     status: res.status,
     code,
     message,
     innerCodes,
     requestId,
-    retryAfterMs: parseRetryAfter(res.headers.get('retry-after'), ctx.now),
+    retryAfterMs,
     method: ctx.method,
     route: ctx.route,
     attempts: ctx.attempts,

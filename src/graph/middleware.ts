@@ -16,7 +16,7 @@ import type { Context, Middleware } from '@microsoft/microsoft-graph-client'
 import type { Readable } from 'node:stream'
 import type { Dispatcher } from 'undici'
 import type { Clock, Logger } from '../common/index.js'
-import { parseRetryAfter } from './errors.js'
+import { GraphError, parseRetryAfter } from './errors.js'
 import type { RateLimiter } from './ratelimit.js'
 
 export interface TokenProvider {
@@ -34,11 +34,17 @@ export interface RequestPolicy {
   /** Per-attempt timeout for receiving the response headers (ms). */
   timeoutMs?: number
   /**
-   * Give up retrying when the next wait would end later than this many ms after
-   * the first attempt (the mount passes ~12 s: fuse-native times an operation out
-   * at 15 s, toolchain-notes §7). Undefined: only the attempt counts limit retries.
+   * The whole request (time queued for the rate limiter, every attempt, every wait
+   * between attempts) ends within this many ms of entering the pipeline: no retry is
+   * begun whose wait would pass it, and whatever is still pending then is aborted with
+   * a GraphError `deadlineExceeded` (the mount passes ~12 s: fuse-native times an
+   * operation out at 15 s, toolchain-notes §7). Undefined: no deadline. A streamed
+   * answer (download) counts until its headers; its body is not bounded by it.
    */
   deadlineMs?: number
+  /** Clock time at which the deadline passes (set by the RetryMiddleware). */
+  deadlineAt?: number
+  /** The caller's signal; the RetryMiddleware adds the deadline to it. */
   signal?: AbortSignal
   /** A short label for logs (route template, never a URL with secrets). */
   label: string
@@ -60,6 +66,8 @@ export interface RequestPolicy {
    */
   content?: boolean
   // results
+  /** What the pipeline threw (kept here: the SDK replaces thrown errors with its own). */
+  error?: unknown
   attempts: number
   retries: number
   exhausted: boolean
@@ -84,6 +92,13 @@ export interface RetryOptions {
   baseDelayMs: number
   /** Backoff cap (ms) (default 30 s). */
   maxDelayMs: number
+  /**
+   * Longest Retry-After waited out (ms, default 120 s; the service has been seen to
+   * ask for 41 s, then 315 s under continued pressure). A longer one is not slept
+   * through: the request fails at once with a GraphError saying for how long the
+   * service throttles (the whole user still pauses for it).
+   */
+  maxRetryAfterMs: number
   /** Uniform random in [0,1) (injectable for tests). */
   random: () => number
 }
@@ -93,6 +108,7 @@ export const DEFAULT_RETRY: RetryOptions = {
   maxThrottledAttempts: 30,
   baseDelayMs: 500,
   maxDelayMs: 30_000,
+  maxRetryAfterMs: 120_000,
   random: Math.random,
 }
 
@@ -166,10 +182,44 @@ export class RetryMiddleware extends Base {
 
   async execute(ctx: Context): Promise<void> {
     const policy = policyOf(ctx)
+    try {
+      await this.#withDeadline(ctx, policy)
+    } catch (e) {
+      policy.error = e
+      throw e
+    }
+  }
+
+  async #withDeadline(ctx: Context, policy: RequestPolicy): Promise<void> {
+    if (policy.deadlineMs === undefined) return this.#run(ctx, policy)
+    // The deadline runs on the injected clock and aborts whatever is pending then
+    // (a wait in the limiter's queue, an attempt, a backoff sleep).
+    policy.deadlineAt = this.clock.now() + policy.deadlineMs
+    const expired = new AbortController()
+    const done = new AbortController()
+    const caller = policy.signal
+    policy.signal = caller ? AbortSignal.any([caller, expired.signal]) : expired.signal
+    this.clock.sleep(policy.deadlineMs, done.signal).then(
+      () => expired.abort(new GraphError({
+        status: 0,
+        code: 'deadlineExceeded',
+        message: `${policy.label}: no answer within the deadline of ${policy.deadlineMs} ms (${policy.attempts} attempt(s))`,
+        route: policy.label,
+        attempts: policy.attempts,
+      })),
+      () => {},
+    )
+    try {
+      await this.#run(ctx, policy)
+    } finally {
+      done.abort()
+    }
+  }
+
+  async #run(ctx: Context, policy: RequestPolicy): Promise<void> {
     let failures = 0 // network + 5xx
     let throttles = 0
-    const started = this.clock.now()
-    const pastDeadline = (wait: number) => policy.deadlineMs !== undefined && this.clock.now() + wait - started > policy.deadlineMs
+    const pastDeadline = (wait: number) => policy.deadlineAt !== undefined && this.clock.now() + wait > policy.deadlineAt
     for (;;) {
       policy.attempts++
       this.counters.requests++
@@ -182,7 +232,8 @@ export class RetryMiddleware extends Base {
         // The body of an answer that will not be retried is read here, inside the attempt.
         if (res && !policy.stream && !this.#retriable(res.status, policy)) res = await buffered(res)
       } catch (e) {
-        if (policy.signal?.aborted) throw e
+        if (policy.signal?.aborted) throw policy.signal.reason ?? e
+        if (e instanceof GraphError) throw e // decided below this middleware (e.g. throttled past the deadline)
         netErr = e
       }
       if (netErr !== undefined) {
@@ -194,7 +245,7 @@ export class RetryMiddleware extends Base {
           throw netErr
         }
         this.#retrying(policy, 0, undefined, delay, netErr)
-        await this.clock.sleep(delay, policy.signal)
+        await this.#sleep(delay, policy)
         continue
       }
       const status = res!.status
@@ -205,7 +256,9 @@ export class RetryMiddleware extends Base {
         const wait = ra ?? backoffDelay(throttles, this.opts)
         // The whole user backs off: the shared limiter pauses and slows down.
         this.limiter.throttled(wait, status === 429 ? 'throttled' : 'unavailable')
-        if (throttles >= this.opts.maxThrottledAttempts || pastDeadline(wait)) {
+        // A Retry-After past the cap or the deadline is reported (the error says for
+        // how long the service throttles), never slept through silently.
+        if (throttles >= this.opts.maxThrottledAttempts || wait > this.opts.maxRetryAfterMs || pastDeadline(wait)) {
           policy.exhausted = true
           ctx.response = res
           return
@@ -224,12 +277,20 @@ export class RetryMiddleware extends Base {
         }
         await drain(res)
         this.#retrying(policy, status, res!.headers.get('request-id'), delay)
-        await this.clock.sleep(delay, policy.signal)
+        await this.#sleep(delay, policy)
         continue
       }
       this.limiter.succeeded()
       ctx.response = res
       return
+    }
+  }
+
+  async #sleep(ms: number, policy: RequestPolicy): Promise<void> {
+    try {
+      await this.clock.sleep(ms, policy.signal)
+    } catch (e) {
+      throw policy.signal?.aborted ? (policy.signal.reason ?? e) : e
     }
   }
 
@@ -256,13 +317,31 @@ export class RetryMiddleware extends Base {
 }
 
 export class RateLimitMiddleware extends Base {
-  constructor(private readonly limiter: RateLimiter) {
+  constructor(private readonly limiter: RateLimiter, private readonly clock: Clock) {
     super()
   }
   async execute(ctx: Context): Promise<void> {
     const policy = policyOf(ctx)
-    if (policy.content) await this.limiter.whenUnpaused(policy.signal)
-    else await this.limiter.acquire(policy.signal)
+    const pausedUntil = this.limiter.stats().pausedUntil
+    if (policy.deadlineAt !== undefined && pausedUntil > policy.deadlineAt) {
+      // The service paused this user past the deadline: say so now instead of queueing.
+      const now = this.clock.now()
+      throw new GraphError({
+        status: 429,
+        code: 'activityLimitReached',
+        message: `${policy.label}: throttled for ${Math.ceil((pausedUntil - now) / 1000)} s (the service paused this user's requests past the call's deadline)`,
+        route: policy.label,
+        attempts: policy.attempts,
+        retryAfterMs: pausedUntil - now,
+        exhausted: true,
+      })
+    }
+    try {
+      if (policy.content) await this.limiter.whenUnpaused(policy.signal)
+      else await this.limiter.acquire(policy.signal)
+    } catch (e) {
+      throw policy.signal?.aborted ? (policy.signal.reason ?? e) : e
+    }
     await this.next!.execute(ctx)
   }
 }

@@ -28,7 +28,14 @@ export interface TransportOptions {
   retry?: Partial<RetryOptions>
   /** Per-attempt timeout for API calls (ms, default 30 s). */
   requestTimeoutMs?: number
-  /** Default retry deadline per request (ms; see RequestPolicy.deadlineMs). */
+  /**
+   * Default deadline of every Graph API call (ms, default 5 min, for batch commands
+   * riding out throttling; the mount passes its own, below fuse-native's timeout; see
+   * RequestPolicy.deadlineMs): queueing, attempts and retries included. Content
+   * transfers (download and upload-fragment URLs) are bounded by their per-attempt
+   * timeout instead unless a call passes its own deadline. A caller bounds one call
+   * further with its AbortSignal (e.g. AbortSignal.timeout(12_000) in the mount).
+   */
   deadlineMs?: number
   userAgent?: string
 }
@@ -49,7 +56,7 @@ export interface SendOptions {
   stream?: boolean
   /** A transfer on a pre-authenticated content URL: no token of the API budget (see RequestPolicy.content). */
   content?: boolean
-  /** Retry deadline for this request (ms). */
+  /** Deadline of this request (ms; see TransportOptions.deadlineMs). */
   deadlineMs?: number
 }
 
@@ -83,7 +90,7 @@ export class GraphTransport {
   readonly #sdk: Client
   readonly #timeoutMs: number
   readonly #userAgent: string
-  readonly #deadlineMs: number | undefined
+  readonly #deadlineMs: number
 
   constructor(opts: TransportOptions) {
     this.baseUrl = opts.baseUrl.replace(/\/+$/, '')
@@ -94,10 +101,10 @@ export class GraphTransport {
     this.limiter = opts.limiter ?? new RateLimiter({ rate: opts.rateLimit ?? 20, clock: this.clock })
     this.#timeoutMs = opts.requestTimeoutMs ?? 30_000
     this.#userAgent = opts.userAgent ?? 'ISV|odfs|odfs/0.1'
-    this.#deadlineMs = opts.deadlineMs
+    this.#deadlineMs = opts.deadlineMs ?? 300_000
     this.retry = { ...DEFAULT_RETRY, ...opts.retry }
     const retry = new RetryMiddleware(this.limiter, this.clock, this.log, this.counters, this.retry)
-    const rate = new RateLimitMiddleware(this.limiter)
+    const rate = new RateLimitMiddleware(this.limiter, this.clock)
     const auth = new AuthMiddleware(opts.tokenProvider, this.counters, this.baseUrl + '/')
     const fetcher = new FetchHandler(opts.dispatcher, this.#timeoutMs)
     retry.setNext(rate)
@@ -117,7 +124,7 @@ export class GraphTransport {
       raw: o.raw,
       stream: o.stream,
       content: o.content ?? false,
-      deadlineMs: o.deadlineMs ?? this.#deadlineMs,
+      deadlineMs: o.deadlineMs ?? (o.content ? undefined : this.#deadlineMs),
     })
   }
 
@@ -178,6 +185,7 @@ export class GraphTransport {
 
   #networkError(e: unknown, method: string, policy: RequestPolicy): unknown {
     if (e instanceof GraphError) return e
+    if (policy.error instanceof GraphError) return policy.error
     if (policy.signal?.aborted) return policy.signal.reason ?? e
     // The SDK wraps thrown errors in its own GraphError; dig out what happened.
     const inner = (e as { body?: unknown })?.body
