@@ -6,6 +6,7 @@
  * A service that ignores Range and answers 200 is coped with (bytes skipped and cut).
  */
 import { Readable, Transform, type TransformCallback } from 'node:stream'
+import { LRUCache } from 'lru-cache'
 import { GraphError, isNetworkError } from './errors.js'
 import { QuickXorHash } from './quickxorhash.js'
 import { backoffDelay, nodeBodyOf } from './middleware.js'
@@ -20,7 +21,6 @@ export interface DownloadUrlCacheOptions {
 
 interface CachedUrl {
   url: string
-  at: number
   size: number | undefined
   hash: string | undefined
 }
@@ -31,6 +31,26 @@ export interface RangeStream {
   start: number
   /** Total size of the file, when the service said. */
   total: number | undefined
+}
+
+/** `p`, or the signal's reason as soon as it aborts (`p` itself goes on for others awaiting it). */
+export function withSignal<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return p
+  if (signal.aborted) return Promise.reject(signal.reason)
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason)
+    signal.addEventListener('abort', onAbort, { once: true })
+    p.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort)
+        resolve(v)
+      },
+      (e: unknown) => {
+        signal.removeEventListener('abort', onAbort)
+        reject(e)
+      },
+    )
+  })
 }
 
 /** Skip `skip` bytes, then pass at most `limit` bytes (for a 200 answer to a ranged GET). */
@@ -112,14 +132,24 @@ export interface DownloadResult {
 }
 
 export class Downloader {
-  readonly #cache = new Map<string, CachedUrl>()
-  readonly #ttl: number
-  readonly #max: number
+  /**
+   * Download URLs by item: bounded (max), expiring (ttl, on the transport's clock),
+   * and one fetch per item however many callers ask at once (lru-cache's fetchMethod
+   * shares the in-flight request).
+   */
+  readonly #cache: LRUCache<string, CachedUrl, ItemRef>
   urlFetches = 0
 
   constructor(private readonly t: GraphTransport, opts: DownloadUrlCacheOptions = {}) {
-    this.#ttl = opts.ttlMs ?? 10 * 60_000
-    this.#max = opts.max ?? 10_000
+    this.#cache = new LRUCache<string, CachedUrl, ItemRef>({
+      max: opts.max ?? 10_000,
+      ttl: opts.ttlMs ?? 10 * 60_000,
+      perf: { now: () => t.clock.now() },
+      ttlResolution: 0, // read the clock on every check (it is injectable)
+      // A caller that gives up does not cancel the fetch others wait for.
+      ignoreFetchAbort: true,
+      fetchMethod: (_key, _stale, { context }) => this.#fetchUrl(context),
+    })
   }
 
   #key(ref: ItemRef): string {
@@ -130,25 +160,23 @@ export class Downloader {
     this.#cache.delete(this.#key(ref))
   }
 
-  /** The item's pre-authenticated download URL (cached). Never log it. */
-  async downloadUrl(ref: ItemRef, signal?: AbortSignal): Promise<CachedUrl> {
-    const k = this.#key(ref)
-    const hit = this.#cache.get(k)
-    if (hit && this.t.clock.now() - hit.at < this.#ttl) return hit
+  async #fetchUrl(ref: ItemRef): Promise<CachedUrl> {
+    this.urlFetches++
     const item = await this.t.json<DriveItem>(
       'GET',
       `/drives/${encodeURIComponent(ref.driveId)}/items/${encodeURIComponent(ref.itemId)}?$select=id,size,file,@microsoft.graph.downloadUrl`,
-      { signal, label: 'GET /drives/{id}/items/{id}?select=downloadUrl' },
+      { label: 'GET /drives/{id}/items/{id}?select=downloadUrl' },
     )
-    this.urlFetches++
     const url = item['@microsoft.graph.downloadUrl']
     if (!url) {
       throw new GraphError({ status: 0, code: 'notAFile', message: `item ${ref.itemId} has no download URL (a folder or a package?)`, level: 'debug', local: true })
     }
-    const v: CachedUrl = { url, at: this.t.clock.now(), size: item.size, hash: item.file?.hashes?.quickXorHash }
-    if (this.#cache.size >= this.#max) this.#cache.delete(this.#cache.keys().next().value!)
-    this.#cache.set(k, v)
-    return v
+    return { url, size: item.size, hash: item.file?.hashes?.quickXorHash }
+  }
+
+  /** The item's pre-authenticated download URL (cached, shared by concurrent callers). Never log it. */
+  async downloadUrl(ref: ItemRef, signal?: AbortSignal): Promise<CachedUrl> {
+    return withSignal(this.#cache.fetch(this.#key(ref), { context: ref }) as Promise<CachedUrl>, signal)
   }
 
   /** Open bytes [start, endExclusive) (to the end of the file when endExclusive is undefined). */
@@ -262,7 +290,7 @@ export class Downloader {
         await this.t.clock.sleep(backoffDelay(failures, retry), opts.signal)
       }
     }
-    const serverHash = this.#cache.get(this.#key(ref))?.hash
+    const serverHash = this.#cache.get(this.#key(ref), { allowStale: true })?.hash
     const localHash = hasher?.digest()
     const verified = !!(localHash && serverHash && localHash === serverHash)
     if (hasher && serverHash && localHash !== serverHash) {

@@ -12,6 +12,8 @@
  * fails (paths through a shortcut to a shared folder are not traversed by the
  * service, §1.1). Does not import fuse-native.
  */
+import { LRUCache } from 'lru-cache'
+import { systemClock, type Clock } from '../../common/index.js'
 import {
   GraphError, isFolder, isGraphError, splitPath, targetOf, type Drive, type DriveClient, type DriveItem, type ItemRef,
   type SharedEntry, type Site,
@@ -43,6 +45,10 @@ export interface TreeOptions {
   /** Sharing links the user registered; shown under Shared with me. */
   links?: string[]
   signal?: AbortSignal
+  /** How long the drive, shared entries, followed sites and site libraries are reused (ms, default 60 s). */
+  cacheTtlMs?: number
+  /** Clock of the cache's expiry (default the system clock). */
+  clock?: Clock
 }
 
 function notFound(path: string): GraphError {
@@ -60,43 +66,62 @@ function uniqueNames<T extends { name: string }>(list: T[]): T[] {
 }
 
 export class TreeResolver {
-  #myDrive: Drive | undefined
-  #shared: SharedEntry[] | undefined
-  #sites: Site[] | undefined
-  readonly #siteDrives = new Map<string, Drive[]>()
+  /**
+   * The drive, the shared entries, the followed sites and each site's libraries:
+   * reused for cacheTtlMs, and fetched once however many callers ask at once
+   * (lru-cache's fetchMethod shares the in-flight request).
+   */
+  readonly #cache: LRUCache<string, { v: unknown }>
 
-  constructor(private readonly client: DriveClient, private readonly opts: TreeOptions = {}) {}
-
-  async myDrive(): Promise<Drive> {
-    return (this.#myDrive ??= await this.client.getMyDrive(this.opts.signal))
+  constructor(private readonly client: DriveClient, private readonly opts: TreeOptions = {}) {
+    const clock = opts.clock ?? systemClock
+    this.#cache = new LRUCache<string, { v: unknown }>({
+      max: 1000,
+      ttl: opts.cacheTtlMs ?? 60_000,
+      perf: { now: () => clock.now() },
+      ttlResolution: 0, // read the clock on every check (it is injectable)
+      fetchMethod: async (key) => ({ v: await this.#load(key) }),
+    })
   }
 
-  async sharedEntries(): Promise<SharedEntry[]> {
-    return (this.#shared ??= uniqueNames(await this.client.listSharedWithMe({ links: this.opts.links, signal: this.opts.signal })))
+  async #cached<T>(key: string): Promise<T> {
+    return (await this.#cache.fetch(key))!.v as T
   }
 
-  async sites(): Promise<Site[]> {
-    if (this.#sites) return this.#sites
-    const drive = await this.myDrive()
-    if (drive.driveType === 'personal') return (this.#sites = [])
-    try {
-      const sites = await this.client.listFollowedSites(this.opts.signal)
-      this.#sites = uniqueNames(sites.map((s) => ({ ...s, name: s.displayName ?? s.name ?? s.id })))
-    } catch (e) {
-      if (!isGraphError(e) || !['badRequest', 'notFound', 'accessDenied'].includes(e.classify())) throw e
-      this.#sites = []
+  async #load(key: string): Promise<unknown> {
+    const signal = this.opts.signal
+    if (key === 'drive') return this.client.getMyDrive(signal)
+    if (key === 'shared') return uniqueNames(await this.client.listSharedWithMe({ links: this.opts.links, signal }))
+    if (key === 'sites') {
+      const drive = await this.myDrive()
+      if (drive.driveType === 'personal') return []
+      try {
+        const sites = await this.client.listFollowedSites(signal)
+        return uniqueNames(sites.map((s) => ({ ...s, name: s.displayName ?? s.name ?? s.id })))
+      } catch (e) {
+        if (!isGraphError(e) || !['badRequest', 'notFound', 'accessDenied'].includes(e.classify())) throw e
+        return []
+      }
     }
-    return this.#sites
+    const siteId = key.slice('siteDrives:'.length)
+    const drives = await this.client.listSiteDrives(siteId, signal)
+    return uniqueNames(drives.map((d) => ({ ...d, name: d.name ?? d.id })))
   }
 
-  async siteDrives(site: Site): Promise<Drive[]> {
-    let v = this.#siteDrives.get(site.id)
-    if (!v) {
-      const drives = await this.client.listSiteDrives(site.id, this.opts.signal)
-      v = uniqueNames(drives.map((d) => ({ ...d, name: d.name ?? d.id })))
-      this.#siteDrives.set(site.id, v)
-    }
-    return v
+  myDrive(): Promise<Drive> {
+    return this.#cached<Drive>('drive')
+  }
+
+  sharedEntries(): Promise<SharedEntry[]> {
+    return this.#cached<SharedEntry[]>('shared')
+  }
+
+  sites(): Promise<Site[]> {
+    return this.#cached<Site[]>('sites')
+  }
+
+  siteDrives(site: Site): Promise<Drive[]> {
+    return this.#cached<Drive[]>(`siteDrives:${site.id}`)
   }
 
   /** Resolve a virtual path ("My files/a/b", "Shared libraries/Site/Lib/x"). */
