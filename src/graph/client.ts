@@ -7,7 +7,7 @@
  */
 import pLimit from 'p-limit'
 import { DeltaCursor } from './delta.js'
-import { Downloader, type DownloadResult, type DownloadToOptions, type RangeStream } from './download.js'
+import { Downloader, type DownloadResult, type DownloadToOptions, type OpenRangeOptions, type RangeStream } from './download.js'
 import { GraphError, isGraphError } from './errors.js'
 import { encodePath, shareIdOf } from './paths.js'
 import type { RateLimiter } from './ratelimit.js'
@@ -93,7 +93,12 @@ export interface DriveClient {
   setMtime(ref: ItemRef, mtime: Date, signal?: AbortSignal): Promise<DriveItem>
   deleteItem(ref: ItemRef, opts?: { ifMatch?: string; signal?: AbortSignal }): Promise<void>
   delta(driveId: string, state?: string): DeltaCursor
-  openRange(ref: ItemRef, start: number, endExclusive?: number, signal?: AbortSignal): Promise<RangeStream>
+  /**
+   * Bytes [start, endExclusive) of a file. The last argument is a signal or
+   * options; `pin` (a RangeStream.version of an earlier read) makes the read fail
+   * with `changedDuringRead` if the file was replaced since.
+   */
+  openRange(ref: ItemRef, start: number, endExclusive?: number, opts?: AbortSignal | OpenRangeOptions): Promise<RangeStream>
   download(ref: ItemRef, write: (chunk: Buffer) => Promise<void> | void, opts?: DownloadToOptions): Promise<DownloadResult>
   upload(parent: ItemRef, name: string, source: UploadSource, opts?: UploadOptions): Promise<UploadResult>
   cancelUploadSession(uploadUrl: string): Promise<void>
@@ -353,8 +358,8 @@ class GraphDriveClient implements DriveClient {
     return new DeltaCursor(this.#t, driveId, state)
   }
 
-  openRange(ref: ItemRef, start: number, endExclusive?: number, signal?: AbortSignal): Promise<RangeStream> {
-    return this.#down.openRange(ref, start, endExclusive, signal)
+  openRange(ref: ItemRef, start: number, endExclusive?: number, opts?: AbortSignal | OpenRangeOptions): Promise<RangeStream> {
+    return this.#down.openRange(ref, start, endExclusive, opts)
   }
 
   download(ref: ItemRef, write: (chunk: Buffer) => Promise<void> | void, opts: DownloadToOptions = {}): Promise<DownloadResult> {

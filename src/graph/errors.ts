@@ -38,6 +38,7 @@ const CODE_KINDS: Record<string, GraphErrorKind> = {
   upload_name_conflict: 'nameConflict',
   resourcemodified: 'modified',
   entitytagdoesnotmatch: 'modified',
+  changedduringread: 'modified',
   activitylimitreached: 'throttled',
   throttledrequest: 'throttled',
   toomanyrequests: 'throttled',

@@ -12,7 +12,7 @@ export {
   type SharedEntry, type ClientStats,
 } from './client.js'
 export { DeltaCursor, type DeltaBatch } from './delta.js'
-export type { RangeStream, DownloadResult, DownloadToOptions } from './download.js'
+export type { RangeStream, DownloadResult, DownloadToOptions, OpenRangeOptions } from './download.js'
 export {
   FRAGMENT_UNIT, MAX_FRAGMENT, DEFAULT_FRAGMENT, validFragmentSize, fragmentsOf, contentRange, offsetFromRanges,
   fileSource, FileUploadSessionStore, isServiceRewrite,

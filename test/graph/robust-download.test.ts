@@ -54,3 +54,69 @@ t.test('a link that breaks every transfer but keeps advancing finishes the file'
   t.equal(createHash('sha256').update(Buffer.concat(got)).digest('hex'), createHash('sha256').update(data).digest('hex'), 'every byte, once')
   t.equal(r.verified, true)
 })
+
+t.test('a file replaced in the middle of a read fails with changedDuringRead, never mixes versions', async (t) => {
+  const fd = faultDispatcher(emu.dispatcher)
+  const c = await client({ dispatcher: fd.dispatcher })
+  const drive = await c.getMyDrive()
+  const root = { driveId: drive.id, itemId: 'root' }
+  const v1 = Buffer.alloc(200_000, 1)
+  const v2 = Buffer.alloc(200_000, 2)
+  const up = await c.upload(root, 'replaced.bin', { size: v1.length, read: async (o, n) => v1.subarray(o, o + n) })
+  fd.add({ method: 'GET', path: /^\/_download\//, breakAfter: 32 * 1024 })
+  const got: Buffer[] = []
+  let replaced = false
+  const e = await c
+    .download({ driveId: drive.id, itemId: up.item.id }, async (b) => {
+      got.push(b)
+      if (!replaced) {
+        replaced = true
+        await c.upload(root, 'replaced.bin', { size: v2.length, read: async (o, n) => v2.subarray(o, o + n) })
+      }
+    })
+    .catch((x: unknown) => x)
+  t.ok(replaced)
+  t.type(e, GraphError)
+  t.equal((e as GraphError).code, 'changedDuringRead', `${(e as Error).message}`)
+  t.equal((e as GraphError).classify(), 'modified')
+  t.ok(Buffer.concat(got).every((x) => x === 1), 'only bytes of the first version were delivered')
+
+  // A read pinned to the old version fails too; one pinned to the current version works.
+  const fresh = await c.openRange({ driveId: drive.id, itemId: up.item.id }, 0, 10)
+  for await (const _ of fresh.body) void _
+  t.not(fresh.version, undefined)
+  const pinnedOld = await c.openRange({ driveId: drive.id, itemId: up.item.id }, 10, 20, { pin: 'stale-version' }).catch((x: unknown) => x)
+  t.equal((pinnedOld as GraphError).code, 'changedDuringRead')
+  const pinnedNow = await c.openRange({ driveId: drive.id, itemId: up.item.id }, 10, 20, { pin: fresh.version })
+  const parts: Buffer[] = []
+  for await (const b of pinnedNow.body) parts.push(b as Buffer)
+  t.same(Buffer.concat(parts), v2.subarray(10, 20))
+})
+
+t.test('a range past the end is empty whatever its shape (416)', async (t) => {
+  const c = await client()
+  const drive = await c.getMyDrive()
+  const data = pattern(1000)
+  const up = await c.upload({ driveId: drive.id, itemId: 'root' }, 'short.bin', { size: data.length, read: async (o, n) => data.subarray(o, o + n) })
+  const ref = { driveId: drive.id, itemId: up.item.id }
+  for (const [a, b] of [[1000, undefined], [1000, 1010], [5000, 6000]] as const) {
+    const rs = await c.openRange(ref, a, b)
+    const parts: Buffer[] = []
+    for await (const x of rs.body) parts.push(x as Buffer)
+    t.equal(Buffer.concat(parts).length, 0, `bytes ${a}-${b ?? ''}: empty`)
+    t.equal(rs.total, 1000, 'the size comes with it')
+  }
+})
+
+t.test('a download of a version without a server hash says it is unverified', async (t) => {
+  const c = await client()
+  const drive = await c.getMyDrive()
+  const data = pattern(5000)
+  emu.setFaults({ hashDelayMs: 3_600_000 })
+  t.teardown(() => emu.setFaults({ hashDelayMs: 0 }))
+  const up = await c.upload({ driveId: drive.id, itemId: 'root' }, 'nohash.bin', { size: data.length, read: async (o, n) => data.subarray(o, o + n) }, { verify: false })
+  const r = await c.download({ driveId: drive.id, itemId: up.item.id }, () => {})
+  t.equal(r.verified, false)
+  t.equal(r.unverified, 'noServerHash', 'the result says why it is not verified')
+  t.equal(r.serverHash, undefined)
+})
