@@ -301,10 +301,14 @@ export class Uploader {
     }
   }
 
-  /** Ask the service where to continue. undefined = the session is gone (404). */
+  /**
+   * Ask the service where to continue. undefined = the session cannot be used any
+   * more: gone (404), or its URL's embedded token expired (401; it lasts 24 h
+   * whatever the session's own expiry). Other failures throw.
+   */
   async #status(s: SessionState, signal?: AbortSignal): Promise<number | undefined> {
     const r = await this.t.sendUrl('GET', s.uploadUrl, { auth: false, idempotent: true, signal, label: 'GET {uploadUrl}' })
-    if (r.res.status === 404) {
+    if (r.res.status === 404 || r.res.status === 401) {
       await r.res.body?.cancel()
       return undefined
     }
@@ -312,6 +316,16 @@ export class Uploader {
     const body = (await r.res.json()) as { nextExpectedRanges?: string[]; expirationDateTime?: string }
     if (body.expirationDateTime) s.expiresAt = Date.parse(body.expirationDateTime)
     return offsetFromRanges(body.nextExpectedRanges) ?? s.offset
+  }
+
+  /** Commit a session that holds every byte, at the target, with this call's conflict behaviour (§4.2: PUT with sourceUrl). */
+  async #commitBySourceUrl(parent: ItemRef, name: string, s: SessionState, opts: UploadOptions): Promise<DriveItem> {
+    this.t.log.info({ name }, 'upload session holds every byte: committing it')
+    return this.t.json<DriveItem>('PUT', this.#target(parent, name), {
+      body: { name, '@microsoft.graph.conflictBehavior': opts.conflictBehavior ?? 'replace', '@microsoft.graph.sourceUrl': s.uploadUrl },
+      signal: opts.signal,
+      label: 'PUT /drives/{id}/items/{id}:{path}: (sourceUrl)',
+    })
   }
 
   /** Cancel a session (DELETE uploadUrl); errors are ignored (it may be gone already). */
@@ -355,7 +369,16 @@ export class Uploader {
     const saved = store ? await store.get(key) : undefined
     if (saved && saved.size === size && saved.sourceId === sourceId && saved.expiresAt > this.t.clock.now() + 10_000) {
       const st: SessionState = { uploadUrl: saved.uploadUrl, expiresAt: saved.expiresAt, offset: saved.offset }
-      const at = await this.#status(st, opts.signal).catch(() => undefined)
+      let at: number | undefined
+      try {
+        at = await this.#status(st, opts.signal)
+      } catch (e) {
+        if (opts.signal?.aborted) throw e
+        // The probe failed: the session may still be open on the service. Cancel it
+        // before forgetting it, or it lingers (and may block a new session, §4.2).
+        this.t.log.info({ name, error: (e as Error).message }, 'persisted upload session could not be probed: cancelling it and starting anew')
+        await this.cancel(saved.uploadUrl)
+      }
       if (at !== undefined) {
         st.offset = at
         s = st
@@ -426,7 +449,15 @@ export class Uploader {
           throw new GraphError({ status: 404, code: 'uploadSessionNotFound', message: `upload session for ${name} vanished after the last byte and no matching file exists; run again to upload it anew` })
         }
         s.offset = at
-        if (at >= size) throw new GraphError({ status: 0, code: 'uploadIncomplete', message: `upload of ${name} acknowledged every byte but produced no item` })
+        if (at >= size) {
+          // Every byte is there but the commit failed earlier (a name conflict keeps the
+          // session): commit it now with this call's conflict behaviour.
+          const item = await this.#commitBySourceUrl(parent, name, s, opts)
+          if (store) await store.delete(key)
+          await hashTo(size)
+          opts.onProgress?.(size, size)
+          return { item, resumedFrom, bytesSent, fragments, localHash: hs.h.digest(), verified: false, serviceRewrite: false }
+        }
         continue
       }
       const len = Math.min(fragSize, size - start)
@@ -467,7 +498,9 @@ export class Uploader {
         } else if (st === 200 || st === 201) {
           item = (await r.res.json()) as DriveItem
           outcome = 'done'
-        } else if (st === 404) {
+        } else if (st === 404 || st === 401) {
+          // Gone, or the URL's embedded token expired (401 from the upload host):
+          // either way this session is over; a new one is started below.
           await r.res.body?.cancel()
           outcome = 'gone'
         } else if (st === 416 || st >= 500) {
@@ -476,7 +509,15 @@ export class Uploader {
           outcome = 'retry'
         } else {
           const err = await this.t.errorOf(r, 'PUT')
-          // A name conflict at commit keeps the session on the service; anything else is fatal: cancel.
+          if (err.classify() === 'nameConflict' && store) {
+            // A name conflict at commit: the service keeps the session with every byte
+            // (§4.2). Keep it persisted too, so a later call (e.g. replacing) commits it
+            // without sending the bytes again; cancelAbandoned() cancels it once expired.
+            s.offset = size
+            await persist()
+            throw err
+          }
+          // Anything else is fatal, and a session nobody can resume is cancelled.
           await this.cancel(s.uploadUrl)
           if (store) await store.delete(key)
           throw err

@@ -87,7 +87,9 @@ export interface FaultRule {
   times?: number
   /** Rewrite the request's path+query before it is sent (e.g. spoil a tempauth). */
   rewrite?: (pathAndQuery: string) => string
-  /** Break the answer after its headers: the body never arrives, as after a reset. */
+  /** Send it with this method instead (the service then answers with an error of its own). */
+  asMethod?: string
+  /** Break the answer after its headers: the body never arrives, as after a reset (raw requests). */
   breakBody?: boolean
   /** Break the answer after this many bytes of its body (implies breakBody). */
   breakAfter?: number
@@ -113,10 +115,12 @@ export function faultDispatcher(inner: Dispatcher): FaultDispatcher {
     const rule = rules.find((r) => r.left > 0 && (r.method === undefined || r.method === method) && r.path.test(path))
     if (!rule) return dispatch(opts, handler)
     rule.left--
-    const o = rule.rewrite ? { ...opts, path: rule.rewrite(full) } : opts
+    let o = rule.rewrite ? { ...opts, path: rule.rewrite(full) } : opts
+    if (rule.asMethod) o = { ...o, method: rule.asMethod as Dispatcher.HttpMethod }
     if (!rule.breakBody && rule.breakAfter === undefined) return dispatch(o, handler)
     let abort: ((e: Error) => void) | undefined
     let left = rule.breakAfter ?? 0
+    let broken = false
     const h: Handler = {
       onConnect: (a) => {
         abort = a
@@ -124,18 +128,25 @@ export function faultDispatcher(inner: Dispatcher): FaultDispatcher {
       },
       onHeaders: (status, headers, resume, text) => handler.onHeaders!(status, headers, resume, text),
       onData: (chunk) => {
+        if (broken) return false
         if (chunk.length <= left) {
           left -= chunk.length
           return handler.onData!(chunk)
         }
         if (left > 0) handler.onData!(chunk.subarray(0, left))
-        left = 0
+        broken = true
+        // The answer ends here for the caller, as when the peer resets the connection.
         const e = Object.assign(new Error('other side closed'), { code: 'UND_ERR_SOCKET' })
+        handler.onError?.(e)
         abort?.(e)
         return false
       },
-      onComplete: (trailers) => handler.onComplete?.(trailers),
-      onError: (e) => handler.onError?.(e),
+      onComplete: (trailers) => {
+        if (!broken) handler.onComplete?.(trailers)
+      },
+      onError: (e) => {
+        if (!broken) handler.onError?.(e)
+      },
       onUpgrade: handler.onUpgrade?.bind(handler),
       onBodySent: handler.onBodySent?.bind(handler),
     }
