@@ -25,6 +25,12 @@ export interface GraphDriveClientOptions extends TransportOptions {
   maxConcurrentTransfers?: number
   /** Reuse download URLs this long (ms). */
   downloadUrlTtlMs?: number
+  /**
+   * Host patterns (`*.sharepoint.com`, exact names) a persisted upload session's URL
+   * may point to (default DEFAULT_UPLOAD_HOSTS); hosts the service issued upload URLs
+   * for in this process are always accepted.
+   */
+  uploadHosts?: string[]
 }
 
 export interface ListOptions {
@@ -128,7 +134,7 @@ class GraphDriveClient implements DriveClient {
   constructor(opts: GraphDriveClientOptions) {
     this.#t = new GraphTransport(opts)
     this.#down = new Downloader(this.#t, { ttlMs: opts.downloadUrlTtlMs })
-    this.#up = new Uploader(this.#t)
+    this.#up = new Uploader(this.#t, { uploadHosts: opts.uploadHosts })
     this.#transfers = pLimit(opts.maxConcurrentTransfers ?? 4)
     this.#fragmentSize = opts.fragmentSize
   }

@@ -15,7 +15,7 @@ export { DeltaCursor, type DeltaBatch } from './delta.js'
 export type { RangeStream, DownloadResult, DownloadToOptions, OpenRangeOptions } from './download.js'
 export {
   FRAGMENT_UNIT, MAX_FRAGMENT, DEFAULT_FRAGMENT, validFragmentSize, fragmentsOf, contentRange, offsetFromRanges,
-  fileSource, FileUploadSessionStore, isServiceRewrite,
+  fileSource, FileUploadSessionStore, isServiceRewrite, DEFAULT_UPLOAD_HOSTS,
   type UploadSource, type UploadOptions, type UploadResult, type UploadSessionStore, type PersistedUploadSession,
 } from './upload.js'
 export { encodePath, encodeSegment, splitPath, shareIdOf } from './paths.js'

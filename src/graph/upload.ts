@@ -17,8 +17,9 @@
  *   never answered by uploading again.
  */
 import { createHash } from 'node:crypto'
-import { mkdir, open, readFile, readdir, rm, writeFile, rename } from 'node:fs/promises'
+import { open, readdir, rm } from 'node:fs/promises'
 import { join } from 'node:path'
+import { checkPrivateDir, readPrivateFile, writePrivateFile } from '../common/private-file.js'
 import { GraphError, isGraphError, isNetworkError } from './errors.js'
 import { encodeSegment } from './paths.js'
 import { QuickXorHash } from './quickxorhash.js'
@@ -107,48 +108,64 @@ export interface UploadSessionStore {
   list(): Promise<{ key: string; session: PersistedUploadSession }[]>
 }
 
-/** One 0600 JSON file per session in a 0700 directory. */
+/** A persisted entry as read back: only the shape this code writes is accepted. */
+function validSession(v: unknown): v is { key: string; session: PersistedUploadSession } {
+  const o = v as { key?: unknown; session?: Record<string, unknown> } | null
+  const x = o?.session
+  return !!o && typeof o.key === 'string' && !!x && typeof x.uploadUrl === 'string' && typeof x.expiresAt === 'number' &&
+    typeof x.size === 'number' && typeof x.offset === 'number' && typeof x.sourceId === 'string'
+}
+
+/**
+ * One private JSON file per session (0600, written exclusively through a random
+ * temporary name, never following symlinks) in a directory the user owns with mode
+ * 0700; a directory that is not so is refused with a clear error (src/common/private-file.ts).
+ * uploadUrl is a credential: a file whose content does not belong to its name is dropped.
+ */
 export class FileUploadSessionStore implements UploadSessionStore {
   constructor(private readonly dir: string) {}
 
-  #file(key: string): string {
-    return join(this.dir, createHash('sha256').update(key).digest('hex').slice(0, 32) + '.json')
+  #name(key: string): string {
+    return createHash('sha256').update(key).digest('hex').slice(0, 32) + '.json'
+  }
+
+  async #read(name: string): Promise<{ key: string; session: PersistedUploadSession } | undefined> {
+    const file = join(this.dir, name)
+    let v: unknown
+    try {
+      const text = await readPrivateFile(file)
+      if (text === undefined) return undefined
+      v = JSON.parse(text)
+    } catch {
+      v = undefined
+    }
+    if (validSession(v) && this.#name(v.key) === name) return v
+    // Unreadable, unsafe, malformed or misplaced: never trusted; removed (unlink does not follow links).
+    await rm(file, { force: true })
+    return undefined
   }
 
   async get(key: string): Promise<PersistedUploadSession | undefined> {
-    try {
-      const v = JSON.parse(await readFile(this.#file(key), 'utf8')) as { key: string; session: PersistedUploadSession }
-      return v.key === key ? v.session : undefined
-    } catch {
-      return undefined
-    }
+    if (!(await checkPrivateDir(this.dir))) return undefined
+    const v = await this.#read(this.#name(key))
+    return v?.key === key ? v.session : undefined
   }
 
   async put(key: string, session: PersistedUploadSession): Promise<void> {
-    await mkdir(this.dir, { recursive: true, mode: 0o700 })
-    const f = this.#file(key)
-    await writeFile(f + '.tmp', JSON.stringify({ key, session }), { mode: 0o600 })
-    await rename(f + '.tmp', f)
+    await writePrivateFile(join(this.dir, this.#name(key)), JSON.stringify({ key, session }))
   }
 
   async delete(key: string): Promise<void> {
-    await rm(this.#file(key), { force: true })
+    if (!(await checkPrivateDir(this.dir))) return
+    await rm(join(this.dir, this.#name(key)), { force: true })
   }
 
   async list(): Promise<{ key: string; session: PersistedUploadSession }[]> {
-    let names: string[] = []
-    try {
-      names = await readdir(this.dir)
-    } catch {
-      return []
-    }
+    if (!(await checkPrivateDir(this.dir))) return []
     const out: { key: string; session: PersistedUploadSession }[] = []
-    for (const n of names.filter((n) => n.endsWith('.json'))) {
-      try {
-        out.push(JSON.parse(await readFile(join(this.dir, n), 'utf8')))
-      } catch {
-        // skip unreadable entries
-      }
+    for (const n of (await readdir(this.dir)).filter((n) => /^[0-9a-f]{32}\.json$/.test(n))) {
+      const v = await this.#read(n)
+      if (v) out.push(v)
     }
     return out
   }
@@ -187,6 +204,15 @@ export interface UploadResult {
   serviceRewrite: boolean
 }
 
+/** The host of a URL for logs (never the URL: its query is a credential). */
+function hostOf(url: string): string {
+  try {
+    return new URL(url).host
+  } catch {
+    return '(invalid URL)'
+  }
+}
+
 const OFFICE_EXT = /\.(docx?|xlsx?|pptx?|docm|xlsm|pptm|vsdx|one)$/i
 
 /**
@@ -204,8 +230,48 @@ interface SessionState {
   offset: number
 }
 
+/**
+ * Hosts of the uploadUrls the service returned to createUploadSession in this
+ * process: the hosts a session's bytes may go to besides the configured ones.
+ */
+const issuedUploadHosts = new Set<string>()
+
+/** Where the services put upload URLs (Personal *.up.1drv.com; Business and national clouds SharePoint hosts). */
+export const DEFAULT_UPLOAD_HOSTS = ['*.1drv.com', '*.sharepoint.com', '*.sharepoint.us', '*.sharepoint-mil.us', '*.sharepoint.de', '*.sharepoint.cn']
+
+const LOOPBACK = /^(localhost|127\.\d+\.\d+\.\d+|\[::1\])$/
+
+export interface UploaderOptions {
+  /** Host patterns (`*.example.com` or exact names) upload URLs may point to, in addition to those issued in this process. */
+  uploadHosts?: string[]
+}
+
 export class Uploader {
-  constructor(private readonly t: GraphTransport) {}
+  readonly #hosts: string[]
+
+  constructor(private readonly t: GraphTransport, opts: UploaderOptions = {}) {
+    this.#hosts = (opts.uploadHosts ?? DEFAULT_UPLOAD_HOSTS).map((h) => h.toLowerCase())
+  }
+
+  /**
+   * May a session's bytes or a DELETE go to this URL? Only https to a host the
+   * service issued an upload URL for in this process, a configured host, or (when
+   * the Graph API itself is on this machine: the emulator) the same port on loopback.
+   */
+  trusted(uploadUrl: string): boolean {
+    let u: URL
+    try {
+      u = new URL(uploadUrl)
+    } catch {
+      return false
+    }
+    if (u.protocol !== 'https:' || u.username || u.password) return false
+    if (issuedUploadHosts.has(u.host)) return true
+    const host = u.hostname.toLowerCase()
+    if (this.#hosts.some((p) => (p.startsWith('*.') ? host.endsWith(p.slice(1)) : host === p))) return true
+    const api = new URL(this.t.baseUrl)
+    return LOOPBACK.test(api.hostname) && LOOPBACK.test(u.hostname) && u.port === api.port
+  }
 
   #target(parent: ItemRef, name: string): string {
     return `/drives/${encodeURIComponent(parent.driveId)}/items/${encodeURIComponent(parent.itemId)}:/${encodeSegment(name)}:`
@@ -294,6 +360,11 @@ export class Uploader {
       `${this.#target(parent, name)}/createUploadSession`,
       { body: { item }, signal: opts.signal, label: 'POST /drives/{id}/items/{id}:{path}:/createUploadSession' },
     )
+    try {
+      issuedUploadHosts.add(new URL(r.uploadUrl).host)
+    } catch {
+      throw new GraphError({ status: 200, code: 'invalidUploadUrl', message: `createUploadSession for ${name} answered without a valid uploadUrl` })
+    }
     return {
       uploadUrl: r.uploadUrl,
       expiresAt: r.expirationDateTime ? Date.parse(r.expirationDateTime) : this.t.clock.now() + 15 * 60_000,
@@ -330,6 +401,10 @@ export class Uploader {
 
   /** Cancel a session (DELETE uploadUrl); errors are ignored (it may be gone already). */
   async cancel(uploadUrl: string): Promise<void> {
+    if (!this.trusted(uploadUrl)) {
+      this.t.log.warn({ host: hostOf(uploadUrl) }, 'not cancelling an upload session whose URL the service did not issue')
+      return
+    }
     try {
       const r = await this.t.sendUrl('DELETE', uploadUrl, { auth: false, idempotent: true, label: 'DELETE {uploadUrl}' })
       await r.res.body?.cancel()
@@ -366,7 +441,13 @@ export class Uploader {
 
     let s: SessionState | undefined
     let resumedFrom = 0
-    const saved = store ? await store.get(key) : undefined
+    let saved = store ? await store.get(key) : undefined
+    if (saved && !this.trusted(saved.uploadUrl)) {
+      // Read back from disk but not a URL of the service: never send it bytes or a DELETE.
+      this.t.log.warn({ name, host: hostOf(saved.uploadUrl) }, 'refusing a persisted upload session: its URL\'s host was not issued by the service; dropped')
+      await store!.delete(key)
+      saved = undefined
+    }
     if (saved && saved.size === size && saved.sourceId === sourceId && saved.expiresAt > this.t.clock.now() + 10_000) {
       const st: SessionState = { uploadUrl: saved.uploadUrl, expiresAt: saved.expiresAt, offset: saved.offset }
       let at: number | undefined

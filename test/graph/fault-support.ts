@@ -74,6 +74,8 @@ export async function cutProxy(targetPort: number): Promise<CutProxy> {
 }
 
 export interface SeenRequest {
+  /** scheme://host:port the request went to. */
+  origin: string
   method: string
   /** Path without the query (no tempauth in test output). */
   path: string
@@ -111,7 +113,7 @@ export function faultDispatcher(inner: Dispatcher): FaultDispatcher {
     const full = String(opts.path)
     const path = full.split('?')[0]!
     const method = String(opts.method)
-    seen.push({ method, path })
+    seen.push({ origin: String(opts.origin), method, path })
     const rule = rules.find((r) => r.left > 0 && (r.method === undefined || r.method === method) && r.path.test(path))
     if (!rule) return dispatch(opts, handler)
     rule.left--
