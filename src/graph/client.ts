@@ -118,6 +118,18 @@ function d(id: string): string {
   return encodeURIComponent(id)
 }
 
+/** Does `item` show every change `opts` asked for? */
+function applied(item: DriveItem, opts: MoveOptions): boolean {
+  if (opts.name !== undefined && item.name !== opts.name) return false
+  if (opts.parentId !== undefined && item.parentReference?.id !== opts.parentId) return false
+  if (opts.mtime) {
+    const at = Date.parse(item.fileSystemInfo?.lastModifiedDateTime ?? '')
+    // The service keeps whole seconds.
+    if (Number.isNaN(at) || Math.floor(at / 1000) !== Math.floor(opts.mtime.getTime() / 1000)) return false
+  }
+  return true
+}
+
 interface Page<T> {
   value: T[]
   '@odata.nextLink'?: string
@@ -328,7 +340,7 @@ class GraphDriveClient implements DriveClient {
     })
   }
 
-  move(ref: ItemRef, opts: MoveOptions): Promise<DriveItem> {
+  async move(ref: ItemRef, opts: MoveOptions): Promise<DriveItem> {
     const body: Record<string, unknown> = {}
     if (opts.name !== undefined) body.name = opts.name
     if (opts.parentId !== undefined) body.parentReference = { id: opts.parentId, driveId: ref.driveId }
@@ -336,12 +348,23 @@ class GraphDriveClient implements DriveClient {
     const q = opts.conflictBehavior ? `?@microsoft.graph.conflictBehavior=${opts.conflictBehavior}` : ''
     const headers: Record<string, string> = {}
     if (opts.ifMatch) headers['If-Match'] = opts.ifMatch
-    return this.#t.json<DriveItem>('PATCH', `/drives/${d(ref.driveId)}/items/${d(ref.itemId)}${q}`, {
-      body,
-      headers,
-      signal: opts.signal,
-      idempotent: true,
-    })
+    try {
+      return await this.#t.json<DriveItem>('PATCH', `/drives/${d(ref.driveId)}/items/${d(ref.itemId)}${q}`, {
+        body,
+        headers,
+        signal: opts.signal,
+        idempotent: true,
+      })
+    } catch (e) {
+      // A PATCH resent after its answer was lost meets its own change: the eTag moved on
+      // (412 with If-Match) or the name is taken by the item itself. If the item now
+      // is what was asked, the first attempt went through: that is success.
+      if (isGraphError(e) && e.attempts > 1 && ['modified', 'nameConflict'].includes(e.classify())) {
+        const now = await this.getItem(ref, opts.signal).catch(() => undefined)
+        if (now && applied(now, opts)) return now
+      }
+      throw e
+    }
   }
 
   setMtime(ref: ItemRef, mtime: Date, signal?: AbortSignal): Promise<DriveItem> {

@@ -324,11 +324,24 @@ export class Uploader {
 
   async #uploadEmpty(parent: ItemRef, name: string, opts: UploadOptions): Promise<UploadResult> {
     const cb = opts.conflictBehavior ?? 'replace'
-    let item = await this.t.json<DriveItem>('PUT', `${this.#target(parent, name)}/content?@microsoft.graph.conflictBehavior=${cb}`, {
-      body: Buffer.alloc(0),
-      signal: opts.signal,
-      idempotent: cb !== 'rename',
-    })
+    let item: DriveItem
+    try {
+      item = await this.t.json<DriveItem>('PUT', `${this.#target(parent, name)}/content?@microsoft.graph.conflictBehavior=${cb}`, {
+        body: Buffer.alloc(0),
+        signal: opts.signal,
+        idempotent: cb !== 'rename',
+      })
+    } catch (e) {
+      // Resent after its answer was lost, a `fail` PUT meets the file its first attempt
+      // created (409). An empty file at the name is exactly what was asked: success.
+      if (!(cb === 'fail' && isGraphError(e) && e.attempts > 1 && e.classify() === 'nameConflict')) throw e
+      const there = await this.t.json<DriveItem>('GET', `${this.#target(parent, name)}?$select=${ITEM_SELECT}`, {
+        signal: opts.signal,
+        label: 'GET /drives/{id}/items/{id}:{path}:',
+      }).catch(() => undefined)
+      if (!there?.file || there.size !== 0) throw e
+      item = there
+    }
     if (opts.mtime) item = await this.#setMtimeAfterUpload({ driveId: parent.driveId, itemId: item.id }, opts.mtime, opts.signal)
     return { item, resumedFrom: 0, bytesSent: 0, fragments: 0, localHash: new QuickXorHash().digest(), verified: false, serviceRewrite: false }
   }
