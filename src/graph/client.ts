@@ -79,9 +79,9 @@ export interface DriveClient {
   getItem(ref: ItemRef, signal?: AbortSignal): Promise<DriveItem>
   /** An item by path relative to the drive root or to `relativeTo` (works inside shared folders). */
   getItemByPath(driveId: string, path: string, opts?: { relativeTo?: string; signal?: AbortSignal }): Promise<DriveItem>
-  /** Every child (all pages). */
+  /** Every child (all pages, gathered: prefer iterateChildren for large folders). */
   listChildren(ref: ItemRef, opts?: ListOptions): Promise<DriveItem[]>
-  /** Children page by page. */
+  /** Children page by page (up to 1000 a page), as they arrive. */
   iterateChildren(ref: ItemRef, opts?: ListOptions): AsyncGenerator<DriveItem[]>
   /** `/me/drive/sharedWithMe` raw (empty after the endpoint's retirement). */
   sharedWithMe(signal?: AbortSignal): Promise<DriveItem[]>
@@ -283,8 +283,8 @@ class GraphDriveClient implements DriveClient {
       this.#t.log.debug({ code: e.code }, 'sharedWithMe unavailable')
     }
     // 2. Shortcuts ("Add to My files" / "Add to OneDrive") in the user's own root.
-    for (const it of await this.listChildren({ driveId: myDrive, itemId: 'root' }, { signal })) {
-      if (it.remoteItem) fromRemote(it, 'shortcut')
+    for await (const page of this.iterateChildren({ driveId: myDrive, itemId: 'root' }, { signal })) {
+      for (const it of page) if (it.remoteItem) fromRemote(it, 'shortcut')
     }
     // 3. Search (Business): driveItems that live in other drives.
     if (drive?.driveType !== 'personal') {

@@ -11,7 +11,7 @@ export {
   createGraphDriveClient, type DriveClient, type GraphDriveClientOptions, type ListOptions, type MoveOptions,
   type SharedEntry, type ClientStats,
 } from './client.js'
-export { DeltaCursor, type DeltaBatch } from './delta.js'
+export { DeltaCursor, type DeltaBatch, type DeltaPageBatch } from './delta.js'
 export type { RangeStream, DownloadResult, DownloadToOptions, OpenRangeOptions } from './download.js'
 export {
   FRAGMENT_UNIT, MAX_FRAGMENT, DEFAULT_FRAGMENT, validFragmentSize, fragmentsOf, contentRange, offsetFromRanges,

@@ -87,6 +87,8 @@ export interface FaultRule {
   path: RegExp
   /** How many matching requests to spoil (default 1). */
   times?: number
+  /** Let this many matching requests through first (default 0). */
+  skip?: number
   /** Rewrite the request's path+query before it is sent (e.g. spoil a tempauth). */
   rewrite?: (pathAndQuery: string) => string
   /** Send it with this method instead (the service then answers with an error of its own). */
@@ -107,7 +109,7 @@ export interface FaultDispatcher {
 type Handler = Dispatcher.DispatchHandlers
 
 export function faultDispatcher(inner: Dispatcher): FaultDispatcher {
-  const rules: (FaultRule & { left: number })[] = []
+  const rules: (FaultRule & { left: number; skipLeft: number })[] = []
   const seen: SeenRequest[] = []
   const interceptor = (dispatch: Dispatcher['dispatch']): Dispatcher['dispatch'] => (opts, handler) => {
     const full = String(opts.path)
@@ -116,6 +118,10 @@ export function faultDispatcher(inner: Dispatcher): FaultDispatcher {
     seen.push({ origin: String(opts.origin), method, path })
     const rule = rules.find((r) => r.left > 0 && (r.method === undefined || r.method === method) && r.path.test(path))
     if (!rule) return dispatch(opts, handler)
+    if (rule.skipLeft > 0) {
+      rule.skipLeft--
+      return dispatch(opts, handler)
+    }
     rule.left--
     let o = rule.rewrite ? { ...opts, path: rule.rewrite(full) } : opts
     if (rule.asMethod) o = { ...o, method: rule.asMethod as Dispatcher.HttpMethod }
@@ -158,7 +164,7 @@ export function faultDispatcher(inner: Dispatcher): FaultDispatcher {
     dispatcher: inner.compose(interceptor),
     seen,
     add(rule) {
-      rules.push({ ...rule, left: rule.times ?? 1 })
+      rules.push({ ...rule, left: rule.times ?? 1, skipLeft: rule.skip ?? 0 })
     },
     count(method, path) {
       return seen.filter((s) => s.method === method && path.test(s.path)).length

@@ -192,26 +192,43 @@ export class TreeResolver {
     return { kind: 'missing', parent: parent.ref, name: leaf }
   }
 
-  /** The entries of a directory in the virtual tree. */
-  async list(virtualPath: string): Promise<VirtualEntry[]> {
+  /**
+   * The entries of a directory in the virtual tree, page by page as the service
+   * answers (a folder of many thousand children is never held whole: a mount's
+   * readdir can hand each page on).
+   */
+  async *iterate(virtualPath: string): AsyncGenerator<VirtualEntry[]> {
     const r = await this.resolve(virtualPath)
     if (r.kind === 'root') {
       const out: VirtualEntry[] = [{ name: MY_FILES, folder: true }, { name: SHARED_WITH_ME, folder: true }]
       if ((await this.sites()).length > 0) out.push({ name: SHARED_LIBRARIES, folder: true })
-      return out
+      yield out
+      return
     }
     if (r.kind === 'virtual') {
       if (r.path.length === 1 && r.path[0] === SHARED_WITH_ME) {
-        return (await this.sharedEntries()).map((e) => ({ name: e.name, folder: e.folder, size: e.size, mtime: e.mtime, ref: e.ref }))
+        yield (await this.sharedEntries()).map((e) => ({ name: e.name, folder: e.folder, size: e.size, mtime: e.mtime, ref: e.ref }))
+      } else if (r.path.length === 1) {
+        yield (await this.sites()).map((s) => ({ name: s.name!, folder: true }))
+      } else {
+        const site = (await this.sites()).find((s) => s.name === r.path[1])!
+        yield (await this.siteDrives(site)).map((d) => ({ name: d.name!, folder: true, ref: { driveId: d.id, itemId: 'root' } }))
       }
-      if (r.path.length === 1) return (await this.sites()).map((s) => ({ name: s.name!, folder: true }))
-      const site = (await this.sites()).find((s) => s.name === r.path[1])!
-      return (await this.siteDrives(site)).map((d) => ({ name: d.name!, folder: true, ref: { driveId: d.id, itemId: 'root' } }))
+      return
     }
     if (r.kind === 'missing') throw notFound(virtualPath)
-    if (!r.folder) return [entryOf(r.item, r.name)]
-    const children = await this.client.listChildren(r.ref, { signal: this.opts.signal })
-    return children.map((c) => entryOf(c))
+    if (!r.folder) {
+      yield [entryOf(r.item, r.name)]
+      return
+    }
+    for await (const page of this.client.iterateChildren(r.ref, { signal: this.opts.signal })) yield page.map((c) => entryOf(c))
+  }
+
+  /** The entries of a directory in the virtual tree, gathered (see iterate()). */
+  async list(virtualPath: string): Promise<VirtualEntry[]> {
+    const out: VirtualEntry[] = []
+    for await (const page of this.iterate(virtualPath)) out.push(...page)
+    return out
   }
 }
 
