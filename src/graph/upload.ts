@@ -19,7 +19,7 @@
 import { createHash } from 'node:crypto'
 import { open, readdir, rm } from 'node:fs/promises'
 import { join } from 'node:path'
-import { checkPrivateDir, readPrivateFile, writePrivateFile } from '../common/private-file.js'
+import { checkPrivateDir, readPrivateFile, writePrivateFile } from '../common/index.js'
 import { GraphError, isGraphError, isNetworkError } from './errors.js'
 import { encodeSegment } from './paths.js'
 import { QuickXorHash } from './quickxorhash.js'
