@@ -7,7 +7,7 @@
  */
 import pLimit from 'p-limit'
 import { DeltaCursor } from './delta.js'
-import { Downloader, type DownloadResult, type DownloadToOptions, type RangeStream } from './download.js'
+import { Downloader, type DownloadResult, type DownloadToOptions, type OpenRangeOptions, type RangeStream } from './download.js'
 import { GraphError, isGraphError } from './errors.js'
 import { encodePath, shareIdOf } from './paths.js'
 import type { RateLimiter } from './ratelimit.js'
@@ -25,6 +25,12 @@ export interface GraphDriveClientOptions extends TransportOptions {
   maxConcurrentTransfers?: number
   /** Reuse download URLs this long (ms). */
   downloadUrlTtlMs?: number
+  /**
+   * Host patterns (`*.sharepoint.com`, exact names) a persisted upload session's URL
+   * may point to (default DEFAULT_UPLOAD_HOSTS); hosts the service issued upload URLs
+   * for in this process are always accepted.
+   */
+  uploadHosts?: string[]
 }
 
 export interface ListOptions {
@@ -55,10 +61,6 @@ export interface SharedEntry {
   source: 'sharedWithMe' | 'shortcut' | 'search' | 'link'
 }
 
-export interface SearchHit {
-  item: DriveItem
-}
-
 export interface ClientStats {
   requests: number
   retries: number
@@ -77,9 +79,9 @@ export interface DriveClient {
   getItem(ref: ItemRef, signal?: AbortSignal): Promise<DriveItem>
   /** An item by path relative to the drive root or to `relativeTo` (works inside shared folders). */
   getItemByPath(driveId: string, path: string, opts?: { relativeTo?: string; signal?: AbortSignal }): Promise<DriveItem>
-  /** Every child (all pages). */
+  /** Every child (all pages, gathered: prefer iterateChildren for large folders). */
   listChildren(ref: ItemRef, opts?: ListOptions): Promise<DriveItem[]>
-  /** Children page by page. */
+  /** Children page by page (up to 1000 a page), as they arrive. */
   iterateChildren(ref: ItemRef, opts?: ListOptions): AsyncGenerator<DriveItem[]>
   /** `/me/drive/sharedWithMe` raw (empty after the endpoint's retirement). */
   sharedWithMe(signal?: AbortSignal): Promise<DriveItem[]>
@@ -97,7 +99,12 @@ export interface DriveClient {
   setMtime(ref: ItemRef, mtime: Date, signal?: AbortSignal): Promise<DriveItem>
   deleteItem(ref: ItemRef, opts?: { ifMatch?: string; signal?: AbortSignal }): Promise<void>
   delta(driveId: string, state?: string): DeltaCursor
-  openRange(ref: ItemRef, start: number, endExclusive?: number, signal?: AbortSignal): Promise<RangeStream>
+  /**
+   * Bytes [start, endExclusive) of a file. The last argument is a signal or
+   * options; `pin` (a RangeStream.version of an earlier read) makes the read fail
+   * with `changedDuringRead` if the file was replaced since.
+   */
+  openRange(ref: ItemRef, start: number, endExclusive?: number, opts?: AbortSignal | OpenRangeOptions): Promise<RangeStream>
   download(ref: ItemRef, write: (chunk: Buffer) => Promise<void> | void, opts?: DownloadToOptions): Promise<DownloadResult>
   upload(parent: ItemRef, name: string, source: UploadSource, opts?: UploadOptions): Promise<UploadResult>
   cancelUploadSession(uploadUrl: string): Promise<void>
@@ -109,6 +116,18 @@ const SHORTCUT_PREFER = { Prefer: 'Include-Feature=AddToOneDrive' }
 
 function d(id: string): string {
   return encodeURIComponent(id)
+}
+
+/** Does `item` show every change `opts` asked for? */
+function applied(item: DriveItem, opts: MoveOptions): boolean {
+  if (opts.name !== undefined && item.name !== opts.name) return false
+  if (opts.parentId !== undefined && item.parentReference?.id !== opts.parentId) return false
+  if (opts.mtime) {
+    const at = Date.parse(item.fileSystemInfo?.lastModifiedDateTime ?? '')
+    // The service keeps whole seconds.
+    if (Number.isNaN(at) || Math.floor(at / 1000) !== Math.floor(opts.mtime.getTime() / 1000)) return false
+  }
+  return true
 }
 
 interface Page<T> {
@@ -127,7 +146,7 @@ class GraphDriveClient implements DriveClient {
   constructor(opts: GraphDriveClientOptions) {
     this.#t = new GraphTransport(opts)
     this.#down = new Downloader(this.#t, { ttlMs: opts.downloadUrlTtlMs })
-    this.#up = new Uploader(this.#t)
+    this.#up = new Uploader(this.#t, { uploadHosts: opts.uploadHosts })
     this.#transfers = pLimit(opts.maxConcurrentTransfers ?? 4)
     this.#fragmentSize = opts.fragmentSize
   }
@@ -264,8 +283,8 @@ class GraphDriveClient implements DriveClient {
       this.#t.log.debug({ code: e.code }, 'sharedWithMe unavailable')
     }
     // 2. Shortcuts ("Add to My files" / "Add to OneDrive") in the user's own root.
-    for (const it of await this.listChildren({ driveId: myDrive, itemId: 'root' }, { signal })) {
-      if (it.remoteItem) fromRemote(it, 'shortcut')
+    for await (const page of this.iterateChildren({ driveId: myDrive, itemId: 'root' }, { signal })) {
+      for (const it of page) if (it.remoteItem) fromRemote(it, 'shortcut')
     }
     // 3. Search (Business): driveItems that live in other drives.
     if (drive?.driveType !== 'personal') {
@@ -321,7 +340,7 @@ class GraphDriveClient implements DriveClient {
     })
   }
 
-  move(ref: ItemRef, opts: MoveOptions): Promise<DriveItem> {
+  async move(ref: ItemRef, opts: MoveOptions): Promise<DriveItem> {
     const body: Record<string, unknown> = {}
     if (opts.name !== undefined) body.name = opts.name
     if (opts.parentId !== undefined) body.parentReference = { id: opts.parentId, driveId: ref.driveId }
@@ -329,12 +348,23 @@ class GraphDriveClient implements DriveClient {
     const q = opts.conflictBehavior ? `?@microsoft.graph.conflictBehavior=${opts.conflictBehavior}` : ''
     const headers: Record<string, string> = {}
     if (opts.ifMatch) headers['If-Match'] = opts.ifMatch
-    return this.#t.json<DriveItem>('PATCH', `/drives/${d(ref.driveId)}/items/${d(ref.itemId)}${q}`, {
-      body,
-      headers,
-      signal: opts.signal,
-      idempotent: true,
-    })
+    try {
+      return await this.#t.json<DriveItem>('PATCH', `/drives/${d(ref.driveId)}/items/${d(ref.itemId)}${q}`, {
+        body,
+        headers,
+        signal: opts.signal,
+        idempotent: true,
+      })
+    } catch (e) {
+      // A PATCH resent after its answer was lost meets its own change: the eTag moved on
+      // (412 with If-Match) or the name is taken by the item itself. If the item now
+      // is what was asked, the first attempt went through: that is success.
+      if (isGraphError(e) && e.attempts > 1 && ['modified', 'nameConflict'].includes(e.classify())) {
+        const now = await this.getItem(ref, opts.signal).catch(() => undefined)
+        if (now && applied(now, opts)) return now
+      }
+      throw e
+    }
   }
 
   setMtime(ref: ItemRef, mtime: Date, signal?: AbortSignal): Promise<DriveItem> {
@@ -357,8 +387,8 @@ class GraphDriveClient implements DriveClient {
     return new DeltaCursor(this.#t, driveId, state)
   }
 
-  openRange(ref: ItemRef, start: number, endExclusive?: number, signal?: AbortSignal): Promise<RangeStream> {
-    return this.#down.openRange(ref, start, endExclusive, signal)
+  openRange(ref: ItemRef, start: number, endExclusive?: number, opts?: AbortSignal | OpenRangeOptions): Promise<RangeStream> {
+    return this.#down.openRange(ref, start, endExclusive, opts)
   }
 
   download(ref: ItemRef, write: (chunk: Buffer) => Promise<void> | void, opts: DownloadToOptions = {}): Promise<DownloadResult> {

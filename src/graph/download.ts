@@ -6,9 +6,10 @@
  * A service that ignores Range and answers 200 is coped with (bytes skipped and cut).
  */
 import { Readable, Transform, type TransformCallback } from 'node:stream'
-import { GraphError, isGraphError } from './errors.js'
+import { LRUCache } from 'lru-cache'
+import { GraphError, isNetworkError } from './errors.js'
 import { QuickXorHash } from './quickxorhash.js'
-import { backoffDelay, DEFAULT_RETRY, nodeBodyOf } from './middleware.js'
+import { backoffDelay, nodeBodyOf } from './middleware.js'
 import type { GraphTransport } from './transport.js'
 import type { DriveItem, ItemRef } from './types.js'
 
@@ -18,11 +19,13 @@ export interface DownloadUrlCacheOptions {
   max?: number
 }
 
+/** A download URL and the version of the item it serves. */
 interface CachedUrl {
   url: string
-  at: number
   size: number | undefined
   hash: string | undefined
+  /** The content version the URL was issued for (cTag, else eTag). */
+  version: string | undefined
 }
 
 export interface RangeStream {
@@ -31,6 +34,50 @@ export interface RangeStream {
   start: number
   /** Total size of the file, when the service said. */
   total: number | undefined
+  /**
+   * The content version these bytes belong to (cTag, else eTag, of the item the
+   * download URL was issued for). Pass it as `pin` to later reads of the same file.
+   */
+  version: string | undefined
+  /** The server's quickXorHash of that version, when it reported one. */
+  hash: string | undefined
+}
+
+export interface OpenRangeOptions {
+  signal?: AbortSignal
+  /** Fail with `changedDuringRead` unless the bytes belong to this version (RangeStream.version of an earlier read). */
+  pin?: string
+}
+
+/** The error of a read whose file was replaced after it started. */
+function changedDuringRead(ref: ItemRef, pinned: string, now: string | undefined): GraphError {
+  return new GraphError({
+    status: 412,
+    code: 'changedDuringRead',
+    message: `item ${ref.itemId} changed during read (version ${pinned} was being read, the service now serves ${now ?? 'another'}); read it again`,
+    details: { itemId: ref.itemId, pinned, now },
+    level: 'info',
+  })
+}
+
+/** `p`, or the signal's reason as soon as it aborts (`p` itself goes on for others awaiting it). */
+export function withSignal<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return p
+  if (signal.aborted) return Promise.reject(signal.reason)
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason)
+    signal.addEventListener('abort', onAbort, { once: true })
+    p.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort)
+        resolve(v)
+      },
+      (e: unknown) => {
+        signal.removeEventListener('abort', onAbort)
+        reject(e)
+      },
+    )
+  })
 }
 
 /** Skip `skip` bytes, then pass at most `limit` bytes (for a 200 answer to a ranged GET). */
@@ -61,10 +108,13 @@ class Window extends Transform {
 function consume(body: Readable, onChunk: (c: Buffer) => Promise<void> | void): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     let failed = false
+    // A write still in progress when the connection breaks is waited for: the caller
+    // reopens only once it is done, so writes never overlap or reorder.
+    let pending: Promise<unknown> = Promise.resolve()
     const fail = (e: unknown) => {
       if (failed) return
       failed = true
-      reject(e)
+      void pending.then(() => reject(e), () => reject(e))
     }
     body.on('data', (c: Buffer) => {
       if (failed) return
@@ -77,8 +127,10 @@ function consume(body: Readable, onChunk: (c: Buffer) => Promise<void> | void): 
       }
       if (r && typeof (r as Promise<void>).then === 'function') {
         body.pause()
-        ;(r as Promise<void>).then(() => body.resume(), (e: unknown) => {
+        pending = (r as Promise<void>).then(() => body.resume(), (e: unknown) => {
           body.destroy()
+          failed = false // this failure, not the close it causes, is the one reported
+          pending = Promise.resolve()
           fail(e)
         })
       }
@@ -106,20 +158,35 @@ export interface DownloadToOptions {
 export interface DownloadResult {
   bytes: number
   localHash: string | undefined
+  /** The server's quickXorHash of the version downloaded (undefined when it reported none). */
   serverHash: string | undefined
   verified: boolean
+  /** Why `verified` is false although nothing failed: a partial range, verification turned off, or no server hash. */
+  unverified?: 'partial' | 'disabled' | 'noServerHash'
+  /** The content version downloaded (cTag, else eTag). */
+  version: string | undefined
   reopened: number
 }
 
 export class Downloader {
-  readonly #cache = new Map<string, CachedUrl>()
-  readonly #ttl: number
-  readonly #max: number
+  /**
+   * Download URLs by item: bounded (max), expiring (ttl, on the transport's clock),
+   * and one fetch per item however many callers ask at once (lru-cache's fetchMethod
+   * shares the in-flight request).
+   */
+  readonly #cache: LRUCache<string, CachedUrl, ItemRef>
   urlFetches = 0
 
   constructor(private readonly t: GraphTransport, opts: DownloadUrlCacheOptions = {}) {
-    this.#ttl = opts.ttlMs ?? 10 * 60_000
-    this.#max = opts.max ?? 10_000
+    this.#cache = new LRUCache<string, CachedUrl, ItemRef>({
+      max: opts.max ?? 10_000,
+      ttl: opts.ttlMs ?? 10 * 60_000,
+      perf: { now: () => t.clock.now() },
+      ttlResolution: 0, // read the clock on every check (it is injectable)
+      // A caller that gives up does not cancel the fetch others wait for.
+      ignoreFetchAbort: true,
+      fetchMethod: (_key, _stale, { context }) => this.#fetchUrl(context),
+    })
   }
 
   #key(ref: ItemRef): string {
@@ -130,31 +197,42 @@ export class Downloader {
     this.#cache.delete(this.#key(ref))
   }
 
-  /** The item's pre-authenticated download URL (cached). Never log it. */
-  async downloadUrl(ref: ItemRef, signal?: AbortSignal): Promise<CachedUrl> {
-    const k = this.#key(ref)
-    const hit = this.#cache.get(k)
-    if (hit && this.t.clock.now() - hit.at < this.#ttl) return hit
+  async #fetchUrl(ref: ItemRef): Promise<CachedUrl> {
+    this.urlFetches++
     const item = await this.t.json<DriveItem>(
       'GET',
-      `/drives/${encodeURIComponent(ref.driveId)}/items/${encodeURIComponent(ref.itemId)}?$select=id,size,file,@microsoft.graph.downloadUrl`,
-      { signal, label: 'GET /drives/{id}/items/{id}?select=downloadUrl' },
+      `/drives/${encodeURIComponent(ref.driveId)}/items/${encodeURIComponent(ref.itemId)}?$select=id,size,file,eTag,cTag,@microsoft.graph.downloadUrl`,
+      { label: 'GET /drives/{id}/items/{id}?select=downloadUrl' },
     )
-    this.urlFetches++
     const url = item['@microsoft.graph.downloadUrl']
     if (!url) {
-      throw new GraphError({ status: 0, code: 'notAFile', message: `item ${ref.itemId} has no download URL (a folder or a package?)`, level: 'debug' })
+      throw new GraphError({ status: 0, code: 'notAFile', message: `item ${ref.itemId} has no download URL (a folder or a package?)`, level: 'debug', local: true })
     }
-    const v: CachedUrl = { url, at: this.t.clock.now(), size: item.size, hash: item.file?.hashes?.quickXorHash }
-    if (this.#cache.size >= this.#max) this.#cache.delete(this.#cache.keys().next().value!)
-    this.#cache.set(k, v)
-    return v
+    return { url, size: item.size, hash: item.file?.hashes?.quickXorHash, version: item.cTag ?? item.eTag }
   }
 
-  /** Open bytes [start, endExclusive) (to the end of the file when endExclusive is undefined). */
-  async openRange(ref: ItemRef, start: number, endExclusive?: number, signal?: AbortSignal): Promise<RangeStream> {
+  /** The item's pre-authenticated download URL (cached, shared by concurrent callers). Never log it. */
+  async downloadUrl(ref: ItemRef, signal?: AbortSignal): Promise<CachedUrl> {
+    return withSignal(this.#cache.fetch(this.#key(ref), { context: ref }) as Promise<CachedUrl>, signal)
+  }
+
+  /**
+   * Open bytes [start, endExclusive) (to the end of the file when endExclusive is
+   * undefined). With `pin`, the bytes must belong to that version of the file.
+   * A range that starts at or past the end of the file is empty (416 answered for
+   * any range shape); the last argument may still be a bare AbortSignal.
+   */
+  async openRange(ref: ItemRef, start: number, endExclusive?: number, o: OpenRangeOptions | AbortSignal = {}): Promise<RangeStream> {
+    const { signal, pin } = o instanceof AbortSignal ? { signal: o, pin: undefined } : o
+    const empty = (u: CachedUrl, total: number | undefined): RangeStream => ({ body: Readable.from([]), start, total, version: u.version, hash: u.hash })
     for (let refreshed = false; ; refreshed = true) {
       const u = await this.downloadUrl(ref, signal)
+      if (pin !== undefined && u.version !== undefined && u.version !== pin) {
+        this.invalidate(ref)
+        // A URL cached for an older version than the caller's: ask for a fresh one once.
+        if (!refreshed) continue
+        throw changedDuringRead(ref, pin, u.version)
+      }
       // The whole file needs no Range header (a plain 200); anything else asks for its window.
       const whole = start === 0 && endExclusive === undefined
       const headers: Record<string, string> = whole ? {} : { Range: `bytes=${start}-${endExclusive !== undefined ? endExclusive - 1 : ''}` }
@@ -166,21 +244,28 @@ export class Downloader {
         signal,
         label: 'GET {downloadUrl}',
         raw: true,
+        stream: true,
         content: true,
       })
       const st = r.res.status
       if ((st === 401 || st === 403 || st === 404 || st === 410) && !refreshed) {
-        // Expired or revoked URL: fetch a fresh one once.
+        // Expired or revoked URL, or the version it served is gone: fetch a fresh one once.
         await r.res.body?.cancel()
         this.invalidate(ref)
         continue
       }
-      if (st === 416 && endExclusive === undefined && u.size !== undefined && start >= u.size) {
-        await r.res.body?.cancel()
-        return { body: Readable.from([]), start, total: u.size }
+      if (st === 416) {
+        // Unsatisfiable: the range starts at or past the end ("bytes */SIZE" says where that is).
+        const m = /bytes \*\/(\d+)/.exec(r.res.headers.get('content-range') ?? '')
+        const size = m ? Number(m[1]) : u.size
+        if (size !== undefined && start >= size) {
+          await r.res.body?.cancel()
+          return empty(u, size)
+        }
+        throw await this.t.errorOf(r, 'GET')
       }
       if (st !== 200 && st !== 206) throw await this.t.errorOf(r, 'GET')
-      if (!r.res.body) return { body: Readable.from([]), start, total: u.size }
+      if (!r.res.body) return empty(u, u.size)
       const body = nodeBodyOf(r.res) ?? Readable.fromWeb(r.res.body as never)
       if (st === 206) {
         const cr = /bytes (\d+)-(\d+)\/(\d+|\*)/.exec(r.res.headers.get('content-range') ?? '')
@@ -189,13 +274,13 @@ export class Downloader {
           throw new GraphError({ status: 206, code: 'badContentRange', message: `asked for byte ${start}, got ${cr[1]}` })
         }
         const total = cr && cr[3] !== '*' ? Number(cr[3]) : u.size
-        return { body, start, total }
+        return { body, start, total, version: u.version, hash: u.hash }
       }
       // 200: the whole file; cut out the window.
       const total = Number(r.res.headers.get('content-length') ?? u.size)
-      if (start === 0 && endExclusive === undefined) return { body, start, total }
+      if (whole) return { body, start, total, version: u.version, hash: u.hash }
       const limit = (endExclusive ?? Infinity) - start
-      return { body: body.pipe(new Window(start, limit)), start, total }
+      return { body: body.pipe(new Window(start, limit)), start, total, version: u.version, hash: u.hash }
     }
   }
 
@@ -211,21 +296,27 @@ export class Downloader {
     const whole = start === 0 && end === undefined
     const hasher = whole && opts.verify !== false ? new QuickXorHash() : undefined
     let reopened = 0
+    const retry = this.t.retry
     let failures = 0
     let writeFailed = false
+    // Every reopen must serve the version the first answer belonged to (pinned), and
+    // the hash verified against is that version's.
+    let pinned: { version: string | undefined; hash: string | undefined } | undefined
     for (;;) {
       if (end !== undefined && pos >= end) break
+      const openedAt = pos
       let rs: RangeStream
       try {
-        rs = await this.openRange(ref, pos, end, opts.signal)
+        rs = await this.openRange(ref, pos, end, { signal: opts.signal, pin: pinned?.version })
       } catch (e) {
-        if (isGraphError(e) && e.status === 0 && !opts.signal?.aborted && ++failures <= DEFAULT_RETRY.maxAttempts) {
-          await this.t.clock.sleep(backoffDelay(failures, DEFAULT_RETRY), opts.signal)
+        if (isNetworkError(e) && !opts.signal?.aborted && ++failures < retry.maxAttempts) {
+          await this.t.clock.sleep(backoffDelay(failures, retry), opts.signal)
           reopened++
           continue
         }
         throw e
       }
+      pinned ??= { version: rs.version, hash: rs.hash }
       if (end === undefined && rs.total !== undefined) end = rs.total
       try {
         await consume(rs.body, (chunk) => {
@@ -247,17 +338,28 @@ export class Downloader {
         rs.body.destroy()
         // A local write failure is not the network's fault: never retried.
         if (opts.signal?.aborted || writeFailed) throw e
-        if (++failures > DEFAULT_RETRY.maxAttempts) {
+        // A connection that delivered bytes before breaking was progress: the budget
+        // counts consecutive failures without progress (as upload fragments do), so a
+        // slow, flaky link that keeps advancing finishes a large file.
+        if (pos > openedAt) failures = 0
+        if (++failures >= retry.maxAttempts) {
           throw new GraphError({ status: 0, code: 'downloadFailed', message: `download kept breaking at byte ${pos}`, exhausted: true, cause: e })
         }
         this.t.log.debug({ pos, error: (e as Error).message }, 'download broke: reopening from the last byte received')
         reopened++
-        await this.t.clock.sleep(backoffDelay(failures, DEFAULT_RETRY), opts.signal)
+        await this.t.clock.sleep(backoffDelay(failures, retry), opts.signal)
       }
     }
-    const serverHash = this.#cache.get(this.#key(ref))?.hash
+    const serverHash = pinned?.hash
     const localHash = hasher?.digest()
     const verified = !!(localHash && serverHash && localHash === serverHash)
+    let unverified: DownloadResult['unverified']
+    if (!whole) unverified = 'partial'
+    else if (opts.verify === false) unverified = 'disabled'
+    else if (!serverHash) {
+      unverified = 'noServerHash'
+      this.t.log.warn({ itemId: ref.itemId, bytes: pos - start }, 'download not verified: the service reported no quickXorHash for this version')
+    }
     if (hasher && serverHash && localHash !== serverHash) {
       this.invalidate(ref)
       throw new GraphError({
@@ -268,6 +370,6 @@ export class Downloader {
         level: 'error',
       })
     }
-    return { bytes: pos - start, localHash, serverHash, verified, reopened }
+    return { bytes: pos - start, localHash, serverHash, verified, unverified, version: pinned?.version, reopened }
   }
 }

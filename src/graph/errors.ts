@@ -23,6 +23,8 @@ export type GraphErrorKind =
   | 'locked'
   | 'hashMismatch'
   | 'network'
+  | 'timeout' // the call's deadline passed before an answer
+  | 'local' // a condition on this machine or in the request itself: no retry can help
   | 'serverError'
   | 'badRequest'
   | 'other'
@@ -36,6 +38,7 @@ const CODE_KINDS: Record<string, GraphErrorKind> = {
   upload_name_conflict: 'nameConflict',
   resourcemodified: 'modified',
   entitytagdoesnotmatch: 'modified',
+  changedduringread: 'modified',
   activitylimitreached: 'throttled',
   throttledrequest: 'throttled',
   toomanyrequests: 'throttled',
@@ -64,6 +67,7 @@ const CODE_KINDS: Record<string, GraphErrorKind> = {
   maxfragmentlengthexceeded: 'tooLarge',
   hashmismatch: 'hashMismatch',
   networkerror: 'network',
+  deadlineexceeded: 'timeout',
   generalexception: 'serverError',
 }
 
@@ -88,6 +92,11 @@ export interface GraphErrorInit {
   cause?: unknown
   details?: Record<string, unknown>
   level?: LogLevelName
+  /**
+   * The failure is local (not a file, the source changed, an invalid base URL), not
+   * the network's: status 0 then does not mean "no answer arrived", and it is never retried.
+   */
+  local?: boolean
 }
 
 export class GraphError extends OdfsError {
@@ -103,6 +112,8 @@ export class GraphError extends OdfsError {
   readonly attempts: number
   /** True when the request was retryable but the retry budget ran out. */
   readonly exhausted: boolean
+  /** A local condition, not a failure of the service or the network (see GraphErrorInit.local). */
+  readonly local: boolean
 
   constructor(init: GraphErrorInit) {
     super(init.code, init.message, {
@@ -118,6 +129,7 @@ export class GraphError extends OdfsError {
     this.route = init.route
     this.attempts = init.attempts ?? 1
     this.exhausted = init.exhausted ?? false
+    this.local = init.local ?? false
   }
 
   /** The deepest inner code, or undefined when the error had none. */
@@ -133,6 +145,7 @@ export class GraphError extends OdfsError {
     }
     const k = CODE_KINDS[this.code.toLowerCase()]
     if (k) return k
+    if (this.local) return 'local'
     if (this.status === 0) return 'network'
     if (STATUS_KINDS[this.status]) return STATUS_KINDS[this.status]!
     if (this.status >= 500) return 'serverError'
@@ -147,6 +160,11 @@ export class GraphError extends OdfsError {
 
 export function isGraphError(e: unknown): e is GraphError {
   return e instanceof GraphError
+}
+
+/** A network failure (no answer, or an answer cut short) that a retry may cure; never a local condition. */
+export function isNetworkError(e: unknown): e is GraphError {
+  return e instanceof GraphError && e.classify() === 'network'
 }
 
 /** Collect the nested inner codes of a Graph error body (`innerError` or `innererror`, any depth). */
@@ -215,13 +233,17 @@ export async function graphErrorFromResponse(
   } catch {
     // not JSON
   }
+  const retryAfterMs = parseRetryAfter(res.headers.get('retry-after'), ctx.now)
+  if ((res.status === 429 || res.status === 503) && retryAfterMs !== undefined) {
+    message += `; throttled for ${Math.ceil(retryAfterMs / 1000)} s`
+  }
   return new GraphError({
     status: res.status,
     code,
     message,
     innerCodes,
     requestId,
-    retryAfterMs: parseRetryAfter(res.headers.get('retry-after'), ctx.now),
+    retryAfterMs,
     method: ctx.method,
     route: ctx.route,
     attempts: ctx.attempts,

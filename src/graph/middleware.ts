@@ -16,7 +16,7 @@ import type { Context, Middleware } from '@microsoft/microsoft-graph-client'
 import type { Readable } from 'node:stream'
 import type { Dispatcher } from 'undici'
 import type { Clock, Logger } from '../common/index.js'
-import { parseRetryAfter } from './errors.js'
+import { GraphError, parseRetryAfter } from './errors.js'
 import type { RateLimiter } from './ratelimit.js'
 
 export interface TokenProvider {
@@ -31,21 +31,32 @@ export interface RequestPolicy {
   idempotent: boolean
   /** Send the bearer token (Graph API); false for pre-authenticated URLs. */
   auth: boolean
-  /** Retry 500/502/504 (idempotent requests only). */
-  retryServerErrors?: boolean
   /** Per-attempt timeout for receiving the response headers (ms). */
   timeoutMs?: number
   /**
-   * Give up retrying when the next wait would end later than this many ms after
-   * the first attempt (the mount passes ~12 s: fuse-native times an operation out
-   * at 15 s, toolchain-notes §7). Undefined: only the attempt counts limit retries.
+   * The whole request (time queued for the rate limiter, every attempt, every wait
+   * between attempts) ends within this many ms of entering the pipeline: no retry is
+   * begun whose wait would pass it, and whatever is still pending then is aborted with
+   * a GraphError `deadlineExceeded` (the mount passes ~12 s: fuse-native times an
+   * operation out at 15 s, toolchain-notes §7). Undefined: no deadline. A streamed
+   * answer (download) counts until its headers; its body is not bounded by it.
    */
   deadlineMs?: number
+  /** Clock time at which the deadline passes (set by the RetryMiddleware). */
+  deadlineAt?: number
+  /** The caller's signal; the RetryMiddleware adds the deadline to it. */
   signal?: AbortSignal
   /** A short label for logs (route template, never a URL with secrets). */
   label: string
   /** Bulk transfer: bypass fetch, use the dispatcher's request() (body also as a Node stream). */
   raw?: boolean
+  /**
+   * The caller streams the body (downloads). Every other answer is read whole inside
+   * the retried unit, so a connection that breaks in the middle of a body is retried
+   * (idempotent requests) or reported as a network GraphError, like one that breaks
+   * before the headers.
+   */
+  stream?: boolean
   /**
    * A transfer on a pre-authenticated content URL (upload fragment, download). It
    * is not a Graph API operation, so it takes no token of the per-second budget
@@ -55,6 +66,8 @@ export interface RequestPolicy {
    */
   content?: boolean
   // results
+  /** What the pipeline threw (kept here: the SDK replaces thrown errors with its own). */
+  error?: unknown
   attempts: number
   retries: number
   exhausted: boolean
@@ -79,6 +92,13 @@ export interface RetryOptions {
   baseDelayMs: number
   /** Backoff cap (ms) (default 30 s). */
   maxDelayMs: number
+  /**
+   * Longest Retry-After waited out (ms, default 120 s; the service has been seen to
+   * ask for 41 s, then 315 s under continued pressure). A longer one is not slept
+   * through: the request fails at once with a GraphError saying for how long the
+   * service throttles (the whole user still pauses for it).
+   */
+  maxRetryAfterMs: number
   /** Uniform random in [0,1) (injectable for tests). */
   random: () => number
 }
@@ -88,6 +108,7 @@ export const DEFAULT_RETRY: RetryOptions = {
   maxThrottledAttempts: 30,
   baseDelayMs: 500,
   maxDelayMs: 30_000,
+  maxRetryAfterMs: 120_000,
   random: Math.random,
 }
 
@@ -120,6 +141,18 @@ function normaliseHeaders(h: unknown): Record<string, string> {
   return out
 }
 
+/** Statuses whose answers have no body (a Response cannot be built with one). */
+function nullBodyStatus(status: number): boolean {
+  return status === 101 || status === 204 || status === 205 || status === 304
+}
+
+/** The same answer with its body read into memory (throws if the connection breaks while reading). */
+async function buffered(res: Response): Promise<Response> {
+  if (res.body === null) return res
+  const bytes = await res.arrayBuffer()
+  return new Response(nullBodyStatus(res.status) ? null : bytes, { status: res.status, statusText: res.statusText, headers: res.headers })
+}
+
 async function drain(res: Response | undefined): Promise<void> {
   try {
     await res?.body?.cancel()
@@ -149,10 +182,44 @@ export class RetryMiddleware extends Base {
 
   async execute(ctx: Context): Promise<void> {
     const policy = policyOf(ctx)
+    try {
+      await this.#withDeadline(ctx, policy)
+    } catch (e) {
+      policy.error = e
+      throw e
+    }
+  }
+
+  async #withDeadline(ctx: Context, policy: RequestPolicy): Promise<void> {
+    if (policy.deadlineMs === undefined) return this.#run(ctx, policy)
+    // The deadline runs on the injected clock and aborts whatever is pending then
+    // (a wait in the limiter's queue, an attempt, a backoff sleep).
+    policy.deadlineAt = this.clock.now() + policy.deadlineMs
+    const expired = new AbortController()
+    const done = new AbortController()
+    const caller = policy.signal
+    policy.signal = caller ? AbortSignal.any([caller, expired.signal]) : expired.signal
+    this.clock.sleep(policy.deadlineMs, done.signal).then(
+      () => expired.abort(new GraphError({
+        status: 0,
+        code: 'deadlineExceeded',
+        message: `${policy.label}: no answer within the deadline of ${policy.deadlineMs} ms (${policy.attempts} attempt(s))`,
+        route: policy.label,
+        attempts: policy.attempts,
+      })),
+      () => {},
+    )
+    try {
+      await this.#run(ctx, policy)
+    } finally {
+      done.abort()
+    }
+  }
+
+  async #run(ctx: Context, policy: RequestPolicy): Promise<void> {
     let failures = 0 // network + 5xx
     let throttles = 0
-    const started = this.clock.now()
-    const pastDeadline = (wait: number) => policy.deadlineMs !== undefined && this.clock.now() + wait - started > policy.deadlineMs
+    const pastDeadline = (wait: number) => policy.deadlineAt !== undefined && this.clock.now() + wait > policy.deadlineAt
     for (;;) {
       policy.attempts++
       this.counters.requests++
@@ -162,8 +229,11 @@ export class RetryMiddleware extends Base {
       try {
         await this.next!.execute(attempt)
         res = attempt.response
+        // The body of an answer that will not be retried is read here, inside the attempt.
+        if (res && !policy.stream && !this.#retriable(res.status, policy)) res = await buffered(res)
       } catch (e) {
-        if (policy.signal?.aborted) throw e
+        if (policy.signal?.aborted) throw policy.signal.reason ?? e
+        if (e instanceof GraphError) throw e // decided below this middleware (e.g. throttled past the deadline)
         netErr = e
       }
       if (netErr !== undefined) {
@@ -175,7 +245,7 @@ export class RetryMiddleware extends Base {
           throw netErr
         }
         this.#retrying(policy, 0, undefined, delay, netErr)
-        await this.clock.sleep(delay, policy.signal)
+        await this.#sleep(delay, policy)
         continue
       }
       const status = res!.status
@@ -186,7 +256,9 @@ export class RetryMiddleware extends Base {
         const wait = ra ?? backoffDelay(throttles, this.opts)
         // The whole user backs off: the shared limiter pauses and slows down.
         this.limiter.throttled(wait, status === 429 ? 'throttled' : 'unavailable')
-        if (throttles >= this.opts.maxThrottledAttempts || pastDeadline(wait)) {
+        // A Retry-After past the cap or the deadline is reported (the error says for
+        // how long the service throttles), never slept through silently.
+        if (throttles >= this.opts.maxThrottledAttempts || wait > this.opts.maxRetryAfterMs || pastDeadline(wait)) {
           policy.exhausted = true
           ctx.response = res
           return
@@ -195,7 +267,7 @@ export class RetryMiddleware extends Base {
         this.#retrying(policy, status, res!.headers.get('request-id'), wait)
         continue // the rate limiter holds the next attempt until the pause is over
       }
-      if ((status === 500 || status === 502 || status === 504 || status === 509) && policy.idempotent && policy.retryServerErrors !== false) {
+      if ((status === 500 || status === 502 || status === 504 || status === 509) && policy.idempotent) {
         failures++
         const delay = backoffDelay(failures, this.opts)
         if (failures >= this.opts.maxAttempts || pastDeadline(delay)) {
@@ -205,13 +277,26 @@ export class RetryMiddleware extends Base {
         }
         await drain(res)
         this.#retrying(policy, status, res!.headers.get('request-id'), delay)
-        await this.clock.sleep(delay, policy.signal)
+        await this.#sleep(delay, policy)
         continue
       }
       this.limiter.succeeded()
       ctx.response = res
       return
     }
+  }
+
+  async #sleep(ms: number, policy: RequestPolicy): Promise<void> {
+    try {
+      await this.clock.sleep(ms, policy.signal)
+    } catch (e) {
+      throw policy.signal?.aborted ? (policy.signal.reason ?? e) : e
+    }
+  }
+
+  /** Answers the loop below retries (their bodies are drained, not read). */
+  #retriable(status: number, policy: RequestPolicy): boolean {
+    return status === 429 || status === 503 || ((status === 500 || status === 502 || status === 504 || status === 509) && policy.idempotent)
   }
 
   #retrying(policy: RequestPolicy, status: number, requestId: string | null | undefined, delayMs: number, err?: unknown): void {
@@ -232,13 +317,31 @@ export class RetryMiddleware extends Base {
 }
 
 export class RateLimitMiddleware extends Base {
-  constructor(private readonly limiter: RateLimiter) {
+  constructor(private readonly limiter: RateLimiter, private readonly clock: Clock) {
     super()
   }
   async execute(ctx: Context): Promise<void> {
     const policy = policyOf(ctx)
-    if (policy.content) await this.limiter.whenUnpaused(policy.signal)
-    else await this.limiter.acquire(policy.signal)
+    const pausedUntil = this.limiter.stats().pausedUntil
+    if (policy.deadlineAt !== undefined && pausedUntil > policy.deadlineAt) {
+      // The service paused this user past the deadline: say so now instead of queueing.
+      const now = this.clock.now()
+      throw new GraphError({
+        status: 429,
+        code: 'activityLimitReached',
+        message: `${policy.label}: throttled for ${Math.ceil((pausedUntil - now) / 1000)} s (the service paused this user's requests past the call's deadline)`,
+        route: policy.label,
+        attempts: policy.attempts,
+        retryAfterMs: pausedUntil - now,
+        exhausted: true,
+      })
+    }
+    try {
+      if (policy.content) await this.limiter.whenUnpaused(policy.signal)
+      else await this.limiter.acquire(policy.signal)
+    } catch (e) {
+      throw policy.signal?.aborted ? (policy.signal.reason ?? e) : e
+    }
     await this.next!.execute(ctx)
   }
 }

@@ -59,9 +59,7 @@ export class RateLimiter {
   #pumping = false
   #granted = 0
   #throttleEvents = 0
-  /** Ring of grant times (ms), for measuring the rate the service sees. */
-  readonly #times = new Float64Array(HISTORY)
-  #timesN = 0
+  /** Ring of the times of answers that were not throttled (ms): the rate the service let through. */
   readonly #okTimes = new Float64Array(HISTORY)
   #okN = 0
   #listeners: ((at: number) => void)[] = []
@@ -208,8 +206,6 @@ export class RateLimiter {
         const w = this.#queue.shift()!
         if (w.signal && w.onAbort) w.signal.removeEventListener('abort', w.onAbort)
         this.#tat = Math.max(now, this.#tat) + interval
-        this.#times[this.#timesN % HISTORY] = now
-        this.#timesN++
         this.#granted++
         for (const l of this.#listeners) l(now)
         w.resolve()

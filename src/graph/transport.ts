@@ -28,7 +28,14 @@ export interface TransportOptions {
   retry?: Partial<RetryOptions>
   /** Per-attempt timeout for API calls (ms, default 30 s). */
   requestTimeoutMs?: number
-  /** Default retry deadline per request (ms; see RequestPolicy.deadlineMs). */
+  /**
+   * Default deadline of every Graph API call (ms, default 5 min, for batch commands
+   * riding out throttling; the mount passes its own, below fuse-native's timeout; see
+   * RequestPolicy.deadlineMs): queueing, attempts and retries included. Content
+   * transfers (download and upload-fragment URLs) are bounded by their per-attempt
+   * timeout instead unless a call passes its own deadline. A caller bounds one call
+   * further with its AbortSignal (e.g. AbortSignal.timeout(12_000) in the mount).
+   */
   deadlineMs?: number
   userAgent?: string
 }
@@ -45,9 +52,11 @@ export interface SendOptions {
   label?: string
   /** Bulk transfer (upload fragment, download): sent through the dispatcher's request(). */
   raw?: boolean
+  /** The caller streams the answer's body (downloads); otherwise it is read whole inside the retried unit. */
+  stream?: boolean
   /** A transfer on a pre-authenticated content URL: no token of the API budget (see RequestPolicy.content). */
   content?: boolean
-  /** Retry deadline for this request (ms). */
+  /** Deadline of this request (ms; see TransportOptions.deadlineMs). */
   deadlineMs?: number
 }
 
@@ -75,24 +84,27 @@ export class GraphTransport {
   readonly clock: Clock
   readonly log: Logger
   readonly baseUrl: string
+  /** The retry settings of the pipeline (transfers that resume on their own use them too). */
+  readonly retry: RetryOptions
   readonly #head: RetryMiddleware
   readonly #sdk: Client
   readonly #timeoutMs: number
   readonly #userAgent: string
-  readonly #deadlineMs: number | undefined
+  readonly #deadlineMs: number
 
   constructor(opts: TransportOptions) {
     this.baseUrl = opts.baseUrl.replace(/\/+$/, '')
     const m = /^(https?:\/\/[^/]+(?:\/.*)?)\/([^/]+)$/.exec(this.baseUrl)
-    if (!m) throw new GraphError({ status: 0, code: 'invalidBaseUrl', message: `graph base URL must end in /VERSION: ${this.baseUrl}` })
+    if (!m) throw new GraphError({ status: 0, code: 'invalidBaseUrl', message: `graph base URL must end in /VERSION: ${this.baseUrl}`, local: true })
     this.clock = opts.clock ?? systemClock
     this.log = opts.log ?? silentLogger
     this.limiter = opts.limiter ?? new RateLimiter({ rate: opts.rateLimit ?? 20, clock: this.clock })
     this.#timeoutMs = opts.requestTimeoutMs ?? 30_000
     this.#userAgent = opts.userAgent ?? 'ISV|odfs|odfs/0.1'
-    this.#deadlineMs = opts.deadlineMs
-    const retry = new RetryMiddleware(this.limiter, this.clock, this.log, this.counters, { ...DEFAULT_RETRY, ...opts.retry })
-    const rate = new RateLimitMiddleware(this.limiter)
+    this.#deadlineMs = opts.deadlineMs ?? 300_000
+    this.retry = { ...DEFAULT_RETRY, ...opts.retry }
+    const retry = new RetryMiddleware(this.limiter, this.clock, this.log, this.counters, this.retry)
+    const rate = new RateLimitMiddleware(this.limiter, this.clock)
     const auth = new AuthMiddleware(opts.tokenProvider, this.counters, this.baseUrl + '/')
     const fetcher = new FetchHandler(opts.dispatcher, this.#timeoutMs)
     retry.setNext(rate)
@@ -110,8 +122,9 @@ export class GraphTransport {
       timeoutMs: o.timeoutMs,
       signal: o.signal,
       raw: o.raw,
+      stream: o.stream,
       content: o.content ?? false,
-      deadlineMs: o.deadlineMs ?? this.#deadlineMs,
+      deadlineMs: o.deadlineMs ?? (o.content ? undefined : this.#deadlineMs),
     })
   }
 
@@ -140,7 +153,7 @@ export class GraphTransport {
         case 'PUT': res = await req.put(o.body ?? Buffer.alloc(0)); break
         case 'PATCH': res = await req.patch(o.body ?? {}); break
         case 'DELETE': res = await req.delete(); break
-        default: throw new GraphError({ status: 0, code: 'unsupportedMethod', message: `unsupported method ${method}` })
+        default: throw new GraphError({ status: 0, code: 'unsupportedMethod', message: `unsupported method ${method}`, local: true })
       }
       return { res, policy }
     } catch (e) {
@@ -172,6 +185,7 @@ export class GraphTransport {
 
   #networkError(e: unknown, method: string, policy: RequestPolicy): unknown {
     if (e instanceof GraphError) return e
+    if (policy.error instanceof GraphError) return policy.error
     if (policy.signal?.aborted) return policy.signal.reason ?? e
     // The SDK wraps thrown errors in its own GraphError; dig out what happened.
     const inner = (e as { body?: unknown })?.body

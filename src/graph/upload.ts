@@ -17,9 +17,10 @@
  *   never answered by uploading again.
  */
 import { createHash } from 'node:crypto'
-import { mkdir, open, readFile, readdir, rm, writeFile, rename } from 'node:fs/promises'
+import { lstat, open, readdir } from 'node:fs/promises'
 import { join } from 'node:path'
-import { GraphError, isGraphError } from './errors.js'
+import { ensurePrivateDir, readPrivateFile, removePrivateFile, writePrivateFile } from '../common/index.js'
+import { GraphError, isGraphError, isNetworkError } from './errors.js'
 import { encodeSegment } from './paths.js'
 import { QuickXorHash } from './quickxorhash.js'
 import { backoffDelay, DEFAULT_RETRY } from './middleware.js'
@@ -75,7 +76,7 @@ export async function fileSource(path: string): Promise<UploadSource & { mtime: 
       let got = 0
       while (got < length) {
         const { bytesRead } = await fh.read(buf, got, length - got, offset + got)
-        if (bytesRead === 0) throw new GraphError({ status: 0, code: 'sourceChanged', message: `${path} shrank while uploading` })
+        if (bytesRead === 0) throw new GraphError({ status: 0, code: 'sourceChanged', message: `${path} shrank while uploading`, local: true })
         got += bytesRead
       }
       return buf
@@ -107,48 +108,68 @@ export interface UploadSessionStore {
   list(): Promise<{ key: string; session: PersistedUploadSession }[]>
 }
 
-/** One 0600 JSON file per session in a 0700 directory. */
+/** A persisted entry as read back: only the shape this code writes is accepted. */
+function validSession(v: unknown): v is { key: string; session: PersistedUploadSession } {
+  const o = v as { key?: unknown; session?: Record<string, unknown> } | null
+  const x = o?.session
+  return !!o && typeof o.key === 'string' && !!x && typeof x.uploadUrl === 'string' && typeof x.expiresAt === 'number' &&
+    typeof x.size === 'number' && typeof x.offset === 'number' && typeof x.sourceId === 'string'
+}
+
+/**
+ * One private JSON file per session (0600, written exclusively through a random
+ * temporary name, never following symlinks) in a directory the user owns with mode
+ * 0700; a directory that is not so is refused with a clear error (src/common/private-file.ts).
+ * uploadUrl is a credential: a file whose content does not belong to its name is dropped.
+ */
 export class FileUploadSessionStore implements UploadSessionStore {
   constructor(private readonly dir: string) {}
 
-  #file(key: string): string {
-    return join(this.dir, createHash('sha256').update(key).digest('hex').slice(0, 32) + '.json')
+  #name(key: string): string {
+    return createHash('sha256').update(key).digest('hex').slice(0, 32) + '.json'
+  }
+
+  async #read(name: string): Promise<{ key: string; session: PersistedUploadSession } | undefined> {
+    let v: unknown
+    try {
+      const text = await readPrivateFile(this.dir, name, { what: 'upload session file' })
+      if (text === null) return undefined
+      v = JSON.parse(text)
+    } catch {
+      v = undefined
+    }
+    if (validSession(v) && this.#name(v.key) === name) return v
+    // Unreadable, unsafe, malformed or misplaced: never trusted; removed (never following a link).
+    // When the directory itself is unsafe, the removal refuses it with the reason.
+    await removePrivateFile(this.dir, name)
+    return undefined
   }
 
   async get(key: string): Promise<PersistedUploadSession | undefined> {
-    try {
-      const v = JSON.parse(await readFile(this.#file(key), 'utf8')) as { key: string; session: PersistedUploadSession }
-      return v.key === key ? v.session : undefined
-    } catch {
-      return undefined
-    }
+    const v = await this.#read(this.#name(key))
+    return v?.key === key ? v.session : undefined
   }
 
   async put(key: string, session: PersistedUploadSession): Promise<void> {
-    await mkdir(this.dir, { recursive: true, mode: 0o700 })
-    const f = this.#file(key)
-    await writeFile(f + '.tmp', JSON.stringify({ key, session }), { mode: 0o600 })
-    await rename(f + '.tmp', f)
+    await ensurePrivateDir(this.dir)
+    await writePrivateFile(this.dir, this.#name(key), JSON.stringify({ key, session }))
   }
 
   async delete(key: string): Promise<void> {
-    await rm(this.#file(key), { force: true })
+    await removePrivateFile(this.dir, this.#name(key))
   }
 
   async list(): Promise<{ key: string; session: PersistedUploadSession }[]> {
-    let names: string[] = []
     try {
-      names = await readdir(this.dir)
+      await lstat(this.dir)
     } catch {
       return []
     }
+    await ensurePrivateDir(this.dir)
     const out: { key: string; session: PersistedUploadSession }[] = []
-    for (const n of names.filter((n) => n.endsWith('.json'))) {
-      try {
-        out.push(JSON.parse(await readFile(join(this.dir, n), 'utf8')))
-      } catch {
-        // skip unreadable entries
-      }
+    for (const n of (await readdir(this.dir)).filter((n) => /^[0-9a-f]{32}\.json$/.test(n))) {
+      const v = await this.#read(n)
+      if (v) out.push(v)
     }
     return out
   }
@@ -187,6 +208,15 @@ export interface UploadResult {
   serviceRewrite: boolean
 }
 
+/** The host of a URL for logs (never the URL: its query is a credential). */
+function hostOf(url: string): string {
+  try {
+    return new URL(url).host
+  } catch {
+    return '(invalid URL)'
+  }
+}
+
 const OFFICE_EXT = /\.(docx?|xlsx?|pptx?|docm|xlsm|pptm|vsdx|one)$/i
 
 /**
@@ -204,8 +234,48 @@ interface SessionState {
   offset: number
 }
 
+/**
+ * Hosts of the uploadUrls the service returned to createUploadSession in this
+ * process: the hosts a session's bytes may go to besides the configured ones.
+ */
+const issuedUploadHosts = new Set<string>()
+
+/** Where the services put upload URLs (Personal *.up.1drv.com; Business and national clouds SharePoint hosts). */
+export const DEFAULT_UPLOAD_HOSTS = ['*.1drv.com', '*.sharepoint.com', '*.sharepoint.us', '*.sharepoint-mil.us', '*.sharepoint.de', '*.sharepoint.cn']
+
+const LOOPBACK = /^(localhost|127\.\d+\.\d+\.\d+|\[::1\])$/
+
+export interface UploaderOptions {
+  /** Host patterns (`*.example.com` or exact names) upload URLs may point to, in addition to those issued in this process. */
+  uploadHosts?: string[]
+}
+
 export class Uploader {
-  constructor(private readonly t: GraphTransport) {}
+  readonly #hosts: string[]
+
+  constructor(private readonly t: GraphTransport, opts: UploaderOptions = {}) {
+    this.#hosts = (opts.uploadHosts ?? DEFAULT_UPLOAD_HOSTS).map((h) => h.toLowerCase())
+  }
+
+  /**
+   * May a session's bytes or a DELETE go to this URL? Only https to a host the
+   * service issued an upload URL for in this process, a configured host, or (when
+   * the Graph API itself is on this machine: the emulator) the same port on loopback.
+   */
+  trusted(uploadUrl: string): boolean {
+    let u: URL
+    try {
+      u = new URL(uploadUrl)
+    } catch {
+      return false
+    }
+    if (u.protocol !== 'https:' || u.username || u.password) return false
+    if (issuedUploadHosts.has(u.host)) return true
+    const host = u.hostname.toLowerCase()
+    if (this.#hosts.some((p) => (p.startsWith('*.') ? host.endsWith(p.slice(1)) : host === p))) return true
+    const api = new URL(this.t.baseUrl)
+    return LOOPBACK.test(api.hostname) && LOOPBACK.test(u.hostname) && u.port === api.port
+  }
 
   #target(parent: ItemRef, name: string): string {
     return `/drives/${encodeURIComponent(parent.driveId)}/items/${encodeURIComponent(parent.itemId)}:/${encodeSegment(name)}:`
@@ -258,11 +328,24 @@ export class Uploader {
 
   async #uploadEmpty(parent: ItemRef, name: string, opts: UploadOptions): Promise<UploadResult> {
     const cb = opts.conflictBehavior ?? 'replace'
-    let item = await this.t.json<DriveItem>('PUT', `${this.#target(parent, name)}/content?@microsoft.graph.conflictBehavior=${cb}`, {
-      body: Buffer.alloc(0),
-      signal: opts.signal,
-      idempotent: cb !== 'rename',
-    })
+    let item: DriveItem
+    try {
+      item = await this.t.json<DriveItem>('PUT', `${this.#target(parent, name)}/content?@microsoft.graph.conflictBehavior=${cb}`, {
+        body: Buffer.alloc(0),
+        signal: opts.signal,
+        idempotent: cb !== 'rename',
+      })
+    } catch (e) {
+      // Resent after its answer was lost, a `fail` PUT meets the file its first attempt
+      // created (409). An empty file at the name is exactly what was asked: success.
+      if (!(cb === 'fail' && isGraphError(e) && e.attempts > 1 && e.classify() === 'nameConflict')) throw e
+      const there = await this.t.json<DriveItem>('GET', `${this.#target(parent, name)}?$select=${ITEM_SELECT}`, {
+        signal: opts.signal,
+        label: 'GET /drives/{id}/items/{id}:{path}:',
+      }).catch(() => undefined)
+      if (!there?.file || there.size !== 0) throw e
+      item = there
+    }
     if (opts.mtime) item = await this.#setMtimeAfterUpload({ driveId: parent.driveId, itemId: item.id }, opts.mtime, opts.signal)
     return { item, resumedFrom: 0, bytesSent: 0, fragments: 0, localHash: new QuickXorHash().digest(), verified: false, serviceRewrite: false }
   }
@@ -294,6 +377,11 @@ export class Uploader {
       `${this.#target(parent, name)}/createUploadSession`,
       { body: { item }, signal: opts.signal, label: 'POST /drives/{id}/items/{id}:{path}:/createUploadSession' },
     )
+    try {
+      issuedUploadHosts.add(new URL(r.uploadUrl).host)
+    } catch {
+      throw new GraphError({ status: 200, code: 'invalidUploadUrl', message: `createUploadSession for ${name} answered without a valid uploadUrl` })
+    }
     return {
       uploadUrl: r.uploadUrl,
       expiresAt: r.expirationDateTime ? Date.parse(r.expirationDateTime) : this.t.clock.now() + 15 * 60_000,
@@ -301,10 +389,14 @@ export class Uploader {
     }
   }
 
-  /** Ask the service where to continue. undefined = the session is gone (404). */
+  /**
+   * Ask the service where to continue. undefined = the session cannot be used any
+   * more: gone (404), or its URL's embedded token expired (401; it lasts 24 h
+   * whatever the session's own expiry). Other failures throw.
+   */
   async #status(s: SessionState, signal?: AbortSignal): Promise<number | undefined> {
     const r = await this.t.sendUrl('GET', s.uploadUrl, { auth: false, idempotent: true, signal, label: 'GET {uploadUrl}' })
-    if (r.res.status === 404) {
+    if (r.res.status === 404 || r.res.status === 401) {
       await r.res.body?.cancel()
       return undefined
     }
@@ -314,8 +406,22 @@ export class Uploader {
     return offsetFromRanges(body.nextExpectedRanges) ?? s.offset
   }
 
+  /** Commit a session that holds every byte, at the target, with this call's conflict behaviour (§4.2: PUT with sourceUrl). */
+  async #commitBySourceUrl(parent: ItemRef, name: string, s: SessionState, opts: UploadOptions): Promise<DriveItem> {
+    this.t.log.info({ name }, 'upload session holds every byte: committing it')
+    return this.t.json<DriveItem>('PUT', this.#target(parent, name), {
+      body: { name, '@microsoft.graph.conflictBehavior': opts.conflictBehavior ?? 'replace', '@microsoft.graph.sourceUrl': s.uploadUrl },
+      signal: opts.signal,
+      label: 'PUT /drives/{id}/items/{id}:{path}: (sourceUrl)',
+    })
+  }
+
   /** Cancel a session (DELETE uploadUrl); errors are ignored (it may be gone already). */
   async cancel(uploadUrl: string): Promise<void> {
+    if (!this.trusted(uploadUrl)) {
+      this.t.log.warn({ host: hostOf(uploadUrl) }, 'not cancelling an upload session whose URL the service did not issue')
+      return
+    }
     try {
       const r = await this.t.sendUrl('DELETE', uploadUrl, { auth: false, idempotent: true, label: 'DELETE {uploadUrl}' })
       await r.res.body?.cancel()
@@ -352,10 +458,25 @@ export class Uploader {
 
     let s: SessionState | undefined
     let resumedFrom = 0
-    const saved = store ? await store.get(key) : undefined
+    let saved = store ? await store.get(key) : undefined
+    if (saved && !this.trusted(saved.uploadUrl)) {
+      // Read back from disk but not a URL of the service: never send it bytes or a DELETE.
+      this.t.log.warn({ name, host: hostOf(saved.uploadUrl) }, 'refusing a persisted upload session: its URL\'s host was not issued by the service; dropped')
+      await store!.delete(key)
+      saved = undefined
+    }
     if (saved && saved.size === size && saved.sourceId === sourceId && saved.expiresAt > this.t.clock.now() + 10_000) {
       const st: SessionState = { uploadUrl: saved.uploadUrl, expiresAt: saved.expiresAt, offset: saved.offset }
-      const at = await this.#status(st, opts.signal).catch(() => undefined)
+      let at: number | undefined
+      try {
+        at = await this.#status(st, opts.signal)
+      } catch (e) {
+        if (opts.signal?.aborted) throw e
+        // The probe failed: the session may still be open on the service. Cancel it
+        // before forgetting it, or it lingers (and may block a new session, §4.2).
+        this.t.log.info({ name, error: (e as Error).message }, 'persisted upload session could not be probed: cancelling it and starting anew')
+        await this.cancel(saved.uploadUrl)
+      }
       if (at !== undefined) {
         st.offset = at
         s = st
@@ -426,7 +547,15 @@ export class Uploader {
           throw new GraphError({ status: 404, code: 'uploadSessionNotFound', message: `upload session for ${name} vanished after the last byte and no matching file exists; run again to upload it anew` })
         }
         s.offset = at
-        if (at >= size) throw new GraphError({ status: 0, code: 'uploadIncomplete', message: `upload of ${name} acknowledged every byte but produced no item` })
+        if (at >= size) {
+          // Every byte is there but the commit failed earlier (a name conflict keeps the
+          // session): commit it now with this call's conflict behaviour.
+          const item = await this.#commitBySourceUrl(parent, name, s, opts)
+          if (store) await store.delete(key)
+          await hashTo(size)
+          opts.onProgress?.(size, size)
+          return { item, resumedFrom, bytesSent, fragments, localHash: hs.h.digest(), verified: false, serviceRewrite: false }
+        }
         continue
       }
       const len = Math.min(fragSize, size - start)
@@ -467,7 +596,9 @@ export class Uploader {
         } else if (st === 200 || st === 201) {
           item = (await r.res.json()) as DriveItem
           outcome = 'done'
-        } else if (st === 404) {
+        } else if (st === 404 || st === 401) {
+          // Gone, or the URL's embedded token expired (401 from the upload host):
+          // either way this session is over; a new one is started below.
           await r.res.body?.cancel()
           outcome = 'gone'
         } else if (st === 416 || st >= 500) {
@@ -476,14 +607,22 @@ export class Uploader {
           outcome = 'retry'
         } else {
           const err = await this.t.errorOf(r, 'PUT')
-          // A name conflict at commit keeps the session on the service; anything else is fatal: cancel.
+          if (err.classify() === 'nameConflict' && store) {
+            // A name conflict at commit: the service keeps the session with every byte
+            // (§4.2). Keep it persisted too, so a later call (e.g. replacing) commits it
+            // without sending the bytes again; cancelAbandoned() cancels it once expired.
+            s.offset = size
+            await persist()
+            throw err
+          }
+          // Anything else is fatal, and a session nobody can resume is cancelled.
           await this.cancel(s.uploadUrl)
           if (store) await store.delete(key)
           throw err
         }
       } catch (e) {
         if (opts.signal?.aborted) throw e
-        if (!isGraphError(e) || e.status !== 0) throw e
+        if (!isNetworkError(e)) throw e
         // Connection reset or timeout mid-fragment: the service discards the partial fragment.
         this.t.log.debug({ offset: start, error: e.message }, 'fragment broke: asking the session where to resume')
         outcome = 'retry'

@@ -21,6 +21,8 @@ export interface ReadTarget {
   size: number
   /** Content version: chunks of another version are never mixed in. */
   version: string
+  /** The service's content tag (cTag) when known: every range must belong to it (graph's pin). */
+  pin?: string
 }
 
 export interface ReadCursor {
@@ -63,7 +65,7 @@ export class ChunkReader {
       const end = Math.min(t.size, start + CHUNK)
       p = this.#limit(async () => {
         this.requests++
-        const r = await this.client.openRange(t.ref, start, end)
+        const r = await this.client.openRange(t.ref, start, end, { pin: t.pin })
         const parts: Buffer[] = []
         for await (const c of r.body) parts.push(c as Buffer)
         return Buffer.concat(parts)

@@ -7,11 +7,13 @@
  *   Shared libraries/<site>/<library>/... followed SharePoint sites' document libraries
  *                                         (absent on personal accounts)
  *
- * resolvePath() turns a virtual path into a drive address with as few calls as it
+ * TreeResolver.resolve() turns a virtual path into a drive address with as few calls as it
  * can: one path lookup relative to the base item, and a walk up only when that
  * fails (paths through a shortcut to a shared folder are not traversed by the
  * service, §1.1). Does not import fuse-native.
  */
+import { LRUCache } from 'lru-cache'
+import { systemClock, type Clock } from '../../common/index.js'
 import {
   GraphError, isFolder, isGraphError, splitPath, targetOf, type Drive, type DriveClient, type DriveItem, type ItemRef,
   type SharedEntry, type Site,
@@ -43,6 +45,10 @@ export interface TreeOptions {
   /** Sharing links the user registered; shown under Shared with me. */
   links?: string[]
   signal?: AbortSignal
+  /** How long the drive, shared entries, followed sites and site libraries are reused (ms, default 60 s). */
+  cacheTtlMs?: number
+  /** Clock of the cache's expiry (default the system clock). */
+  clock?: Clock
 }
 
 function notFound(path: string): GraphError {
@@ -60,43 +66,62 @@ function uniqueNames<T extends { name: string }>(list: T[]): T[] {
 }
 
 export class TreeResolver {
-  #myDrive: Drive | undefined
-  #shared: SharedEntry[] | undefined
-  #sites: Site[] | undefined
-  readonly #siteDrives = new Map<string, Drive[]>()
+  /**
+   * The drive, the shared entries, the followed sites and each site's libraries:
+   * reused for cacheTtlMs, and fetched once however many callers ask at once
+   * (lru-cache's fetchMethod shares the in-flight request).
+   */
+  readonly #cache: LRUCache<string, { v: unknown }>
 
-  constructor(private readonly client: DriveClient, private readonly opts: TreeOptions = {}) {}
-
-  async myDrive(): Promise<Drive> {
-    return (this.#myDrive ??= await this.client.getMyDrive(this.opts.signal))
+  constructor(private readonly client: DriveClient, private readonly opts: TreeOptions = {}) {
+    const clock = opts.clock ?? systemClock
+    this.#cache = new LRUCache<string, { v: unknown }>({
+      max: 1000,
+      ttl: opts.cacheTtlMs ?? 60_000,
+      perf: { now: () => clock.now() },
+      ttlResolution: 0, // read the clock on every check (it is injectable)
+      fetchMethod: async (key) => ({ v: await this.#load(key) }),
+    })
   }
 
-  async sharedEntries(): Promise<SharedEntry[]> {
-    return (this.#shared ??= uniqueNames(await this.client.listSharedWithMe({ links: this.opts.links, signal: this.opts.signal })))
+  async #cached<T>(key: string): Promise<T> {
+    return (await this.#cache.fetch(key))!.v as T
   }
 
-  async sites(): Promise<Site[]> {
-    if (this.#sites) return this.#sites
-    const drive = await this.myDrive()
-    if (drive.driveType === 'personal') return (this.#sites = [])
-    try {
-      const sites = await this.client.listFollowedSites(this.opts.signal)
-      this.#sites = uniqueNames(sites.map((s) => ({ ...s, name: s.displayName ?? s.name ?? s.id })))
-    } catch (e) {
-      if (!isGraphError(e) || !['badRequest', 'notFound', 'accessDenied'].includes(e.classify())) throw e
-      this.#sites = []
+  async #load(key: string): Promise<unknown> {
+    const signal = this.opts.signal
+    if (key === 'drive') return this.client.getMyDrive(signal)
+    if (key === 'shared') return uniqueNames(await this.client.listSharedWithMe({ links: this.opts.links, signal }))
+    if (key === 'sites') {
+      const drive = await this.myDrive()
+      if (drive.driveType === 'personal') return []
+      try {
+        const sites = await this.client.listFollowedSites(signal)
+        return uniqueNames(sites.map((s) => ({ ...s, name: s.displayName ?? s.name ?? s.id })))
+      } catch (e) {
+        if (!isGraphError(e) || !['badRequest', 'notFound', 'accessDenied'].includes(e.classify())) throw e
+        return []
+      }
     }
-    return this.#sites
+    const siteId = key.slice('siteDrives:'.length)
+    const drives = await this.client.listSiteDrives(siteId, signal)
+    return uniqueNames(drives.map((d) => ({ ...d, name: d.name ?? d.id })))
   }
 
-  async siteDrives(site: Site): Promise<Drive[]> {
-    let v = this.#siteDrives.get(site.id)
-    if (!v) {
-      const drives = await this.client.listSiteDrives(site.id, this.opts.signal)
-      v = uniqueNames(drives.map((d) => ({ ...d, name: d.name ?? d.id })))
-      this.#siteDrives.set(site.id, v)
-    }
-    return v
+  myDrive(): Promise<Drive> {
+    return this.#cached<Drive>('drive')
+  }
+
+  sharedEntries(): Promise<SharedEntry[]> {
+    return this.#cached<SharedEntry[]>('shared')
+  }
+
+  sites(): Promise<Site[]> {
+    return this.#cached<Site[]>('sites')
+  }
+
+  siteDrives(site: Site): Promise<Drive[]> {
+    return this.#cached<Drive[]>(`siteDrives:${site.id}`)
   }
 
   /** Resolve a virtual path ("My files/a/b", "Shared libraries/Site/Lib/x"). */
@@ -167,26 +192,43 @@ export class TreeResolver {
     return { kind: 'missing', parent: parent.ref, name: leaf }
   }
 
-  /** The entries of a directory in the virtual tree. */
-  async list(virtualPath: string): Promise<VirtualEntry[]> {
+  /**
+   * The entries of a directory in the virtual tree, page by page as the service
+   * answers (a folder of many thousand children is never held whole: a mount's
+   * readdir can hand each page on).
+   */
+  async *iterate(virtualPath: string): AsyncGenerator<VirtualEntry[]> {
     const r = await this.resolve(virtualPath)
     if (r.kind === 'root') {
       const out: VirtualEntry[] = [{ name: MY_FILES, folder: true }, { name: SHARED_WITH_ME, folder: true }]
       if ((await this.sites()).length > 0) out.push({ name: SHARED_LIBRARIES, folder: true })
-      return out
+      yield out
+      return
     }
     if (r.kind === 'virtual') {
       if (r.path.length === 1 && r.path[0] === SHARED_WITH_ME) {
-        return (await this.sharedEntries()).map((e) => ({ name: e.name, folder: e.folder, size: e.size, mtime: e.mtime, ref: e.ref }))
+        yield (await this.sharedEntries()).map((e) => ({ name: e.name, folder: e.folder, size: e.size, mtime: e.mtime, ref: e.ref }))
+      } else if (r.path.length === 1) {
+        yield (await this.sites()).map((s) => ({ name: s.name!, folder: true }))
+      } else {
+        const site = (await this.sites()).find((s) => s.name === r.path[1])!
+        yield (await this.siteDrives(site)).map((d) => ({ name: d.name!, folder: true, ref: { driveId: d.id, itemId: 'root' } }))
       }
-      if (r.path.length === 1) return (await this.sites()).map((s) => ({ name: s.name!, folder: true }))
-      const site = (await this.sites()).find((s) => s.name === r.path[1])!
-      return (await this.siteDrives(site)).map((d) => ({ name: d.name!, folder: true, ref: { driveId: d.id, itemId: 'root' } }))
+      return
     }
     if (r.kind === 'missing') throw notFound(virtualPath)
-    if (!r.folder) return [entryOf(r.item, r.name)]
-    const children = await this.client.listChildren(r.ref, { signal: this.opts.signal })
-    return children.map((c) => entryOf(c))
+    if (!r.folder) {
+      yield [entryOf(r.item, r.name)]
+      return
+    }
+    for await (const page of this.client.iterateChildren(r.ref, { signal: this.opts.signal })) yield page.map((c) => entryOf(c))
+  }
+
+  /** The entries of a directory in the virtual tree, gathered (see iterate()). */
+  async list(virtualPath: string): Promise<VirtualEntry[]> {
+    const out: VirtualEntry[] = []
+    for await (const page of this.iterate(virtualPath)) out.push(...page)
+    return out
   }
 }
 
@@ -199,14 +241,4 @@ export function entryOf(item: DriveItem, name?: string): VirtualEntry {
     ref: targetOf(item),
     item,
   }
-}
-
-/** Resolve one virtual path (convenience; use a TreeResolver to reuse its caches). */
-export function resolvePath(client: DriveClient, virtualPath: string, opts: TreeOptions = {}): Promise<Resolved> {
-  return new TreeResolver(client, opts).resolve(virtualPath)
-}
-
-/** List one virtual directory (convenience). */
-export function listVirtual(client: DriveClient, virtualPath: string, opts: TreeOptions = {}): Promise<VirtualEntry[]> {
-  return new TreeResolver(client, opts).list(virtualPath)
 }

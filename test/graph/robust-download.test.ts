@@ -1,0 +1,130 @@
+// Downloads under faults: local conditions are not retried as network errors; a
+// slow, flaky link that keeps making progress does not exhaust the retry budget.
+import t from 'tap'
+import { createHash } from 'node:crypto'
+import { startTestEmulator, tokenFor, type TestEmulator } from '../support/emulator.js'
+import { createGraphDriveClient, GraphError, type DriveClient } from '../../src/graph/index.js'
+import { faultDispatcher } from './fault-support.js'
+
+let emu: TestEmulator
+t.before(async () => {
+  emu = await startTestEmulator({ seed: 'empty' })
+})
+t.teardown(async () => {
+  await emu?.close()
+})
+
+const fastRetry = { baseDelayMs: 1, maxDelayMs: 5, maxAttempts: 5 }
+
+async function client(extra: Record<string, unknown> = {}): Promise<DriveClient> {
+  const token = await tokenFor(emu, 'user1')
+  return createGraphDriveClient({ baseUrl: emu.info.graph, tokenProvider: { getAccessToken: async () => token }, dispatcher: emu.dispatcher, retry: fastRetry, ...extra })
+}
+
+function pattern(size: number): Buffer {
+  const b = Buffer.alloc(size)
+  for (let i = 0; i < size; i++) b[i] = (i * 131 + (i >> 8)) & 0xff
+  return b
+}
+
+t.test('downloading a folder is a local error, asked once and not retried', async (t) => {
+  const c = await client()
+  const drive = await c.getMyDrive()
+  const folder = await c.createFolder({ driveId: drive.id, itemId: 'root' }, 'not-a-file')
+  emu.resetStats()
+  const e = await c.download({ driveId: drive.id, itemId: folder.id }, () => {}).catch((x: unknown) => x)
+  t.type(e, GraphError)
+  t.equal((e as GraphError).code, 'notAFile')
+  t.equal((e as GraphError).classify(), 'local', 'classified local, not network')
+  t.equal(emu.stats.total, 1, `one request, no retries (${JSON.stringify(emu.stats.routes)})`)
+})
+
+t.test('a link that breaks every transfer but keeps advancing finishes the file', async (t) => {
+  const fd = faultDispatcher(emu.dispatcher)
+  const c = await client({ dispatcher: fd.dispatcher })
+  const drive = await c.getMyDrive()
+  const data = pattern(256 * 1024)
+  const up = await c.upload({ driveId: drive.id, itemId: 'root' }, 'flaky-link.bin', { size: data.length, read: async (o, n) => data.subarray(o, o + n) })
+  // Every download answer breaks after 32 KiB of its body.
+  fd.add({ method: 'GET', path: /^\/_download\//, breakAfter: 32 * 1024, times: Infinity })
+  const got: Buffer[] = []
+  const r = await c.download({ driveId: drive.id, itemId: up.item.id }, (b) => void got.push(b))
+  t.equal(r.reopened, 7, `reopened after each of the 7 cuts, more than the ${fastRetry.maxAttempts} attempts a stalled link gets`)
+  t.equal(fd.count('GET', /^\/_download\//), 8, '8 ranged GETs of 32 KiB')
+  t.equal(createHash('sha256').update(Buffer.concat(got)).digest('hex'), createHash('sha256').update(data).digest('hex'), 'every byte, once')
+  t.equal(r.verified, true)
+})
+
+t.test('a file replaced in the middle of a read fails with changedDuringRead, never mixes versions', async (t) => {
+  const fd = faultDispatcher(emu.dispatcher)
+  const c = await client({ dispatcher: fd.dispatcher })
+  const drive = await c.getMyDrive()
+  const root = { driveId: drive.id, itemId: 'root' }
+  const v1 = Buffer.alloc(200_000, 1)
+  const v2 = Buffer.alloc(200_000, 2)
+  const up = await c.upload(root, 'replaced.bin', { size: v1.length, read: async (o, n) => v1.subarray(o, o + n) })
+  fd.add({ method: 'GET', path: /^\/_download\//, breakAfter: 32 * 1024 })
+  const got: Buffer[] = []
+  let replaced = false
+  const e = await c
+    .download({ driveId: drive.id, itemId: up.item.id }, async (b) => {
+      got.push(b)
+      if (!replaced) {
+        replaced = true
+        await c.upload(root, 'replaced.bin', { size: v2.length, read: async (o, n) => v2.subarray(o, o + n) })
+      }
+    })
+    .catch((x: unknown) => x)
+  t.ok(replaced)
+  // The service may still serve the old version through the URL it issued for it (the
+  // emulator keeps replaced content as a version): then the read completes with the
+  // first version whole. Otherwise it fails with changedDuringRead. Never a mix.
+  if (e instanceof GraphError) {
+    t.equal(e.code, 'changedDuringRead', e.message)
+    t.equal(e.classify(), 'modified')
+  } else {
+    t.equal(Buffer.concat(got).length, v1.length, 'the first version was read whole')
+    t.equal((e as { version?: string }).version, up.item.cTag ?? up.item.eTag, 'and reported as that version')
+  }
+  t.ok(Buffer.concat(got).every((x) => x === 1), 'only bytes of the first version were delivered')
+
+  // A read pinned to the old version fails too; one pinned to the current version works.
+  // (A URL cached for an older version is replaced by a fresh one when the pin asks for the current one.)
+  const cur = await c.getItem({ driveId: drive.id, itemId: up.item.id })
+  const fresh = { version: cur.cTag ?? cur.eTag }
+  t.not(fresh.version, undefined)
+  const pinnedOld = await c.openRange({ driveId: drive.id, itemId: up.item.id }, 10, 20, { pin: 'stale-version' }).catch((x: unknown) => x)
+  t.equal((pinnedOld as GraphError).code, 'changedDuringRead')
+  const pinnedNow = await c.openRange({ driveId: drive.id, itemId: up.item.id }, 10, 20, { pin: fresh.version })
+  const parts: Buffer[] = []
+  for await (const b of pinnedNow.body) parts.push(b as Buffer)
+  t.same(Buffer.concat(parts), v2.subarray(10, 20))
+})
+
+t.test('a range past the end is empty whatever its shape (416)', async (t) => {
+  const c = await client()
+  const drive = await c.getMyDrive()
+  const data = pattern(1000)
+  const up = await c.upload({ driveId: drive.id, itemId: 'root' }, 'short.bin', { size: data.length, read: async (o, n) => data.subarray(o, o + n) })
+  const ref = { driveId: drive.id, itemId: up.item.id }
+  for (const [a, b] of [[1000, undefined], [1000, 1010], [5000, 6000]] as const) {
+    const rs = await c.openRange(ref, a, b)
+    const parts: Buffer[] = []
+    for await (const x of rs.body) parts.push(x as Buffer)
+    t.equal(Buffer.concat(parts).length, 0, `bytes ${a}-${b ?? ''}: empty`)
+    t.equal(rs.total, 1000, 'the size comes with it')
+  }
+})
+
+t.test('a download of a version without a server hash says it is unverified', async (t) => {
+  const c = await client()
+  const drive = await c.getMyDrive()
+  const data = pattern(5000)
+  emu.setFaults({ hashDelayMs: 3_600_000 })
+  t.teardown(() => emu.setFaults({ hashDelayMs: 0 }))
+  const up = await c.upload({ driveId: drive.id, itemId: 'root' }, 'nohash.bin', { size: data.length, read: async (o, n) => data.subarray(o, o + n) }, { verify: false })
+  const r = await c.download({ driveId: drive.id, itemId: up.item.id }, () => {})
+  t.equal(r.verified, false)
+  t.equal(r.unverified, 'noServerHash', 'the result says why it is not verified')
+  t.equal(r.serverHash, undefined)
+})
