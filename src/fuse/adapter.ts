@@ -42,9 +42,9 @@ class TunedFuse extends Fuse {
 type Cb = (code: number, ...rest: any[]) => void
 
 /**
- * fuse-native hands utimens times as ms (tv_sec * 1000 + tv_nsec / 1e6), so the
- * special nanosecond values arrive as 1073 ms (UTIME_NOW, (1 << 30) - 1 ns) and
- * 1072 ms (UTIME_OMIT, (1 << 30) - 2 ns) with tv_sec 0.
+ * fuse-native hands utimens times as ms (tv_sec * 1000 + tv_nsec / 1e6). Its addon,
+ * as scripts/fuse-native-fix.sh builds it, sends UTIME_NOW as 1073 ms and
+ * UTIME_OMIT as 1072 ms (a real time of 1970-01-01T00:00:01.072Z cannot be set).
  */
 function timeOf(ms: number): number | 'now' | undefined {
   if (ms === 1073) return 'now'

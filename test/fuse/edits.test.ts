@@ -32,6 +32,25 @@ t.test('mv of folders, mv -f over a file, case-only rename, rm -rf, mkdir -p', a
   t.notMatch(ls.stdout, / z\//)
 })
 
+t.test('utimensat: atime and mtime apart, UTIME_OMIT, UTIME_NOW', async (t) => {
+  const f = join(m.mnt, 'My files/times.txt')
+  t.equal((await sh(`echo x > '${f}' && touch -m -d '2020-01-02 03:04:05 UTC' '${f}'`)).code, 0)
+  const mtime = String(Date.parse('2020-01-02T03:04:05Z') / 1000)
+  t.equal((await sh(`stat -c %Y '${f}'`)).stdout.trim(), mtime, 'touch -m (atime UTIME_OMIT) sets the mtime given')
+  t.equal((await sh(`touch -a -d '2011-01-01 00:00:00 UTC' '${f}'`)).code, 0)
+  t.equal((await sh(`stat -c %Y '${f}'`)).stdout.trim(), mtime, 'touch -a (mtime UTIME_OMIT) leaves the mtime')
+  const before = Math.floor(Date.now() / 1000)
+  t.equal((await sh(`touch -m '${f}'`)).code, 0)
+  const now = Number((await sh(`stat -c %Y '${f}'`)).stdout.trim())
+  t.ok(now >= before - 1 && now <= Math.floor(Date.now() / 1000) + 1, `touch -m (UTIME_NOW) sets the current time: ${now}`)
+  // Python's os.utime sets atime and mtime apart in one call, as rsync -t does.
+  t.equal((await sh(`python3 -c "import os; os.utime('${f}', (1000000000, 1500000000))"`)).code, 0)
+  t.equal((await sh(`stat -c %Y '${f}'`)).stdout.trim(), '1500000000', 'the mtime, not the atime, is kept')
+  await w.odfs(['sync', m.mnt])
+  const ls = await w.odfs(['ls', '--json', '--token-store', 'file', 'My files/times.txt'])
+  t.match(ls.stdout, /2017-07-14T02:40:00/, `OneDrive holds the mtime: ${ls.stdout.slice(0, 300)}`)
+})
+
 t.test('touch -d, truncate -s, >> appends, dd conv=notrunc seek=', async (t) => {
   const f = join(m.mnt, 'My files/edit.txt')
   t.equal((await sh(`echo hello > '${f}' && touch -d '2020-01-02 03:04:05 UTC' '${f}'`)).code, 0)
