@@ -55,6 +55,8 @@ t.test('extended attributes', async (t) => {
   const hash = await w.odfs(['hash', '--token-store', 'file', 'My files/x.bin'])
   const h = await py(`import os; print(os.getxattr(${JSON.stringify(f)}, 'user.onedrive.quickxorhash').decode())`)
   t.ok(h.stdout.trim().length > 10 && hash.stdout.includes(h.stdout.trim()), `quickxorhash ${h.stdout} in ${hash.stdout}`)
+  const gf = await sh(`getfattr --only-values -n user.onedrive.quickxorhash '${f}'`)
+  t.equal(gf.stdout, h.stdout.trim(), `getfattr -n user.onedrive.quickxorhash: ${gf.stderr}`)
   const set = await py(`import os; os.setxattr(${JSON.stringify(f)}, 'user.test', b'1')`)
   t.match(set.stderr, /Operation not supported/, 'setxattr: ENOTSUP')
   const cpa = await sh(`cp -a '${f}' '${join(m.mnt, 'My files/x-copy.bin')}'`)
