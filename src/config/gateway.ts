@@ -27,7 +27,7 @@ export type AccountTypes = 'single-tenant' | 'multitenant' | 'multitenant-and-pe
 export const ACCOUNT_TYPES: readonly AccountTypes[] = ['single-tenant', 'multitenant', 'multitenant-and-personal', 'personal']
 
 export type Cloud = 'global' | 'usgov' | 'usgov-dod' | 'china'
-/** Login and Graph hosts of each Microsoft cloud (graph-drive-api.md §12). */
+/** Login and Graph hosts of each Microsoft cloud (docs/graph-service.md §12). */
 export const CLOUDS: Record<Cloud, { login: string; graph: string }> = {
   global: { login: 'https://login.microsoftonline.com', graph: 'https://graph.microsoft.com' },
   usgov: { login: 'https://login.microsoftonline.us', graph: 'https://graph.microsoft.us' },

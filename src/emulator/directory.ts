@@ -5,7 +5,7 @@
  * and shares nothing with the client code in src/graph or src/auth.
  */
 
-/** Personal (MSA) accounts all carry this tenant id in their tokens (graph-drive-api.md §2). */
+/** Personal (MSA) accounts all carry this tenant id in their tokens (docs/graph-service.md §2). */
 export const PERSONAL_TENANT_ID = '9188040d-6c67-4c5b-b112-36a304b66dad'
 
 export type AccountKind = 'business' | 'personal'

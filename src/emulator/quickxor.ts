@@ -1,6 +1,6 @@
 /**
  * QuickXorHash, the content hash OneDrive reports as `file.hashes.quickXorHash`
- * (graph-drive-api.md §11). The emulator's own implementation, independent of any
+ * (docs/graph-service.md §11). The emulator's own implementation, independent of any
  * client code. Incremental: feed chunks in order, `digest()` at the end; `clone()`
  * lets a caller hash a fragment tentatively and keep or drop the result.
  *

@@ -34,7 +34,7 @@ export interface Faults extends HostileFaults {
   failRate: number
   /** Fraction of Graph requests answered 500/502/504 generalException (no Retry-After). */
   serverErrorRate: number
-  /** Fraction of fresh upload sessions whose first fragment gets a transient 404 (eventual consistency, §4.2). */
+  /** Fraction of fresh upload sessions whose first fragment gets a transient 404 (eventual consistency, docs/graph-service.md §4.2). */
   freshSessionNotFoundRate: number
   /** Fraction of content transfers (downloads, fragment and simple uploads) cut mid-body. */
   resetRate: number
@@ -49,7 +49,7 @@ export interface Faults extends HostileFaults {
   sharedWithMeRetired: boolean
   /** Report wrong quickXorHash values (test fault). */
   corruptHashes: boolean
-  /** Personal remoteItem drive ids upper-cased and without their leading zero (§7.4 quirk). */
+  /** Personal remoteItem drive ids upper-cased and without their leading zero (docs/graph-service.md §7.4 quirk). */
   driveIdQuirks: boolean
   /** Hashes of a new upload are missing for this long (ms), as the service sometimes does. */
   hashDelayMs: number
@@ -70,7 +70,7 @@ export interface EmulatorOptions extends Partial<Faults> {
   autoConsent?: string
   accessTokenTtlSec?: number
   deviceCodeIntervalSec?: number
-  /** Delay before an uploaded item's eTag changes on its own (§4.3); 0 disables. Default 1000. */
+  /** Delay before an uploaded item's eTag changes on its own (docs/graph-service.md §4.3); 0 disables. Default 1000. */
   etagSettleMs?: number
   /** Tombstones kept per drive before older delta tokens go stale. */
   maxTombstones?: number
@@ -312,7 +312,7 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
     const resp = await routeGraph(env, ctx)
     const damage = reshape(store, faults, resp.json)
     if (damage) resp.damage = damage
-    // Near 80 % of the budget the service starts sending RateLimit-* headers (§9).
+    // Near 80 % of the budget the service starts sending RateLimit-* headers (docs/graph-service.md §9).
     if (charge.headers) resp.headers = { ...(resp.headers ?? {}), ...charge.headers }
     return resp
   }
@@ -342,7 +342,7 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
         throw new EmuError(400, 'BadRequest', 'dependsOn must name other requests of the batch.')
       }
     }
-    // A request runs after the requests it depends on, wherever they are in the list (§10).
+    // A request runs after the requests it depends on, wherever they are in the list (docs/graph-service.md §10).
     const order: any[] = []
     const placed = new Set<string>()
     while (order.length < requests.length) {
@@ -383,7 +383,7 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
       results.set(r.id, resp.status)
       responses.push({ id: r.id, status: resp.status, headers: { 'Content-Type': 'application/json', ...(resp.headers ?? {}) }, ...(resp.json !== undefined ? { body: resp.json } : {}) })
     }
-    // Responses come back in arbitrary order (§10): never the request order, so clients match by id.
+    // Responses come back in arbitrary order (docs/graph-service.md §10): never the request order, so clients match by id.
     for (let i = responses.length - 1; i > 0; i--) {
       const j = Math.floor(Math.random() * (i + 1))
       ;[responses[i], responses[j]] = [responses[j], responses[i]]

@@ -3,7 +3,7 @@
  * middleware pipeline (auth, retry, per-user rate limit). Listing asks for the
  * largest page (1000) with `$select` of only the fields odfs uses; items in the
  * user's own drive are requested with `Prefer: Include-Feature=AddToOneDrive` so
- * shortcuts to shared folders appear (§6, §7.2a).
+ * shortcuts to shared folders appear (docs/graph-service.md §6, §7.2a).
  */
 import pLimit from 'p-limit'
 import { DeltaCursor } from './delta.js'
@@ -43,7 +43,7 @@ export interface MoveOptions {
   name?: string
   /** New parent (same drive). */
   parentId?: string
-  /** `replace` overwrites an existing file of that name (§5). */
+  /** `replace` overwrites an existing file of that name (docs/graph-service.md §5). */
   conflictBehavior?: ConflictBehavior
   mtime?: Date
   ifMatch?: string
@@ -89,7 +89,7 @@ export interface DriveClient {
   searchDriveItems(queryString: string, opts?: { signal?: AbortSignal; max?: number }): Promise<DriveItem[]>
   /** A sharing link resolved through `/shares` (redeem: lasting access). */
   resolveShareLink(link: string, opts?: { redeem?: boolean; signal?: AbortSignal }): Promise<DriveItem>
-  /** Items shared with the user, surviving sharedWithMe's retirement (§7.2a). */
+  /** Items shared with the user, surviving sharedWithMe's retirement (docs/graph-service.md §7.2a). */
   listSharedWithMe(opts?: { links?: string[]; signal?: AbortSignal }): Promise<SharedEntry[]>
   listFollowedSites(signal?: AbortSignal): Promise<Site[]>
   listSiteDrives(siteId: string, signal?: AbortSignal): Promise<Drive[]>

@@ -1,5 +1,5 @@
 /**
- * Delta cursor: enumerate a drive, then follow its changes (graph-drive-api.md §6).
+ * Delta cursor: enumerate a drive, then follow its changes (docs/graph-service.md §6).
  * The cursor's state is the last deltaLink (store it to continue in a later run).
  * A 410 (resyncRequired and friends) is handled here: the cursor restarts from the
  * Location the service gives (or from scratch) and flags the batch `resync` so the

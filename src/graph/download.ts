@@ -1,5 +1,5 @@
 /**
- * Downloads (graph-drive-api.md §3): ranged reads from the item's pre-authenticated
+ * Downloads (docs/graph-service.md §3): ranged reads from the item's pre-authenticated
  * download URL, fetched with `$select=@microsoft.graph.downloadUrl` and cached per
  * item until it expires; refreshed on 401/403/404/410. No Authorization header is
  * sent to it (the AuthMiddleware only signs Graph API URLs). Bodies are streamed.

@@ -1,7 +1,7 @@
 /**
  * GraphError: the one error type the graph layer raises. It carries what a caller
  * needs to decide (HTTP status, Graph code, the deepest inner code, request id,
- * Retry-After) and is classified by code, never by message (graph-drive-api.md §9).
+ * Retry-After) and is classified by code, never by message (docs/graph-service.md §9).
  * The errno chosen for the mount is decided in src/vfs/errors.ts, not here.
  */
 import { OdfsError, type LogLevelName } from '../common/index.js'

@@ -8,7 +8,7 @@
  * download URLs) enter it directly through `head.execute(context)`. Every attempt,
  * retries included, takes a token from the shared per-user RateLimiter. The SDK's
  * own RetryHandler is not in the chain (its 15 s of 503 retries outlast FUSE's
- * timeout and it ignores the shared budget; toolchain-notes §7).
+ * timeout and it ignores the shared budget).
  *
  * Per-request settings travel in the fetch options under the REQUEST_POLICY symbol.
  */
@@ -38,7 +38,7 @@ export interface RequestPolicy {
    * between attempts) ends within this many ms of entering the pipeline: no retry is
    * begun whose wait would pass it, and whatever is still pending then is aborted with
    * a GraphError `deadlineExceeded` (the mount passes ~12 s: fuse-native times an
-   * operation out at 15 s, toolchain-notes §7). Undefined: no deadline. A streamed
+   * operation out at 15 s by default). Undefined: no deadline. A streamed
    * answer (download) counts until its headers; its body is not bounded by it.
    */
   deadlineMs?: number

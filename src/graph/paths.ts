@@ -1,4 +1,4 @@
-/** Path and share-link encoding for Graph URLs (graph-drive-api.md §1.1, §7.2a). */
+/** Path and share-link encoding for Graph URLs (docs/graph-service.md §1.1, §7.2a). */
 
 /** Percent-encode one path segment (RFC 3986 segment rules: space %20, # %23, % %25, ':' and '/' encoded). */
 export function encodeSegment(s: string): string {

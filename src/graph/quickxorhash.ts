@@ -1,6 +1,6 @@
 /**
  * quickXorHash: the content hash OneDrive reports for every file
- * (`file.hashes.quickXorHash`), graph-drive-api.md §11.
+ * (`file.hashes.quickXorHash`), docs/graph-service.md §11.
  *
  * Byte i of the stream is XORed into a 160-bit accumulator at bit offset
  * 11*i mod 160. Offsets repeat every 160 bytes, so the hot loop only XORs byte i

@@ -1,7 +1,7 @@
 /**
  * The per-user request budget: one RateLimiter per signed-in user, shared by every
  * caller in the process (listing, transfers, the mount), so the whole user backs
- * off together when the service throttles (graph-drive-api.md §9: "pause all threads").
+ * off together when the service throttles (docs/graph-service.md §9: "pause all threads").
  *
  * Design: a FIFO of waiters drained by a single pump, spacing grants 1/rate apart
  * (GCRA). Before any throttling a burst of up to one second's worth is allowed;

@@ -131,7 +131,7 @@ export class GraphTransport {
   #headers(o: SendOptions, bodyIsBytes: boolean): Record<string, string> {
     const h: Record<string, string> = { 'User-Agent': this.#userAgent, ...o.headers }
     if (bodyIsBytes && !Object.keys(h).some((k) => k.toLowerCase() === 'content-type')) {
-      // Without this the SDK labels a Buffer as JSON (toolchain-notes §7).
+      // Without this the Graph SDK labels a Buffer as JSON.
       h['Content-Type'] = 'application/octet-stream'
     }
     return h

@@ -1,4 +1,4 @@
-/** The Graph shapes odfs uses, with only the fields it reads (graph-drive-api.md §1.3, §2). */
+/** The Graph shapes odfs uses, with only the fields it reads (docs/graph-service.md §1.3, §2). */
 
 export type ConflictBehavior = 'fail' | 'replace' | 'rename'
 
@@ -84,7 +84,7 @@ export const ITEM_SELECT = [
   'file', 'folder', 'package', 'root', 'remoteItem', 'deleted',
 ].join(',')
 
-/** The largest `$top` the service accepts for /children (§1.2). */
+/** The largest `$top` the service accepts for /children (docs/graph-service.md §1.2). */
 export const MAX_PAGE_SIZE = 1000
 
 export function isFolder(item: DriveItem): boolean {
@@ -101,7 +101,7 @@ export function targetOf(item: DriveItem): ItemRef {
 
 /**
  * Personal drive ids come back in mixed case and sometimes with a leading zero
- * dropped (§7.4): lower-case them and left-pad 15-char hex ids to 16.
+ * dropped (docs/graph-service.md §7.4): lower-case them and left-pad 15-char hex ids to 16.
  */
 export function canonicalDriveId(id: string): string {
   if (/^[0-9a-fA-F]{15,16}$/.test(id)) return id.toLowerCase().padStart(16, '0')
@@ -117,7 +117,7 @@ export function mtimeOf(item: DriveItem): Date | undefined {
 /**
  * Same content? Compares content identity (cTag, then quickXorHash and size), never
  * the eTag: the eTag also changes on metadata edits and on its own shortly after an
- * upload (§4.3), so eTag-based conflict checks misfire.
+ * upload (docs/graph-service.md §4.3), so eTag-based conflict checks misfire.
  */
 export function sameContent(a: DriveItem, b: DriveItem): boolean {
   if (a.id !== b.id) return false

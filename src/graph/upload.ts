@@ -1,5 +1,5 @@
 /**
- * Uploads (graph-drive-api.md §4).
+ * Uploads (docs/graph-service.md §4).
  *
  * - Zero bytes: simple PUT (an upload session cannot express an empty range), then
  *   the mtime by PATCH (the only way for an empty file).
@@ -13,7 +13,7 @@
  * - The local quickXorHash is compared with the server's after the upload; a
  *   mismatch is retried once, then reported as a GraphError `hashMismatch` (the
  *   local file is never touched). A size change the service makes on its own to an
- *   Office file in a SharePoint/Business library (§4.3) is recognised and logged,
+ *   Office file in a SharePoint/Business library (docs/graph-service.md §4.3) is recognised and logged,
  *   never answered by uploading again.
  */
 import { createHash } from 'node:crypto'
@@ -220,7 +220,7 @@ function hostOf(url: string): string {
 const OFFICE_EXT = /\.(docx?|xlsx?|pptx?|docm|xlsm|pptm|vsdx|one)$/i
 
 /**
- * Did the service rewrite this upload on its own (§4.3)? True for Office files in
+ * Did the service rewrite this upload on its own (docs/graph-service.md §4.3)? True for Office files in
  * Business/SharePoint libraries whose size differs from what was sent.
  */
 export function isServiceRewrite(name: string, sentSize: number, item: DriveItem): boolean {
@@ -312,7 +312,7 @@ export class Uploader {
   async #verify(name: string, size: number, r: UploadResult): Promise<{ verified: boolean; serviceRewrite: boolean; missing: boolean; item: DriveItem }> {
     let item = r.item
     for (let i = 0; i < 4 && !item.file?.hashes?.quickXorHash; i++) {
-      // Hashes may be filled in shortly after an upload (§1.3).
+      // Hashes may be filled in shortly after an upload (docs/graph-service.md §1.3).
       if (i > 0) await this.t.clock.sleep(1000 * i)
       item = await this.t.json<DriveItem>('GET', `/drives/${encodeURIComponent(item.parentReference?.driveId ?? '')}/items/${encodeURIComponent(item.id)}?$select=${ITEM_SELECT}`)
     }
@@ -350,7 +350,7 @@ export class Uploader {
     return { item, resumedFrom: 0, bytesSent: 0, fragments: 0, localHash: new QuickXorHash().digest(), verified: false, serviceRewrite: false }
   }
 
-  /** PATCH the mtime right after an upload; the eTag may change on its own then (§4.3), so no If-Match and one retry on resourceModified. */
+  /** PATCH the mtime right after an upload; the eTag may change on its own then (docs/graph-service.md §4.3), so no If-Match and one retry on resourceModified. */
   async #setMtimeAfterUpload(ref: ItemRef, mtime: Date, signal?: AbortSignal): Promise<DriveItem> {
     for (let i = 0; ; i++) {
       try {
@@ -406,7 +406,7 @@ export class Uploader {
     return offsetFromRanges(body.nextExpectedRanges) ?? s.offset
   }
 
-  /** Commit a session that holds every byte, at the target, with this call's conflict behaviour (§4.2: PUT with sourceUrl). */
+  /** Commit a session that holds every byte, at the target, with this call's conflict behaviour (docs/graph-service.md §4.2: PUT with sourceUrl). */
   async #commitBySourceUrl(parent: ItemRef, name: string, s: SessionState, opts: UploadOptions): Promise<DriveItem> {
     this.t.log.info({ name }, 'upload session holds every byte: committing it')
     return this.t.json<DriveItem>('PUT', this.#target(parent, name), {
@@ -448,7 +448,7 @@ export class Uploader {
     const fragSize = validFragmentSize(opts.fragmentSize ?? DEFAULT_FRAGMENT)
     const sourceId = opts.sourceId ?? `${size}`
     // One persisted session per target: a session left for other content is cancelled
-    // below (the service may refuse a second session for the same file, §4.2).
+    // below (the service may refuse a second session for the same file, docs/graph-service.md §4.2).
     const key = opts.sessionKey ?? `${parent.driveId}/${parent.itemId}/${name.toLowerCase()}`
     const store = opts.sessionStore
     const hs = { h: new QuickXorHash(), to: 0 }
@@ -473,7 +473,7 @@ export class Uploader {
       } catch (e) {
         if (opts.signal?.aborted) throw e
         // The probe failed: the session may still be open on the service. Cancel it
-        // before forgetting it, or it lingers (and may block a new session, §4.2).
+        // before forgetting it, or it lingers (and may block a new session, docs/graph-service.md §4.2).
         this.t.log.info({ name, error: (e as Error).message }, 'persisted upload session could not be probed: cancelling it and starting anew')
         await this.cancel(saved.uploadUrl)
       }
@@ -609,7 +609,7 @@ export class Uploader {
           const err = await this.t.errorOf(r, 'PUT')
           if (err.classify() === 'nameConflict' && store) {
             // A name conflict at commit: the service keeps the session with every byte
-            // (§4.2). Keep it persisted too, so a later call (e.g. replacing) commits it
+            // (docs/graph-service.md §4.2). Keep it persisted too, so a later call (e.g. replacing) commits it
             // without sending the bytes again; cancelAbandoned() cancels it once expired.
             s.offset = size
             await persist()

@@ -28,7 +28,7 @@ import { VfsError } from './errors.js'
 import { toRemoteName } from './names.js'
 import { Spool, type JournalRecord, type LocalState } from './spool.js'
 
-/** OneDrive's largest file (graph-drive-api.md §4): writes beyond it fail with EFBIG. */
+/** OneDrive's largest file (docs/graph-service.md §4): writes beyond it fail with EFBIG. */
 export const MAX_FILE_SIZE = 250 * 1024 ** 3
 
 export const itemKey = (ref: ItemRef): string => `i:${ref.driveId}:${ref.itemId}`
@@ -335,7 +335,7 @@ export class WriteBack {
       let target = name
       let conflict = false
       if (lf.itemId && lf.baseCTag) {
-        // Changed on OneDrive since the local copy was taken? Then keep both (graph-drive-api.md §4.3:
+        // Changed on OneDrive since the local copy was taken? Then keep both (docs/graph-service.md §4.3:
         // compare content tags, not eTags, which also change on metadata edits).
         const cur = await this.#o.client.getItem({ driveId: parent.driveId, itemId: lf.itemId }).catch((e: unknown) => {
           if (isGraphError(e) && e.classify() === 'notFound') return undefined

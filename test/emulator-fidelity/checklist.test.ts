@@ -1,4 +1,4 @@
-// Independent audit of the emulator against /work/shared/graph-drive-api.md, one test per
+// Independent audit of the emulator against docs/graph-service.md, one test per
 // item of its "Emulator fidelity checklist". Every request is real HTTPS to an in-process
 // emulator; every assertion is a status code or a body/header the reference names.
 import t, { type Test } from 'tap'
@@ -75,7 +75,7 @@ function assertGraphError(t: Test, r: { status: number; body: any }, status: num
   if (inner) t.equal(r.body?.error?.innerError?.code, inner, `innerError.code ${inner}`)
 }
 
-t.test('checklist 1: id and path addressing, root alias, colons, sub-resources, decoding, case (§1.1)', async (t) => {
+t.test('checklist 1: id and path addressing, root alias, colons, sub-resources, decoding, case (docs/graph-service.md §1.1)', async (t) => {
   const f = await emu.store.writeFile('user1', 'Addr/Sub Dir/a b#%&+,;=!$().txt', 'addr')
   const folder = emu.store.itemByPath('user1', 'Addr')!
   const enc = 'Addr/Sub%20Dir/a%20b%23%25&+,;=!$().txt'
@@ -96,7 +96,7 @@ t.test('checklist 1: id and path addressing, root alias, colons, sub-resources, 
     t.equal(r.body?.id, f.id, u)
     t.equal(r.body?.name, 'a b#%&+,;=!$().txt', `${u}: stored name, case preserved`)
   }
-  // `root` as an item id, including the §1.1 example /drive/items/root/children
+  // `root` as an item id, including the docs/graph-service.md §1.1 example /drive/items/root/children
   const root = await g('GET', '/me/drive/items/root')
   t.equal(root.status, 200)
   t.same(root.body.root, {})
@@ -120,7 +120,7 @@ t.test('checklist 1: id and path addressing, root alias, colons, sub-resources, 
   assertGraphError(t, await g('GET', `/drives/${driveId}/items/01NOSUCHITEMNOSUCHITEMNOSUCHITEMX`), 404, 'itemNotFound')
 })
 
-t.test('checklist 2: /children pages at 200, $top ≤ 1000, absolute nextLink, $select (§1.2)', async (t) => {
+t.test('checklist 2: /children pages at 200, $top ≤ 1000, absolute nextLink, $select (docs/graph-service.md §1.2)', async (t) => {
   await emu.store.createMany('user1', 'Many', 450)
   const seen = new Set<string>()
   let url: string | undefined = '/me/drive/root:/Many:/children'
@@ -157,14 +157,14 @@ t.test('checklist 2: /children pages at 200, $top ≤ 1000, absolute nextLink, $
   t.equal(await got.text(), 'file 0\n')
   const item = await g('GET', '/me/drive/root:/Many/file-00001.txt?select=id,@microsoft.graph.downloadUrl')
   t.type(item.body['@microsoft.graph.downloadUrl'], 'string', 'select without $ works on an item')
-  // $expand=children: one page inline; its nextLink only with $-prefixed options (§1.2)
+  // $expand=children: one page inline; its nextLink only with $-prefixed options (docs/graph-service.md §1.2)
   const ex = await g('GET', '/me/drive/root:/Many?$expand=children')
   t.equal(ex.body.children.length, 200)
   t.match(ex.body['children@odata.nextLink'], /^https:\/\/.*\$skiptoken=/)
   const exBare = await g('GET', '/me/drive/root:/Many?expand=children')
   t.equal(exBare.body.children.length, 200)
   t.notOk('children@odata.nextLink' in exBare.body, 'no children nextLink without the $ prefix')
-  // $filter: Business only on name; Personal not at all (§1.2)
+  // $filter: Business only on name; Personal not at all (docs/graph-service.md §1.2)
   const fe = await g('GET', "/me/drive/root:/Many:/children?$filter=name eq 'FILE-00007.txt'")
   t.equal(fe.status, 200)
   t.same(fe.body.value.map((i: any) => i.name), ['file-00007.txt'])
@@ -172,7 +172,7 @@ t.test('checklist 2: /children pages at 200, $top ≤ 1000, absolute nextLink, $
   t.same(fs.body.value.map((i: any) => i.name), ['file-00440.txt', 'file-00441.txt', 'file-00442.txt', 'file-00443.txt', 'file-00444.txt', 'file-00445.txt', 'file-00446.txt', 'file-00447.txt', 'file-00448.txt', 'file-00449.txt'])
   assertGraphError(t, await g('GET', '/me/drive/root:/Many:/children?$filter=size gt 3'), 400, 'invalidRequest')
   assertGraphError(t, await gp('GET', "/me/drive/root/children?$filter=name eq 'x'"), 400, 'invalidRequest')
-  // options with and without $ are not mixed in one request (§1.2)
+  // options with and without $ are not mixed in one request (docs/graph-service.md §1.2)
   const mixed = await g('GET', '/me/drive/root:/Many:/children?$top=2&select=name')
   t.equal(mixed.status, 400, 'mixed $-prefixed and bare options are refused')
   // without $: the nextLink keeps the request's style so following it stays valid
@@ -183,7 +183,7 @@ t.test('checklist 2: /children pages at 200, $top ≤ 1000, absolute nextLink, $
   t.equal(next.body.value.length, 150)
 })
 
-t.test('checklist 3: case-insensitive, case-preserving names (§8, §4.3)', async (t) => {
+t.test('checklist 3: case-insensitive, case-preserving names (docs/graph-service.md §8, §4.3)', async (t) => {
   const a = await g('PUT', '/me/drive/root:/Case/Hello.MP4:/content', Buffer.from('one'))
   t.equal(a.status, 201)
   const b = await g('PUT', '/me/drive/root:/case/hello.mp4:/content', Buffer.from('two!'))
@@ -201,12 +201,12 @@ t.test('checklist 3: case-insensitive, case-preserving names (§8, §4.3)', asyn
   t.equal((await g('GET', '/me/drive/root:/Case/hello.MP4')).body.name, 'HELLO.mp4')
   const list = await g('GET', `/me/drive/items/${caseFolder.id}/children`)
   t.same(list.body.value.map((i: any) => i.name).sort(), ['HELLO.mp4', 'other.txt'], 'one item per folded name')
-  // collation folds æ ≡ ae (§8)
+  // collation folds æ ≡ ae (docs/graph-service.md §8)
   t.equal((await g('PUT', '/me/drive/root:/Case/Encyclopædia.txt:/content?@microsoft.graph.conflictBehavior=fail', Buffer.from('x'))).status, 201)
   assertGraphError(t, await g('PUT', '/me/drive/root:/Case/Encyclopaedia.txt:/content?@microsoft.graph.conflictBehavior=fail', Buffer.from('y')), 409, 'nameAlreadyExists')
 })
 
-t.test('checklist 4: naming rules with 400 invalidRequest and the 400-char path limit (§8)', async (t) => {
+t.test('checklist 4: naming rules with 400 invalidRequest and the 400-char path limit (docs/graph-service.md §8)', async (t) => {
   const parent = (await g('POST', '/me/drive/root/children', { name: 'Names', folder: {} })).body
   const bad = ['a"b', 'a*b', 'a:b', 'a<b', 'a>b', 'a?b', 'a\\b', 'a|b', ' lead', 'trail ', 'dot.', 'CON', 'con.txt', 'Lpt9.log', 'COM0', 'aux', 'NUL.tar.gz', '.lock',
     'desktop.ini', 'x_vti_y', '~$doc.docx', 'a&#123;b', 'new\nline']
@@ -254,7 +254,7 @@ t.test('checklist 4: naming rules with 400 invalidRequest and the 400-char path 
   assertGraphError(t, await g('PATCH', `/me/drive/items/${deep.id}`, { name: 'deeper-than-it-was-before' }), 400, 'invalidRequest', 'pathIsTooLong')
 })
 
-t.test('checklist 5: folder size, childCount, cTag rules, eTag/cTag changes (§1.3)', async (t) => {
+t.test('checklist 5: folder size, childCount, cTag rules, eTag/cTag changes (docs/graph-service.md §1.3)', async (t) => {
   emu.store.etagSettleMs = 0
   t.teardown(() => { emu.store.etagSettleMs = 1000 })
   await emu.store.writeFile('user1', 'Sz/a.bin', Buffer.alloc(100))
@@ -295,7 +295,7 @@ t.test('checklist 5: folder size, childCount, cTag rules, eTag/cTag changes (§1
   t.notOk(d.body.value.some((i: any) => 'cTag' in i), 'no cTag in Business delta')
 })
 
-t.test('checklist 6: eTag settles after upload; If-Match / If-None-Match on every verb (§4.3, §1.2)', async (t) => {
+t.test('checklist 6: eTag settles after upload; If-Match / If-None-Match on every verb (docs/graph-service.md §4.3, §1.2)', async (t) => {
   const up = (await g('PUT', '/me/drive/root:/Pre/settle.txt:/content', Buffer.from('x'))).body
   let cur = up
   for (let i = 0; i < 150 && cur.eTag === up.eTag; i++) {
@@ -332,7 +332,7 @@ t.test('checklist 6: eTag settles after upload; If-Match / If-None-Match on ever
   t.equal((await g('DELETE', item, undefined, { 'if-match': now.eTag })).status, 204)
 })
 
-t.test('checklist 7: download 302 to a URL needing no auth, ranges, 416, expiry (§3)', async (t) => {
+t.test('checklist 7: download 302 to a URL needing no auth, ranges, 416, expiry (docs/graph-service.md §3)', async (t) => {
   const data = ramp(5000)
   const f = await emu.store.writeFile('user1', 'Dl/r.bin', data)
   const c = await g('GET', `/me/drive/items/${f.id}/content`)
@@ -380,7 +380,7 @@ t.test('checklist 7: download 302 to a URL needing no auth, ranges, 416, expiry 
   await bad.arrayBuffer()
 })
 
-t.test('checklist 8: simple PUT 201/200, default replace, query conflictBehavior, zero bytes, 413 (§4.1)', async (t) => {
+t.test('checklist 8: simple PUT 201/200, default replace, query conflictBehavior, zero bytes, 413 (docs/graph-service.md §4.1)', async (t) => {
   const a = await g('PUT', '/me/drive/root:/Sp/a.txt:/content', Buffer.from('one'))
   t.equal(a.status, 201)
   t.match(a.body, { id: String, name: 'a.txt', size: 3, file: { hashes: { quickXorHash: String } } })
@@ -402,12 +402,12 @@ t.test('checklist 8: simple PUT 201/200, default replace, query conflictBehavior
   })
   assertGraphError(t, big, 413, 'maxFileSizeExceeded')
   t.notOk(emu.store.itemByPath('user1', 'Sp/huge.bin'), 'nothing created')
-  // a file cannot be made by POST …/children with a file facet: PUT is the way (§4.1)
+  // a file cannot be made by POST …/children with a file facet: PUT is the way (docs/graph-service.md §4.1)
   const post = await g('POST', '/me/drive/root:/Sp:/children', { name: 'posted.txt', file: {} })
   t.equal(post.status, 400, 'POST children with a file facet is refused')
 })
 
-t.test('checklist 9: upload session rules (§4.2)', async (t) => {
+t.test('checklist 9: upload session rules (docs/graph-service.md §4.2)', async (t) => {
   const create = async (path: string, body: object = {}) => {
     const s = await g('POST', `/me/drive/root:/${path}:/createUploadSession`, body)
     t.equal(s.status, 200, `create ${path}`)
@@ -511,7 +511,7 @@ t.test('checklist 9: upload session rules (§4.2)', async (t) => {
   await kept.arrayBuffer()
 })
 
-t.test('checklist 10: createUploadSession default replace, mkdir conflict behaviours (§4.2, §5)', async (t) => {
+t.test('checklist 10: createUploadSession default replace, mkdir conflict behaviours (docs/graph-service.md §4.2, §5)', async (t) => {
   const orig = await g('PUT', '/me/drive/root:/Cb/f.txt:/content', Buffer.from('orig'))
   const sess = async (body: object) => (await g('POST', '/me/drive/root:/Cb/f.txt:/createUploadSession', body))
   const s1 = await sess({})
@@ -547,7 +547,7 @@ t.test('checklist 10: createUploadSession default replace, mkdir conflict behavi
   assertGraphError(t, await mk({ name: 'D', folder: {}, '@microsoft.graph.conflictBehavior': 'sideways' }), 400, 'invalidRequest')
 })
 
-t.test('checklist 11: PATCH rename/move with fileSystemInfo, conflicts, forbidden moves (§5)', async (t) => {
+t.test('checklist 11: PATCH rename/move with fileSystemInfo, conflicts, forbidden moves (docs/graph-service.md §5)', async (t) => {
   const a = (await g('PUT', '/me/drive/root:/Mv/a.txt:/content', Buffer.from('a'))).body
   const b = (await g('PUT', '/me/drive/root:/Mv/b.txt:/content', Buffer.from('bb'))).body
   const dst = (await g('POST', '/me/drive/root:/Mv:/children', { name: 'Dst', folder: {} })).body
@@ -587,7 +587,7 @@ t.test('checklist 11: PATCH rename/move with fileSystemInfo, conflicts, forbidde
   t.equal((await g('PATCH', `/me/drive/items/${dst.id}`, { parentReference: { id: inner.id } })).status, 400)
 })
 
-t.test('checklist 12: DELETE to the recycle bin counted in quota.deleted; permanentDelete Business only (§5, §2)', async (t) => {
+t.test('checklist 12: DELETE to the recycle bin counted in quota.deleted; permanentDelete Business only (docs/graph-service.md §5, §2)', async (t) => {
   const q0 = (await g('GET', '/me/drive')).body.quota
   await emu.store.writeFile('user1', 'Del/x/one.bin', Buffer.alloc(1000))
   await emu.store.writeFile('user1', 'Del/x/two.bin', Buffer.alloc(500))
@@ -611,7 +611,7 @@ t.test('checklist 12: DELETE to the recycle bin counted in quota.deleted; perman
   t.equal((await gp('GET', `/me/drive/items/${pp.id}`)).status, 200)
 })
 
-t.test('checklist 13: copy → 202 + monitor URL without auth, completes, mtime not kept (§5)', async (t) => {
+t.test('checklist 13: copy → 202 + monitor URL without auth, completes, mtime not kept (docs/graph-service.md §5)', async (t) => {
   const src = (await g('PUT', '/me/drive/root:/Cp/src.txt:/content', Buffer.from('copy me'))).body
   await g('PATCH', `/me/drive/items/${src.id}`, { fileSystemInfo: { lastModifiedDateTime: '2001-01-01T00:00:00Z' } })
   const dst = (await g('POST', '/me/drive/root:/Cp:/children', { name: 'Out', folder: {} })).body
@@ -639,7 +639,7 @@ t.test('checklist 13: copy → 202 + monitor URL without auth, completes, mtime 
   t.equal(clash.status, 409, 'a name clash is rejected up front')
 })
 
-t.test('checklist 14: delta (§6)', async (t) => {
+t.test('checklist 14: delta (docs/graph-service.md §6)', async (t) => {
   await emu.store.writeFile('user2', 'D1/D2/f.txt', 'f')
   await emu.store.writeFile('user2', 'D1/g.txt', 'g')
   const d2id = emu.store.itemByPath('user2', 'D1/D2')!.id
@@ -721,7 +721,7 @@ t.test('checklist 14: delta (§6)', async (t) => {
   t.equal((await g2('GET', stale.headers.get('location')!)).status, 200, 'the Location restarts enumeration')
 })
 
-t.test('checklist 15: shared items, remoteItem, remote drive addressing, Personal Prefer, drive id quirks (§7)', async (t) => {
+t.test('checklist 15: shared items, remoteItem, remote drive addressing, Personal Prefer, drive id quirks (docs/graph-service.md §7)', async (t) => {
   const swm = await g('GET', '/me/drive/sharedWithMe')
   t.equal(swm.status, 200)
   const px = swm.body.value.find((i: any) => i.name === 'Project X')
@@ -733,7 +733,7 @@ t.test('checklist 15: shared items, remoteItem, remote drive addressing, Persona
   t.ok(kids.body.value.length > 0)
   t.notOk(kids.body.value.some((i: any) => i.remoteItem), 'children of a remote folder are plain items')
   t.equal((await g('GET', `/me/drive/items/${px.remoteItem.id}`)).status, 404, 'not reachable through my own drive')
-  // §7.1: sharedWithMe works with Files.ReadWrite, but the items need a *.All scope
+  // docs/graph-service.md §7.1: sharedWithMe works with Files.ReadWrite, but the items need a *.All scope
   const narrow = graphCaller(emu, await tokenWithScope('user1', 'Files.ReadWrite User.Read offline_access'))
   const nl = await narrow('GET', '/me/drive/sharedWithMe')
   t.equal(nl.status, 200)
@@ -766,7 +766,7 @@ t.test('checklist 15: shared items, remoteItem, remote drive addressing, Persona
   t.equal((await gp('GET', `/drives/${qd}/items/${q.remoteItem.id}/children`)).status, 200)
 })
 
-t.test('checklist 16: Graph-shaped errors, 401 on expired tokens, 429/503 Retry-After, 5xx, 404 on fresh sessions (§9)', async (t) => {
+t.test('checklist 16: Graph-shaped errors, 401 on expired tokens, 429/503 Retry-After, 5xx, 404 on fresh sessions (docs/graph-service.md §9)', async (t) => {
   assertGraphError(t, await g('GET', '/me/drive/root:/no/such/thing'), 404, 'itemNotFound')
   const noTok = await graphCaller(emu, undefined)('GET', '/me/drive')
   assertGraphError(t, noTok, 401, 'InvalidAuthenticationToken')
@@ -822,7 +822,7 @@ t.test('checklist 16: Graph-shaped errors, 401 on expired tokens, 429/503 Retry-
   emu.setFaults({ freshSessionNotFoundRate: 0 })
 })
 
-t.test('checklist 17: $batch (§10)', async (t) => {
+t.test('checklist 17: $batch (docs/graph-service.md §10)', async (t) => {
   const b = (requests: unknown[]) => g('POST', '/$batch', { requests })
   const reqs = Array.from({ length: 21 }, (_, i) => ({ id: String(i), method: 'GET', url: '/me' }))
   assertGraphError(t, await b(reqs), 400, /./)
@@ -863,7 +863,7 @@ t.test('checklist 17: $batch (§10)', async (t) => {
   for (const r of t429) t.match(r.headers['Retry-After'] ?? r.headers['retry-after'], /^\d+$/)
 })
 
-t.test('checklist 18: quickXorHash for every file, incl. zero bytes; no sha1 (§11)', async (t) => {
+t.test('checklist 18: quickXorHash for every file, incl. zero bytes; no sha1 (docs/graph-service.md §11)', async (t) => {
   const vectors: [Buffer, string][] = [
     [Buffer.alloc(0), 'AAAAAAAAAAAAAAAAAAAAAAAAAAA='],
     [Buffer.from([0x4a]), 'SgAAAAAAAAAAAAAAAQAAAAAAAAA='],
@@ -893,7 +893,7 @@ t.test('checklist 18: quickXorHash for every file, incl. zero bytes; no sha1 (§
   t.ok(list.body.value.every((i: any) => typeof i.file.hashes.quickXorHash === 'string'))
 })
 
-t.test('checklist 19: drive resource, quota tracking, Business-only sites (§2, §7.3)', async (t) => {
+t.test('checklist 19: drive resource, quota tracking, Business-only sites (docs/graph-service.md §2, §7.3)', async (t) => {
   const d = await g('GET', '/me/drive')
   t.match(d.body, { id: driveId, driveType: 'business', owner: { user: { id: String, displayName: String } }, quota: { total: Number, used: Number, remaining: Number, deleted: Number, state: 'normal' } })
   t.equal(d.body.quota.remaining, d.body.quota.total - d.body.quota.used)
@@ -933,7 +933,7 @@ t.test('checklist 19: drive resource, quota tracking, Business-only sites (§2, 
   t.equal(libs.status, 200)
   t.ok(libs.body.value.length >= 2)
   for (const l of libs.body.value) t.equal(l.driveType, 'documentLibrary')
-  // the other site addressing forms of §7.3
+  // the other site addressing forms of docs/graph-service.md §7.3
   const su = new URL(site.webUrl)
   const byPath = await g('GET', `/sites/${su.hostname}:${su.pathname}`)
   t.equal(byPath.status, 200, '/sites/{hostname}:/sites/{path}')
@@ -950,7 +950,7 @@ t.test('checklist 19: drive resource, quota tracking, Business-only sites (§2, 
   t.ok((await gp('GET', '/sites?search=eng')).status >= 400, 'no site search on Personal')
 })
 
-t.test('checklist 20: device code polling errors, rotating refresh tokens, expiring access tokens (§12)', async (t) => {
+t.test('checklist 20: device code polling errors, rotating refresh tokens, expiring access tokens (docs/graph-service.md §12)', async (t) => {
   const e = await startTestEmulator({ accessTokenTtlSec: 1, deviceCodeIntervalSec: 5, rateLimit: 0 })
   t.teardown(() => e.close())
   const form = (path: string, f: Record<string, string>) => e.fetch(path, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(f).toString() })
@@ -999,7 +999,7 @@ t.test('checklist 20: device code polling errors, rotating refresh tokens, expir
   t.not(fresh.refresh_token, tok.refresh_token, 'refresh tokens rotate')
   t.equal((await graphCaller(e, fresh.access_token)('GET', '/me')).status, 200)
   const again = await form('/common/oauth2/v2.0/token', { grant_type: 'refresh_token', client_id: PUBLIC_CLIENT, refresh_token: tok.refresh_token })
-  t.equal(again.status, 200, 'the previous refresh token is not revoked by rotation (§12)')
+  t.equal(again.status, 200, 'the previous refresh token is not revoked by rotation (docs/graph-service.md §12)')
   await again.arrayBuffer()
   // revocation (test hook): refresh then fails with invalid_grant
   e.identity.revoke('user1')

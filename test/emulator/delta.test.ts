@@ -1,4 +1,4 @@
-// Delta over real HTTPS (graph-drive-api.md §6, checklist 14).
+// Delta over real HTTPS (docs/graph-service.md §6, checklist 14).
 import t from 'tap'
 import { startTestEmulator, tokenFor, graphCaller, type TestEmulator } from '../support/emulator.js'
 

@@ -1,5 +1,5 @@
 // @microsoft/microsoft-graph-client 3.0.7 lists, uploads (simple and by upload
-// session) and downloads through the emulator (toolchain-notes §7).
+// session) and downloads through the emulator.
 import t from 'tap'
 import { Client, OneDriveLargeFileUploadTask, ResponseType } from '@microsoft/microsoft-graph-client'
 import { startTestEmulator, tokenFor, type TestEmulator } from '../support/emulator.js'

@@ -112,7 +112,7 @@ t.test('path addresses are decoded before they are split (docs/emulator/path-add
   t.equal((await g('POST', '/me/drive/root:/Enc:/children', { name: 'a/b', folder: {} })).status, 400)
 })
 
-t.test('item shape (§1.3) and Business rules', async (t) => {
+t.test('item shape (docs/graph-service.md §1.3) and Business rules', async (t) => {
   const f = (await g('GET', '/me/drive/root:/Docs/readme.txt')).body
   t.match(f, {
     id: String, name: 'readme.txt', size: 6, eTag: /^"\{[0-9A-F-]+\},\d+"$/, cTag: /^"c:\{[0-9A-F-]+\},\d+"$/,
@@ -168,7 +168,7 @@ t.test('children paging, $top, $select, $expand (checklist 2)', async (t) => {
   t.equal((await g('GET', '/me/drive/root:/Docs:/children?$skiptoken=garbage')).status, 400)
 })
 
-t.test('naming rules (§8, checklist 4)', async (t) => {
+t.test('naming rules (docs/graph-service.md §8, checklist 4)', async (t) => {
   const bad = ['a:b', 'a*b', 'a?b', 'a"b', 'a<b', 'a>b', 'a|b', 'a\\b', ' lead', 'trail ', 'dot.', 'CON', 'con.txt', 'LPT1', 'desktop.ini', '.lock', 'x_vti_y', '~$temp']
   for (const name of bad) {
     const r = await g('POST', '/me/drive/root/children', { name, folder: {} })
@@ -275,7 +275,7 @@ t.test('If-Match / If-None-Match (checklist 6)', async (t) => {
   t.equal((await g('DELETE', `/me/drive/items/${f.id}`, undefined, { 'if-match': now.eTag })).status, 204)
 })
 
-t.test('eTag changes on its own about a second after an upload (§4.3)', async (t) => {
+t.test('eTag changes on its own about a second after an upload (docs/graph-service.md §4.3)', async (t) => {
   const up = (await g('PUT', '/me/drive/root:/settle.txt:/content', Buffer.from('x'))).body
   let changed = false
   for (let i = 0; i < 100 && !changed; i++) {

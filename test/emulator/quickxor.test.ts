@@ -1,7 +1,7 @@
 import t from 'tap'
 import { QuickXorHash, quickXorHash } from '../../src/emulator/index.js'
 
-t.test('published vectors (graph-drive-api.md §11)', async (t) => {
+t.test('published vectors (docs/graph-service.md §11)', async (t) => {
   const vectors: [Buffer, string][] = [
     [Buffer.alloc(0), 'AAAAAAAAAAAAAAAAAAAAAAAAAAA='],
     [Buffer.from([0x4a]), 'SgAAAAAAAAAAAAAAAQAAAAAAAAA='],

@@ -1,4 +1,4 @@
-// Sharing and sites over real HTTPS (graph-drive-api.md §7, checklist 15, 19).
+// Sharing and sites over real HTTPS (docs/graph-service.md §7, checklist 15, 19).
 import t from 'tap'
 import { startTestEmulator, tokenFor, graphCaller, type TestEmulator } from '../support/emulator.js'
 

@@ -2,7 +2,7 @@ import t from 'tap'
 import { randomBytes } from 'node:crypto'
 import { QuickXorHash, quickXorHash, quickXorHashStream } from '../../src/graph/quickxorhash.js'
 
-/** Straight transcription of the definition (graph-drive-api.md §11), bit by bit: the reference. */
+/** Straight transcription of the definition (docs/graph-service.md §11), bit by bit: the reference. */
 function reference(data: Uint8Array): string {
   const bits = new Uint8Array(160)
   for (let i = 0; i < data.length; i++) {

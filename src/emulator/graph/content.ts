@@ -1,6 +1,6 @@
 /**
  * Content: downloads (302 to a pre-authenticated URL serving ranges), simple PUT
- * uploads and upload sessions with the service's fragment rules (§3, §4, checklist
+ * uploads and upload sessions with the service's fragment rules (docs/graph-service.md §3, §4, checklist
  * 7-10). Bodies stream to the state directory and are hashed on the way; nothing
  * holds a whole file in memory.
  */

@@ -1,5 +1,5 @@
 /**
- * Delta (graph-drive-api.md §6, checklist 14): a full enumeration in pages, then a
+ * Delta (docs/graph-service.md §6, checklist 14): a full enumeration in pages, then a
  * deltaLink with `?token=`; latest state per item, parents before children,
  * parentReference.path on Business/SharePoint only (docs/emulator/delta-parent-path.md;
  * a renamed folder's descendants are not sent again, so theirs go stale), deleted
@@ -81,7 +81,7 @@ export function deltaRoute(env: Env, ctx: Ctx, drive: Drive, folder: Item, fnTok
     const linkFor = (seq: number) => withParam('token', env.makeToken({ d: drive.id, f: folder.id, s: seq, ep: store.epoch }))
     if (token === 'latest') return json(200, { '@odata.context': `${graphBaseOf(ctx)}/$metadata#Collection(driveItem)`, value: [], '@odata.deltaLink': linkFor(drive.seq) })
     let since: number | undefined
-    /** Business/SPO also accept an ISO timestamp as the token (§6). */
+    /** Business/SPO also accept an ISO timestamp as the token (docs/graph-service.md §6). */
     let sinceTime: number | undefined
     if (token !== undefined) {
       const t = env.readToken<{ d: string; f: string; s: number; ep: string }>(token)

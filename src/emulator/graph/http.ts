@@ -79,7 +79,7 @@ export async function readJson(ctx: Ctx): Promise<Record<string, any>> {
   }
 }
 
-/** The Graph error body (graph-drive-api.md §9). */
+/** The Graph error body (docs/graph-service.md §9). */
 export function errorBody(e: EmuError, requestId: string, clientRequestId: string | undefined, now = new Date()): unknown {
   const innerError: Record<string, unknown> = { date: now.toISOString().replace(/\.\d{3}Z$/, ''), 'request-id': requestId, 'client-request-id': clientRequestId ?? requestId }
   if (e.inner) innerError.code = e.inner
@@ -101,7 +101,7 @@ const ODATA_OPTIONS = new Set(['select', 'expand', 'top', 'skip', 'skiptoken', '
 
 /**
  * OneDrive accepts query options with or without `$` but not mixed in one request
- * (graph-drive-api.md §1.2). Returns the request's style ('$' or ''), throws 400 when mixed.
+ * (docs/graph-service.md §1.2). Returns the request's style ('$' or ''), throws 400 when mixed.
  */
 export function optionPrefix(url: URL): '$' | '' {
   let dollar = false

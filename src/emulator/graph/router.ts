@@ -1,6 +1,6 @@
 /**
  * Graph v1.0 routing: /me, drives, item addressing (by id, by path, every form of
- * graph-drive-api.md §1.1), children paging, folder create, PATCH, DELETE, copy,
+ * docs/graph-service.md §1.1), children paging, folder create, PATCH, DELETE, copy,
  * sites; content, delta and sharing live in their own modules.
  */
 import { randomUUID } from 'node:crypto'
@@ -117,7 +117,7 @@ function tagMatches(value: string, item: Item): boolean {
   return v === e || v === c || strip(v) === strip(e) || strip(v) === strip(c)
 }
 
-/** If-Match / If-None-Match (§1.2, §4, checklist 6). Returns a 304 for reads, throws 412 for writes. */
+/** If-Match / If-None-Match (docs/graph-service.md §1.2, §4, checklist 6). Returns a 304 for reads, throws 412 for writes. */
 export function preconditions(ctx: Ctx, item: Item | undefined, write: boolean): Resp | undefined {
   const im = header(ctx, 'if-match')
   if (im !== undefined && (!item || !tagMatches(im, item))) {
@@ -146,7 +146,7 @@ export function showShortcuts(env: Env, ctx: Ctx, drive: Drive): boolean {
 
 /**
  * `$filter` on /children: Personal does not support it; Business/SPO only on name
- * (graph-drive-api.md §1.2). Supported: `name eq '…'`, `startswith(name,'…')`.
+ * (docs/graph-service.md §1.2). Supported: `name eq '…'`, `startswith(name,'…')`.
  */
 function filterChildren(ctx: Ctx, drive: Drive, list: Item[]): Item[] {
   const f = ctx.url.searchParams.get('$filter') ?? ctx.url.searchParams.get('filter')
@@ -267,7 +267,7 @@ export async function routeGraph(env: Env, ctx: Ctx): Promise<Resp> {
     return sharesRoute(env, ctx, decodeSeg(r[1]!), r[2] ?? '')
   }
   if (p === '/sites' || p === '/sites/') {
-    // GET /sites?search={q} (§7.3, Business only): sites of the caller's tenant by name
+    // GET /sites?search={q} (docs/graph-service.md §7.3, Business only): sites of the caller's tenant by name
     ctx.route = '/sites'
     requireBusiness(ctx)
     if (m !== 'GET') throw methodNotAllowed()
@@ -278,7 +278,7 @@ export async function routeGraph(env: Env, ctx: Ctx): Promise<Resp> {
     return json(200, { '@odata.context': `${graphBaseOf(ctx)}/$metadata#sites`, value: hits.map(siteJson) })
   }
   if ((r = /^\/sites\/([^/:]+):(\/[^:]*):?(\/.*)?$/.exec(p))) {
-    // GET /sites/{hostname}:/sites/{path}[:/sub] (§7.3): a site by its server-relative URL
+    // GET /sites/{hostname}:/sites/{path}[:/sub] (docs/graph-service.md §7.3): a site by its server-relative URL
     requireBusiness(ctx)
     const host = decodeSeg(r[1]!).toLowerCase()
     const rel = decodeSeg(r[2]!).replace(/\/$/, '').toLowerCase()
@@ -303,7 +303,7 @@ export async function routeGraph(env: Env, ctx: Ctx): Promise<Resp> {
     throw notFound()
   }
   if ((r = /^\/me\/drive(\/.*)?$/.exec(p))) return driveRoute(env, ctx, me(), r[1] ?? '', '/me/drive')
-  // `/drive` is the signed-in user's drive too (§1.1: `/drive/items/root/children`)
+  // `/drive` is the signed-in user's drive too (docs/graph-service.md §1.1: `/drive/items/root/children`)
   if ((r = /^\/drive(\/.*)?$/.exec(p))) return driveRoute(env, ctx, me(), r[1] ?? '', '/drive')
   if ((r = /^\/users\/([^/]+)\/drive(\/.*)?$/.exec(p))) {
     const who = decodeSeg(r[1]!).toLowerCase()
@@ -334,7 +334,7 @@ function itemTemplate(rest: string): string {
     .replace(/\/children\/[^/]+/, '/children/{name}')
 }
 
-/** Permissions that reach items beyond the caller's own drive (§7.1: shared items need a *.All scope). */
+/** Permissions that reach items beyond the caller's own drive (docs/graph-service.md §7.1: shared items need a *.All scope). */
 const ALL_FILES_SCOPES = ['files.read.all', 'files.readwrite.all', 'sites.read.all', 'sites.readwrite.all']
 
 function requireAllScope(ctx: Ctx, drive: Drive): void {
@@ -406,7 +406,7 @@ async function itemRoute(env: Env, ctx: Ctx, t: Target): Promise<Resp> {
           const u = new URL(`${graphBaseOf(ctx)}/drives/${encodeURIComponent(item.driveId)}/items/${encodeURIComponent(item.id)}/children`)
           const page = childrenPage(env, { ...ctx, url: new URL(u) }, item, DEFAULT_PAGE, u)
           body.children = page.value
-          // the nextLink only appears when the options are $-prefixed (§1.2 $expand=children)
+          // the nextLink only appears when the options are $-prefixed (docs/graph-service.md §1.2 $expand=children)
           if (page.nextLink && optionPrefix(ctx.url) === '$') body['children@odata.nextLink'] = page.nextLink
         }
         return json(200, { '@odata.context': `${graphBaseOf(ctx)}/$metadata#drives('${item.driveId}')/items/$entity`, ...body }, { ETag: etag(item) })
@@ -433,7 +433,7 @@ async function itemRoute(env: Env, ctx: Ctx, t: Target): Promise<Resp> {
           if (item.kind === 'shortcut') return json(200, { value: [] })
           throw invalidRequest('The item is not a folder.')
         }
-        // If-None-Match on /children answers 304 when the folder's tag matches (§1.2)
+        // If-None-Match on /children answers 304 when the folder's tag matches (docs/graph-service.md §1.2)
         const pre = preconditions(ctx, item, false)
         if (pre) return pre
         const listUrl = new URL(ctx.url.toString())
@@ -499,7 +499,7 @@ async function createChild(env: Env, ctx: Ctx, parent: Item): Promise<Resp> {
     const r = store.createFolder(parent, name, conflict, by, fs)
     return json(r.created ? 201 : 200, driveItem(env, r.item))
   }
-  // Files are made by PUT …/content (an empty body for a zero-byte file), never by POST children (§4.1).
+  // Files are made by PUT …/content (an empty body for a zero-byte file), never by POST children (docs/graph-service.md §4.1).
   if (body.file !== undefined) throw invalidRequest('Files cannot be created with POST …/children; use PUT …/content.')
   throw invalidRequest('A folder facet is required.')
 }
@@ -566,7 +566,7 @@ function copyItem(env: Env, ctx: Ctx, item: Item): Promise<Resp> {
     if (!parent) throw invalidRequest('The root cannot be copied.')
     store.require(ctx.user, parent, 'write')
     const name = typeof body.name === 'string' ? body.name : item.name
-    // Personal ignores conflictBehavior on copy (§5): always fail on a clash.
+    // Personal ignores conflictBehavior on copy (docs/graph-service.md §5): always fail on a clash.
     const conflict = store.driveOfItem(item).kind === 'personal' ? 'fail' : conflictOf(ctx, body, 'fail')
     store.validateName(parent, name, item.kind === 'folder')
     const clash = store.childByName(parent, name)
@@ -590,7 +590,7 @@ function copyItem(env: Env, ctx: Ctx, item: Item): Promise<Resp> {
   })()
 }
 
-/** GET {monitor}: no auth (§5). */
+/** GET {monitor}: no auth (docs/graph-service.md §5). */
 export function monitorJson(env: Env, id: string): Resp {
   const j = env.jobs.get(id)
   if (!j) return { status: 404, json: { error: { code: 'itemNotFound', message: 'The monitor does not exist.' } } }

@@ -1,4 +1,4 @@
-/** driveItem, drive and site JSON as the service shapes them (graph-drive-api.md §1.3, §2). */
+/** driveItem, drive and site JSON as the service shapes them (docs/graph-service.md §1.3, §2). */
 import type { Drive, Item, Site, Store } from '../store/index.js'
 import { identityOf } from '../store/index.js'
 import type { Env } from './env.js'
@@ -74,7 +74,7 @@ export function remoteItem(env: Env, target: Item): Record<string, unknown> {
     createdDateTime: target.createdDateTime, lastModifiedDateTime: target.lastModifiedDateTime,
     createdBy: target.createdBy, lastModifiedBy: target.lastModifiedBy,
     fileSystemInfo: { createdDateTime: target.fsCreated, lastModifiedDateTime: target.fsModified },
-    // driveIdQuirks: Personal remote drive ids upper-cased and without a leading zero (§7.4)
+    // driveIdQuirks: Personal remote drive ids upper-cased and without a leading zero (docs/graph-service.md §7.4)
     parentReference: { driveId: env.opts.driveIdQuirks && drive.kind === 'personal' ? drive.id.replace(/^0/, '').toUpperCase() : drive.id, driveType: drive.kind, ...(target.parentId ? { id: target.parentId } : {}) },
     shared: { owner: drive.owner ? identityOf(drive.owner) : undefined },
   }

@@ -1,5 +1,5 @@
 /**
- * Sharing (graph-drive-api.md §7): sharedWithMe (and its retirement), search for
+ * Sharing (docs/graph-service.md §7): sharedWithMe (and its retirement), search for
  * Business accounts, sharing links and /shares, invitations and permissions.
  */
 import type { Item, SharingLink } from '../store/index.js'
@@ -144,7 +144,7 @@ export function sharesRoute(env: Env, ctx: Ctx, token: string, rest: string): Re
   if (!link || !item) throw notFound('The sharing link no longer exists.')
   const drive = store.driveOfItem(item)
   if (drive.owner?.oid !== ctx.user.oid && ctx.scopes && !ctx.scopes.some((s) => /^(files|sites)\.read(write)?\.all$/i.test(s))) {
-    throw accessDenied('Access denied: shared items need Files.Read.All or Files.ReadWrite.All (§7.1).')
+    throw accessDenied('Access denied: shared items need Files.Read.All or Files.ReadWrite.All.')
   }
   const existing = store.access(ctx.user, item)
   if (!existing) {

@@ -1,4 +1,4 @@
-/** An error the emulator answers with a Graph-shaped JSON body (graph-drive-api.md §9). */
+/** An error the emulator answers with a Graph-shaped JSON body (docs/graph-service.md §9). */
 export class EmuError extends Error {
   constructor(
     readonly status: number,

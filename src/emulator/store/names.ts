@@ -1,5 +1,5 @@
 /**
- * OneDrive naming rules (graph-drive-api.md §8): forbidden characters, leading and
+ * OneDrive naming rules (docs/graph-service.md §8): forbidden characters, leading and
  * trailing blanks, reserved names and patterns, path length. Names compare
  * case-insensitively (and with a little collation folding, e.g. æ ≡ ae) while the
  * stored name keeps its case.

@@ -88,7 +88,7 @@ export interface Item {
   seq: number
   /** Shortcut ("Add to OneDrive"): the item it points at. */
   remote?: { driveId: string; itemId: string }
-  /** Hashes are reported only from this time on (fault hashDelayMs, §1.3). */
+  /** Hashes are reported only from this time on (fault hashDelayMs, docs/graph-service.md §1.3). */
   hashReadyAt?: number
   /** Files: earlier versions, newest first. */
   versions?: Version[]
@@ -137,9 +137,9 @@ export interface StoreOptions {
   now?: () => number
   /** Tombstones kept per drive before old delta tokens go stale. */
   maxTombstones?: number
-  /** Delay after an upload before the item's eTag changes on its own (§4.3); 0 disables. */
+  /** Delay after an upload before the item's eTag changes on its own (docs/graph-service.md §4.3); 0 disables. */
   etagSettleMs?: number
-  /** Delay after an upload before its hashes are reported (§1.3); 0 = at once. */
+  /** Delay after an upload before its hashes are reported (docs/graph-service.md §1.3); 0 = at once. */
   hashDelayMs?: () => number
 }
 
@@ -240,7 +240,7 @@ export class Store {
     if (existing) return existing
     if (account.kind === 'personal') {
       let id = stable(`drive:${account.oid}`, 8).toString('hex')
-      // personal2's drive id starts with 0 so clients meet the dropped-leading-zero quirk (§7.4)
+      // personal2's drive id starts with 0 so clients meet the dropped-leading-zero quirk (docs/graph-service.md §7.4)
       if (account.handle === 'personal2') id = '0' + id.slice(1)
       return this.#newDrive(id, 'personal', 'OneDrive', account.tenantId, `https://onedrive.live.com/?cid=${id}`, '', 5 * 1024 ** 3, account)
     }
@@ -443,7 +443,7 @@ export class Store {
     if (full.length >= MAX_PATH_LENGTH) throw invalidRequest('The path is too long.', 'pathIsTooLong')
   }
 
-  /** A folder renamed or moved must not push any descendant's decoded path past the limit (§8). */
+  /** A folder renamed or moved must not push any descendant's decoded path past the limit (docs/graph-service.md §8). */
   #checkSubtreePathLength(folder: Item, newParent: Item, newName: string): void {
     const drive = this.driveOfItem(newParent)
     const base = drive.pathPrefix.replace(/\/$/, '') + this.pathOf(newParent) + '/' + newName
@@ -582,14 +582,14 @@ export class Store {
     this.#dropVersion(this.driveOfItem(item), version)
   }
 
-  /** §4.3: the eTag changes on its own shortly after an upload. */
+  /** docs/graph-service.md §4.3: the eTag changes on its own shortly after an upload. */
   #scheduleSettle(item: Item): void {
     if (this.etagSettleMs <= 0) return
     const ver = item.etagVer
     const t = setTimeout(() => {
       this.#timers.delete(t)
       if (this.items.get(item.id) !== item || item.etagVer !== ver) return
-      // a metadata change like any other: delta reports the item with its new eTag (§1.3, §6)
+      // a metadata change like any other: delta reports the item with its new eTag (docs/graph-service.md §1.3, §6)
       item.etagVer++
       const drive = this.getDrive(item.driveId)
       if (drive) item.seq = ++drive.seq

@@ -10,7 +10,7 @@
  * TreeResolver.resolve() turns a virtual path into a drive address with as few calls as it
  * can: one path lookup relative to the base item, and a walk up only when that
  * fails (paths through a shortcut to a shared folder are not traversed by the
- * service, §1.1). Does not import fuse-native.
+ * service, docs/graph-service.md §1.1). Does not import fuse-native.
  */
 import { LRUCache } from 'lru-cache'
 import { systemClock, type Clock } from '../../common/index.js'
