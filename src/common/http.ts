@@ -6,8 +6,9 @@
  * node starts. Node's global fetch accepts it as the `dispatcher` option.
  */
 import { readFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
 import { rootCertificates } from 'node:tls'
-import { Agent, type Dispatcher } from 'undici'
+import type { Dispatcher } from 'undici'
 import { OdfsError } from './errors.js'
 
 export type { Dispatcher } from 'undici'
@@ -33,6 +34,9 @@ export function createDispatcher(opts: DispatcherOptions = {}): Dispatcher {
     }
     ca = [...rootCertificates, pem]
   }
+  // undici is loaded on first use: it is the largest package odfs loads, and
+  // commands that make no request (odfs --help, gateway) should not pay for it.
+  const { Agent } = createRequire(import.meta.url)('undici') as typeof import('undici')
   return new Agent({
     connect: ca ? { ca } : {},
     connections: opts.connections ?? 16,

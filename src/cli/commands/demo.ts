@@ -15,10 +15,7 @@ import { chmod, mkdir, writeFile } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { createLogger } from '../../common/index.js'
-import { startEmulator } from '../../emulator/index.js'
-import { loginWithDeviceCode, removeOtherAccounts } from '../../auth/index.js'
-import { openGateway, type SessionArgv } from '../session.js'
-import { withDrive } from './ls.js'
+import type { SessionArgv } from '../options.js'
 
 interface DemoArgv {
   state?: string
@@ -32,8 +29,6 @@ interface DemoArgv {
 const DEMO_APP_ACCOUNT_TYPES = 'multitenant-and-personal'
 
 export const demoCommand: CommandModule<object, DemoArgv> = {
-  command: 'demo',
-  describe: 'Start the bundled emulator with demo data, sign in to it and show how to use odfs against it',
   builder: (y) =>
     y.options({
       state: { type: 'string', describe: 'Demo state directory (default $XDG_STATE_HOME/odfs/demo)' },
@@ -43,6 +38,10 @@ export const demoCommand: CommandModule<object, DemoArgv> = {
       'token-store': { type: 'string', choices: ['auto', 'keychain', 'file'], default: 'file', describe: 'Where the demo keeps its tokens' },
     }) as never,
   handler: async (argv) => {
+    const { startEmulator } = await import('../../emulator/index.js')
+    const { loginWithDeviceCode, removeOtherAccounts } = await import('../../auth/index.js')
+    const { openGateway } = await import('../session.js')
+    const { withDrive } = await import('./ls.js')
     const out = (s = '') => process.stdout.write(s + '\n')
     const stateRoot = resolve(argv.state ?? join(process.env.XDG_STATE_HOME || join(homedir(), '.local', 'state'), 'odfs', 'demo'))
     await mkdir(stateRoot, { recursive: true, mode: 0o700 })

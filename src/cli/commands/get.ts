@@ -9,9 +9,7 @@ import { rename, rm, stat, utimes } from 'node:fs/promises'
 import { once } from 'node:events'
 import { join, resolve } from 'node:path'
 import { OdfsError } from '../../common/index.js'
-import { mtimeOf } from '../../graph/index.js'
-import { sessionOptions, userOption, type SessionArgv } from '../session.js'
-import { progressBar, withDrive } from './ls.js'
+import { sessionOptions, userOption, type SessionArgv } from '../options.js'
 
 interface GetArgv extends SessionArgv {
   path: string
@@ -19,12 +17,12 @@ interface GetArgv extends SessionArgv {
 }
 
 export const getCommand: CommandModule<object, GetArgv> = {
-  command: 'get <path> <local>',
-  describe: 'Download a file (keeps mtime, verifies the hash)',
   builder: (y) =>
     y.positional('path', { type: 'string', demandOption: true }).positional('local', { type: 'string', demandOption: true })
       .options({ ...sessionOptions, ...userOption }) as never,
   handler: async (argv) => {
+    const { mtimeOf } = await import('../../graph/index.js')
+    const { progressBar, withDrive } = await import('./ls.js')
     await withDrive(argv, async ({ client, tree, signal }) => {
       const r = await tree.resolve(argv.path)
       if (r.kind !== 'item') throw new OdfsError('ENOENT', `${argv.path}: no such file`)

@@ -9,9 +9,8 @@ import type { CommandModule } from 'yargs'
 import { basename, resolve } from 'node:path'
 import { stat } from 'node:fs/promises'
 import { OdfsError } from '../../common/index.js'
-import { fileSource, FileUploadSessionStore, type ItemRef } from '../../graph/index.js'
-import { sessionOptions, userOption, type SessionArgv } from '../session.js'
-import { progressBar, uploadStateDir, withDrive } from './ls.js'
+import type { ItemRef } from '../../graph/index.js'
+import { sessionOptions, userOption, type SessionArgv } from '../options.js'
 
 interface PutArgv extends SessionArgv {
   local: string
@@ -19,12 +18,12 @@ interface PutArgv extends SessionArgv {
 }
 
 export const putCommand: CommandModule<object, PutArgv> = {
-  command: 'put <local> <path>',
-  describe: 'Upload a local file (keeps mtime, verifies the hash, resumes when run again)',
   builder: (y) =>
     y.positional('local', { type: 'string', demandOption: true }).positional('path', { type: 'string', demandOption: true })
       .options({ ...sessionOptions, ...userOption }) as never,
   handler: async (argv) => {
+    const { fileSource, FileUploadSessionStore } = await import('../../graph/index.js')
+    const { progressBar, uploadStateDir, withDrive } = await import('./ls.js')
     const local = resolve(argv.local)
     const st = await stat(local).catch(() => undefined)
     if (!st) throw new OdfsError('ENOENT', `${argv.local}: no such local file`)
