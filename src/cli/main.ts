@@ -7,7 +7,21 @@
 import yargs, { type Argv } from 'yargs'
 import { commandName, commands, type CommandImpl } from './commands/index.js'
 
+/** One line on stderr for a failure: the message and the error's code, never a stack trace. */
+async function report(err: unknown): Promise<void> {
+  const { errorMessage, isOdfsError } = await import('../common/index.js')
+  const code = isOdfsError(err) ? ` [${err.code}]` : ''
+  console.error(`odfs: ${errorMessage(err)}${code}`)
+}
+
 export async function main(argv: string[]): Promise<void> {
+  // A failure outside the awaited chain (an 'error' event nobody listens to, a
+  // forgotten promise) still ends the command with one line and exit status 1.
+  const fatal = (err: unknown) => {
+    void report(err).finally(() => process.exit(1))
+  }
+  process.on('uncaughtException', fatal)
+  process.on('unhandledRejection', fatal)
   try {
     const cli = yargs(argv)
       .scriptName('odfs')
@@ -42,9 +56,7 @@ export async function main(argv: string[]): Promise<void> {
     await cli.parseAsync()
   } catch (err) {
     // One clear line, never a stack trace, for any failure that reaches the top.
-    const { errorMessage, isOdfsError } = await import('../common/index.js')
-    const code = isOdfsError(err) ? ` [${err.code}]` : ''
-    console.error(`odfs: ${errorMessage(err)}${code}`)
+    await report(err)
     process.exitCode = process.exitCode && process.exitCode !== 0 ? process.exitCode : 1
   }
 }
