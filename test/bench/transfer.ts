@@ -13,10 +13,12 @@
  * and prints throughput, CPU time (user+sys) and peak RSS of each (GNU time), the
  * ratios odfs/curl and odfs/rclone, and the targets they are read against.
  *
- *   npm run bench -- [--size MiB] [--rounds N] [--install] [--no-rclone]
+ *   npm run bench -- [--size MiB] [--rounds N] [--install] [--no-rclone] [--odfs PATH]
  *
  * --install lets it `apt-get install rclone nginx` when they are missing; without
  * it a missing rclone or nginx only skips that comparison, with a line saying so.
+ * --odfs PATH times another build's bin/odfs (e.g. an older commit) for get and put
+ * and the start-up lines; the emulator and the sign-in still use this checkout's.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { appendFileSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs'
@@ -38,6 +40,9 @@ const ROUNDS = arg('rounds', 2)
 const FRAG = 10 * 1024 * 1024 // odfs's default fragment, also used for the curl-driven session
 const PUBLIC_CLIENT = 'a0d1f5e0-0000-4000-8000-00000000a001'
 const HOSTS = '/etc/hosts'
+const argIndex = process.argv.indexOf('--odfs')
+/** The odfs under test (this checkout's unless --odfs names another build's bin/odfs). */
+const ODFS = argIndex > 0 ? process.argv[argIndex + 1]! : ODFS_BIN
 
 interface Info { graph: string; authority: string; ca: string; apps: { client_id: string; secret?: string; account_types: string }[] }
 interface Measured { wall: number; cpu: number; rss: number }
@@ -97,8 +102,17 @@ function startEmulator(state: string): Promise<{ info: Info; port: number }> {
   })
 }
 
+/** fetch, once more when the pooled connection was closed by the server meanwhile (minutes pass between calls). */
+async function fetchAgain(url: string, init: RequestInit): Promise<Response> {
+  try {
+    return await fetch(url, init)
+  } catch {
+    return fetch(url, init)
+  }
+}
+
 async function post(d: Dispatcher, url: string, form: Record<string, string>): Promise<Record<string, unknown>> {
-  const r = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(form).toString(), dispatcher: d } as RequestInit)
+  const r = await fetchAgain(url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(form).toString(), dispatcher: d } as RequestInit)
   return (await r.json()) as Record<string, unknown>
 }
 
@@ -116,7 +130,7 @@ async function deviceCodeTokens(d: Dispatcher, authority: string, clientId: stri
 }
 
 async function graph<T>(d: Dispatcher, token: string, url: string, init: { method?: string; body?: unknown } = {}): Promise<T> {
-  const r = await fetch(url, {
+  const r = await fetchAgain(url, {
     method: init.method ?? 'GET',
     headers: { authorization: `Bearer ${token}`, ...(init.body ? { 'content-type': 'application/json' } : {}) },
     body: init.body ? JSON.stringify(init.body) : undefined,
@@ -277,14 +291,14 @@ async function main(): Promise<void> {
     if (n !== SIZE) throw new Error(`${what} wrote ${n} bytes, not ${SIZE}`)
   }
 
-  // The file every download reads, put there by odfs (which creates the folder).
-  add('put odfs', timed(process.execPath, [ODFS_BIN, 'put', ...store, src, 'My files/bench/big.bin'], env))
+  // The file every download reads, put there by this checkout's odfs (which creates the folder).
+  timed(process.execPath, [ODFS_BIN, 'put', ...store, src, 'My files/bench/big.bin'], env)
   const item = await graph<{ id: string; size: number }>(d, token, `${info.graph}/me/drive/root:/bench/big.bin`)
   if (item.size !== SIZE) throw new Error(`odfs put stored ${item.size} bytes`)
 
   for (let r = 0; r < ROUNDS; r++) {
     // Downloads.
-    add('get odfs', timed(process.execPath, [ODFS_BIN, 'get', ...store, 'My files/bench/big.bin', out], env))
+    add('get odfs', timed(process.execPath, [ODFS, 'get', ...store, 'My files/bench/big.bin', out], env))
     checkSize('odfs get')
     drop()
     const dl = await graph<Record<string, string>>(d, token, `${info.graph}/me/drive/items/${item.id}?$select=id,@microsoft.graph.downloadUrl`)
@@ -300,7 +314,7 @@ async function main(): Promise<void> {
 
     // Uploads: odfs, an upload session driven by curl, rclone (order rotates each round).
     const uploads: [string, () => Measured | Promise<Measured>][] = [
-      ['put odfs', () => timed(process.execPath, [ODFS_BIN, 'put', ...store, src, `My files/bench/up-odfs-${r}.bin`], env)],
+      ['put odfs', () => timed(process.execPath, [ODFS, 'put', ...store, src, `My files/bench/up-odfs-${r}.bin`], env)],
       ['put curl', async () => {
         // The session is created here (one small request, outside the timed span); curl sends every fragment.
         const session = await graph<{ uploadUrl: string }>(d, token, `${info.graph}/me/drive/root:/bench/up-curl-${r}.bin:/createUploadSession`, {
@@ -328,8 +342,8 @@ async function main(): Promise<void> {
   // Start-up: odfs --version against node -e 0 (mean of 10 each, interleaved).
   for (let i = 0; i < 10; i++) {
     add('node -e 0', timed(process.execPath, ['-e', '0'], env))
-    add('odfs --version', timed(process.execPath, [ODFS_BIN, '--version'], env))
-    add('odfs --help', timed(process.execPath, [ODFS_BIN, '--help'], env))
+    add('odfs --version', timed(process.execPath, [ODFS, '--version'], env))
+    add('odfs --help', timed(process.execPath, [ODFS, '--help'], env))
   }
 
   report(results, typeof rc === 'string' ? rc : undefined)
@@ -372,6 +386,7 @@ function report(results: Map<string, Measured[]>, rcloneNote: string | undefined
 
 main().then(cleanup, (e) => {
   cleanup()
-  console.error(`bench failed: ${e instanceof Error ? e.message : e}`)
+  const cause = e instanceof Error && e.cause instanceof Error ? `: ${e.cause.message}` : ''
+  console.error(`bench failed: ${e instanceof Error ? e.message : e}${cause}`)
   process.exitCode = 1
 })
