@@ -4,11 +4,13 @@
 #   Debian packages: libfuse2 + fuse3 (fuse-native's runtime and fusermount; NOT the
 #   `fuse` package, which removes fuse3), libsecret (keytar), gnome-keyring + dbus
 #   (a Secret Service for keytar on a headless machine), openssl (the emulator's CA),
-#   rsync, git and attr's getfattr (mount tests), curl (the by-hand sign-in shown in the README).
+#   rsync, git and attr's getfattr (mount tests), curl (the by-hand sign-in shown in the README; the
+#   bench's baseline), time (GNU time: the bench's CPU time and peak RSS). The bench
+#   installs rclone and nginx itself only when run with --install.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PKGS=(libfuse2 fuse3 libsecret-1-0 libsecret-1-dev gnome-keyring dbus-daemon openssl rsync git curl attr)
+PKGS=(libfuse2 fuse3 libsecret-1-0 libsecret-1-dev gnome-keyring dbus-daemon openssl rsync git curl attr time)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -1,34 +1,62 @@
 /**
  * The odfs command line: the one composition root. Each command lives in
- * src/cli/commands/<name>.ts and exports a yargs CommandModule; this file only
- * registers them.
+ * src/cli/commands/<name>.ts; commands/index.ts lists them. Only the module of the
+ * command named on the command line is loaded, so `odfs --version` and
+ * `odfs --help` start as fast as yargs itself.
  */
-import yargs, { type CommandModule } from 'yargs'
-import { errorMessage, isOdfsError } from '../common/index.js'
-import { commands } from './commands/index.js'
+import yargs, { type Argv } from 'yargs'
+import { commandName, commands, type CommandImpl } from './commands/index.js'
+
+/** One line on stderr for a failure: the message and the error's code, never a stack trace. */
+async function report(err: unknown): Promise<void> {
+  const { errorMessage, isOdfsError } = await import('../common/index.js')
+  const code = isOdfsError(err) ? ` [${err.code}]` : ''
+  console.error(`odfs: ${errorMessage(err)}${code}`)
+}
 
 export async function main(argv: string[]): Promise<void> {
-  const cli = yargs(argv)
-    .scriptName('odfs')
-    .usage('$0 <command> [options]\n\nMount Microsoft OneDrive as a local filesystem.')
-    .strict()
-    .demandCommand(1, 'Name a command: odfs --help lists them.')
-    .recommendCommands()
-    .help()
-    .alias('h', 'help')
-    .version()
-    .fail((msg, err) => {
-      if (err) throw err
-      console.error(`odfs: ${msg}\nRun odfs --help for usage.`)
-      process.exit(2)
-    })
-  for (const c of commands) cli.command(c as CommandModule)
+  // A failure outside the awaited chain (an 'error' event nobody listens to, a
+  // forgotten promise) still ends the command with one line and exit status 1.
+  const fatal = (err: unknown) => {
+    void report(err).finally(() => process.exit(1))
+  }
+  process.on('uncaughtException', fatal)
+  process.on('unhandledRejection', fatal)
   try {
+    const cli = yargs(argv)
+      .scriptName('odfs')
+      .usage('$0 <command> [options]\n\nMount Microsoft OneDrive as a local filesystem.')
+      .strict()
+      .demandCommand(1, 'Name a command: odfs --help lists them.')
+      .recommendCommands()
+      .help()
+      .alias('h', 'help')
+      .version()
+      .fail((msg, err) => {
+        if (err) throw err
+        console.error(`odfs: ${msg}\nRun odfs --help for usage.`)
+        process.exit(2)
+      })
+    // yargs needs a command's options before it parses: load the modules of the
+    // commands named on the command line (any word may be the command, since
+    // options may come first); the others are registered by usage and description.
+    const named = new Set(argv.filter((a) => !a.startsWith('-')))
+    for (const c of commands) {
+      const impl: CommandImpl | undefined = named.has(commandName(c)) ? await c.load() : undefined
+      cli.command({
+        command: c.command,
+        describe: c.describe,
+        builder: (y: Argv) => {
+          const b = impl?.builder
+          return typeof b === 'function' ? (b(y) as Argv) : b ? y.options(b) : y
+        },
+        handler: async (a) => (impl ?? (await c.load())).handler(a),
+      })
+    }
     await cli.parseAsync()
   } catch (err) {
     // One clear line, never a stack trace, for any failure that reaches the top.
-    const code = isOdfsError(err) ? ` [${err.code}]` : ''
-    console.error(`odfs: ${errorMessage(err)}${code}`)
+    await report(err)
     process.exitCode = process.exitCode && process.exitCode !== 0 ? process.exitCode : 1
   }
 }

@@ -25,33 +25,16 @@
  *   - log: pino logger (stderr, level from ODFS_LOG_LEVEL)
  *   - close(): stops keep-alive and closes the dispatcher
  */
-import type { Options } from 'yargs'
 import { createDispatcher, createLogger, type Dispatcher, type Logger } from '../common/index.js'
-import { gatewayOptions, gatewayOverridesFromArgv, loadGatewayConfig, type GatewayArgv, type GatewayConfig } from '../config/index.js'
+import { gatewayOverridesFromArgv, loadGatewayConfig, type GatewayConfig } from '../config/index.js'
+import type { SessionArgv } from './options.js'
 import {
   accountKind, createMsalApp, findSignedInAccount, lookupUser, MsalTokenProvider, resolveTokenStore,
   type AuthError, type MsalApp, type TokenStore, type TokenStoreMode,
 } from '../auth/index.js'
 
-export const sessionOptions = {
-  ...gatewayOptions,
-  'token-store': {
-    type: 'string',
-    choices: ['auto', 'keychain', 'file'],
-    default: 'auto',
-    describe: 'Where tokens are kept: the OS keychain, or a 0600 file under $XDG_STATE_HOME/odfs (auto: keychain, else file with a warning)',
-    group: 'Sign-in:',
-  },
-} as const satisfies Record<string, Options>
-
-export const userOption = {
-  user: { type: 'string', describe: 'Act for this OS user (root only; e.g. a service account); tokens go to a file in its home', group: 'Sign-in:' },
-} as const satisfies Record<string, Options>
-
-export interface SessionArgv extends GatewayArgv {
-  'token-store'?: string
-  user?: string
-}
+// The options live in options.ts (cheap to load); re-exported for existing importers.
+export { sessionOptions, userOption, type SessionArgv } from './options.js'
 
 export interface GatewayContext {
   config: GatewayConfig

@@ -61,7 +61,8 @@ export function offsetFromRanges(ranges: unknown): number | undefined {
 /** Bytes to upload, readable at any offset (so a resume or a re-hash can re-read). */
 export interface UploadSource {
   readonly size: number
-  read(offset: number, length: number): Promise<Buffer>
+  /** `into`, when given, is a buffer the source may fill and return instead of allocating one. */
+  read(offset: number, length: number, into?: Buffer): Promise<Buffer>
   close?(): Promise<void>
 }
 
@@ -71,8 +72,8 @@ export async function fileSource(path: string): Promise<UploadSource & { mtime: 
   return {
     size: st.size,
     mtime: st.mtime,
-    async read(offset, length) {
-      const buf = Buffer.allocUnsafe(length)
+    async read(offset, length, into) {
+      const buf = into && into.length >= length ? into.subarray(0, length) : Buffer.allocUnsafe(length)
       let got = 0
       while (got < length) {
         const { bytesRead } = await fh.read(buf, got, length - got, offset + got)
@@ -533,6 +534,10 @@ export class Uploader {
       return { item, resumedFrom, bytesSent, fragments, localHash, verified: false, serviceRewrite: false }
     }
 
+    // One fragment buffer, reused (a fresh 10 MiB buffer per fragment kept the GC
+    // busy): the next fragment is read into it only after the service acknowledged
+    // the previous one, so its bytes have left the socket.
+    let fragBuf = Buffer.allocUnsafe(Math.min(fragSize, size))
     let failures = 0
     opts.onProgress?.(s.offset, size)
     for (;;) {
@@ -559,7 +564,7 @@ export class Uploader {
         continue
       }
       const len = Math.min(fragSize, size - start)
-      const buf = await source.read(start, len)
+      const buf = await source.read(start, len, fragBuf)
       const sending = this.t.sendUrl('PUT', s.uploadUrl, {
         body: buf,
         headers: { 'Content-Range': contentRange(start, start + len - 1, size) },
@@ -627,6 +632,8 @@ export class Uploader {
         this.t.log.debug({ offset: start, error: e.message }, 'fragment broke: asking the session where to resume')
         outcome = 'retry'
       }
+      // A refused or broken fragment's bytes may still sit in a socket's queue: read the next into a new buffer.
+      if (outcome !== 'accepted') fragBuf = Buffer.allocUnsafe(fragBuf.length)
       if (outcome === 'retry') {
         if (++failures > DEFAULT_RETRY.maxAttempts) {
           throw new GraphError({ status: 0, code: 'uploadFailed', message: `upload of ${name} kept failing at byte ${start}; run again to resume`, exhausted: true })

@@ -1,190 +1,392 @@
 /**
- * Transfer benchmark (not a test): against the emulator on loopback (run as a child
- * process, `odfs emulator`, so client and server do not share one thread), 1 GiB download
- * and upload by this client vs the same transfer with plain Node `https` (no Graph
- * client, no rate limiter, no hashing), in the same run; prints throughputs, the two
- * ratios (target >= 0.9) and calls per listing.
+ * Transfer benchmark (not a test: it asserts nothing about time). In one run, on one
+ * emulator (a child process, `odfs emulator`, content on tmpfs), it times:
  *
- *   node --import ./node_modules/@tapjs/typescript/dist/esm/import.mjs test/bench/transfer.ts [--size MiB] [--rounds N]
+ *   - `odfs get` and `odfs put` of one file (default 1 GiB), the real CLI processes;
+ *   - `curl` downloading the same downloadUrl, and an upload session of the same
+ *     bytes driven by curl (one curl process PUTting every fragment to the uploadUrl);
+ *   - `rclone copyto` both ways, when rclone and nginx are installed (reached through
+ *     an nginx TLS proxy for graph.microsoft.com, set up by setUpRclone() below;
+ *     /etc/hosts is backed up and restored, also on failure and Ctrl-C);
+ *   - `odfs --version` against `node -e 0`.
+ *
+ * and prints throughput, CPU time (user+sys) and peak RSS of each (GNU time), the
+ * ratios odfs/curl and odfs/rclone, and the targets they are read against.
+ *
+ *   npm run bench -- [--size MiB] [--rounds N] [--install] [--no-rclone] [--odfs PATH]
+ *
+ * --install lets it `apt-get install rclone nginx` when they are missing; without
+ * it a missing rclone or nginx only skips that comparison, with a line saying so.
+ * --odfs PATH times another build's bin/odfs (e.g. an older commit) for get and put
+ * and the start-up lines; the emulator and the sign-in still use this checkout's.
  */
-import https from 'node:https'
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { appendFileSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { randomBytes } from 'node:crypto'
 import { tmpdir } from 'node:os'
-import { spawn } from 'node:child_process'
 import { createInterface } from 'node:readline'
-import { fileURLToPath } from 'node:url'
-import { dirname, join, resolve } from 'node:path'
-import { startEmulator } from '../../src/emulator/index.js'
-import { createDispatcher } from '../../src/common/index.js'
-import { createGraphDriveClient, type UploadSource } from '../../src/graph/index.js'
+import { join } from 'node:path'
+import { createDispatcher, type Dispatcher } from '../../src/common/index.js'
+import { ensureBuilt, ODFS_BIN, ROOT } from '../support/build.js'
 
+const flag = (name: string) => process.argv.includes(`--${name}`)
 const arg = (name: string, def: number) => {
   const i = process.argv.indexOf(`--${name}`)
   return i > 0 ? Number(process.argv[i + 1]) : def
 }
 const SIZE = arg('size', 1024) * 1024 * 1024
 const ROUNDS = arg('rounds', 2)
-const FRAG = 10 * 1024 * 1024
+const FRAG = 10 * 1024 * 1024 // odfs's default fragment, also used for the curl-driven session
 const PUBLIC_CLIENT = 'a0d1f5e0-0000-4000-8000-00000000a001'
+const HOSTS = '/etc/hosts'
+const argIndex = process.argv.indexOf('--odfs')
+/** The odfs under test (this checkout's unless --odfs names another build's bin/odfs). */
+const ODFS = argIndex > 0 ? process.argv[argIndex + 1]! : ODFS_BIN
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
-const LOADER = resolve(ROOT, 'node_modules/@tapjs/typescript/dist/esm/import.mjs')
+interface Info { graph: string; authority: string; ca: string; apps: { client_id: string; secret?: string; account_types: string }[] }
+interface Measured { wall: number; cpu: number; rss: number }
 
-interface Info { graph: string; authority: string; ca: string }
+/** Everything to undo, newest first; run on exit, failure and Ctrl-C (synchronous on purpose). */
+const undo: (() => void)[] = []
+function cleanup(): void {
+  while (undo.length) {
+    try {
+      undo.pop()!()
+    } catch (e) {
+      console.error(`bench: cleanup step failed: ${(e as Error).message}`)
+    }
+  }
+}
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.once(sig, () => {
+    cleanup()
+    process.exit(130)
+  })
+}
 
-/** Start `odfs emulator` from the sources in a child process; resolves with its info line. */
-function startChildEmulator(): Promise<{ info: Info; stop(): Promise<void> }> {
-  const main = resolve(ROOT, 'src/cli/main.ts')
-  // Content on tmpfs where there is one: the emulator's disk writes would otherwise
-  // set the pace of both uploads, and page-cache writeback makes them noisy.
-  const state = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'odfs-bench-'))
-  const child = spawn(process.execPath, ['--import', LOADER, '-e',
-    `import(${JSON.stringify(main)}).then((m) => m.main(['emulator', '--seed', 'empty', '--rate-limit', '0', '--auto-consent', 'user1', '--state', ${JSON.stringify(state)}]))`,
-  ], { cwd: ROOT, stdio: ['ignore', 'pipe', 'ignore'] })
+function stopChild(p: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): void {
+  if (p.exitCode === null && p.signalCode === null && p.pid) process.kill(p.pid, signal)
+}
+
+/** Run a command under GNU time: wall seconds, CPU seconds (user+sys), peak RSS (KiB). */
+function timed(cmd: string, args: string[], env: NodeJS.ProcessEnv): Measured {
+  const r = spawnSync('/usr/bin/time', ['-f', '@@ %e %U %S %M', cmd, ...args], { env, encoding: 'utf8', maxBuffer: 1 << 24 })
+  const m = /@@ ([\d.]+) ([\d.]+) ([\d.]+) (\d+)\s*$/.exec(r.stderr ?? '')
+  if (r.status !== 0 || !m) throw new Error(`${cmd} ${args[0] ?? ''} failed (${r.status}): ${(r.stderr ?? '').trim().split('\n').slice(-3).join(' | ')}`)
+  return { wall: Number(m[1]), cpu: Number(m[2]) + Number(m[3]), rss: Number(m[4]) }
+}
+
+function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): string {
+  const r = spawnSync(cmd, args, { env, encoding: 'utf8' })
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed: ${(r.stderr ?? '').trim()}`)
+  return r.stdout
+}
+
+function have(cmd: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0
+}
+
+/** `odfs emulator` (the built CLI) in a child process; resolves with its info line. */
+function startEmulator(state: string): Promise<{ info: Info; port: number }> {
+  const child = spawn(process.execPath, [ODFS_BIN, 'emulator', '--seed', 'empty', '--rate-limit', '0', '--auto-consent', 'user1', '--state', state], {
+    cwd: ROOT, stdio: ['ignore', 'pipe', 'ignore'],
+  })
+  undo.push(() => stopChild(child))
   return new Promise((res, rej) => {
-    const rl = createInterface({ input: child.stdout! })
-    rl.once('line', (line) => {
-      res({
-        info: JSON.parse(line) as Info,
-        stop: () => new Promise<void>((r) => {
-          child.once('exit', () => {
-            rmSync(state, { recursive: true, force: true })
-            r()
-          })
-          child.kill('SIGTERM')
-        }),
-      })
+    createInterface({ input: child.stdout! }).once('line', (line) => {
+      const info = JSON.parse(line) as Info
+      res({ info, port: Number(new URL(info.graph).port) })
     })
     child.once('exit', (code) => rej(new Error(`emulator exited with ${code}`)))
   })
 }
 
-async function main() {
-  const emu = await startChildEmulator()
-  const dispatcher = createDispatcher({ caFile: emu.info.ca })
-  const agent = new https.Agent({ ca: readFileSync(emu.info.ca), keepAlive: true })
-  const mib = (bps: number) => `${(bps / 1048576).toFixed(1)} MiB/s`
+/** fetch, once more when the pooled connection was closed by the server meanwhile (minutes pass between calls). */
+async function fetchAgain(url: string, init: RequestInit): Promise<Response> {
   try {
-    const token = await getToken(emu.info.authority, dispatcher)
-    const client = createGraphDriveClient({ baseUrl: emu.info.graph, tokenProvider: { getAccessToken: async () => token }, dispatcher })
-    const drive = await client.getMyDrive()
-    const chunk = Buffer.alloc(FRAG)
-    for (let i = 0; i < FRAG; i++) chunk[i] = i & 0xff
-    const source: UploadSource = { size: SIZE, read: async (o, n) => (n === FRAG ? chunk : chunk.subarray(0, n)) }
-    const first = await client.upload({ driveId: drive.id, itemId: 'root' }, 'big.bin', source, { fragmentSize: FRAG })
-    const ref = { driveId: drive.id, itemId: first.item.id }
+    return await fetch(url, init)
+  } catch {
+    return fetch(url, init)
+  }
+}
 
-    const best = { dlClient: 0, dlRaw: 0, dlPlain: 0, ulClient: 0, ulPlain: 0 }
-    for (let r = 0; r < ROUNDS; r++) {
-      best.dlPlain = Math.max(best.dlPlain, await timed(() => plainDownload(emu.info.graph, token, ref, agent)))
-      best.dlClient = Math.max(best.dlClient, await timed(async () => {
-        const res = await client.download(ref, () => {}, { verify: true })
-        if (res.bytes !== SIZE || !res.verified) throw new Error('client download incomplete or unverified')
-      }))
-      best.dlRaw = Math.max(best.dlRaw, await timed(async () => {
-        const res = await client.download(ref, () => {}, { verify: false })
-        if (res.bytes !== SIZE) throw new Error('client download incomplete')
-      }))
-      // Alternate which upload goes first: the second one pays for the first one's
-      // dirty pages being written back by the emulator's disk.
-      const ulPlain = async () => { best.ulPlain = Math.max(best.ulPlain, await timed(() => plainUpload(emu.info.graph, token, drive.id, agent, chunk))) }
-      const ulClient = async () => {
-        best.ulClient = Math.max(best.ulClient, await timed(async () => {
-          const res = await client.upload({ driveId: drive.id, itemId: 'root' }, 'up-client.bin', source, { fragmentSize: FRAG })
-          if (!res.verified) throw new Error('client upload unverified')
-        }))
-      }
-      if (r % 2 === 0) { await ulPlain(); await ulClient() } else { await ulClient(); await ulPlain() }
+async function post(d: Dispatcher, url: string, form: Record<string, string>): Promise<Record<string, unknown>> {
+  const r = await fetchAgain(url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(form).toString(), dispatcher: d } as RequestInit)
+  return (await r.json()) as Record<string, unknown>
+}
+
+/** Tokens by device code (the emulator approves at once for user1). */
+async function deviceCodeTokens(d: Dispatcher, authority: string, clientId: string, secret?: string): Promise<{ access: string; refresh: string; expiresIn: number }> {
+  const dc = await post(d, `${authority}/common/oauth2/v2.0/devicecode`, { client_id: clientId, scope: 'Files.ReadWrite.All offline_access' })
+  for (let i = 0; i < 60; i++) {
+    const form: Record<string, string> = { grant_type: 'urn:ietf:params:oauth:grant-type:device_code', client_id: clientId, device_code: String(dc.device_code) }
+    if (secret) form.client_secret = secret
+    const r = await post(d, `${authority}/common/oauth2/v2.0/token`, form)
+    if (r.access_token) return { access: String(r.access_token), refresh: String(r.refresh_token ?? ''), expiresIn: Number(r.expires_in ?? 3600) }
+    await new Promise((res) => setTimeout(res, Number(dc.interval ?? 1) * 1000))
+  }
+  throw new Error('no token from the device code flow')
+}
+
+async function graph<T>(d: Dispatcher, token: string, url: string, init: { method?: string; body?: unknown } = {}): Promise<T> {
+  const r = await fetchAgain(url, {
+    method: init.method ?? 'GET',
+    headers: { authorization: `Bearer ${token}`, ...(init.body ? { 'content-type': 'application/json' } : {}) },
+    body: init.body ? JSON.stringify(init.body) : undefined,
+    dispatcher: d,
+  } as RequestInit)
+  if (!r.ok) throw new Error(`${init.method ?? 'GET'} ${new URL(url).pathname}: HTTP ${r.status}`)
+  return (await r.json()) as T
+}
+
+/** A curl config file (0600): URLs are credentials and stay out of argv. */
+function curlConfig(file: string, lines: string[]): string {
+  writeFileSync(file, lines.join('\n') + '\n', { mode: 0o600 })
+  return file
+}
+const q = (s: string) => `"${s.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`
+
+/** Is 127.0.0.1:443 free for the proxy? */
+function portFree(port: number): Promise<boolean> {
+  return new Promise((res) => {
+    const s = createServer()
+    s.once('error', () => res(false))
+    s.listen(port, '127.0.0.1', () => s.close(() => res(true)))
+  })
+}
+
+/**
+ * rclone cannot be pointed at another Graph URL: it reaches the emulator as
+ * graph.microsoft.com through /etc/hosts and an nginx TLS proxy with a certificate
+ * from a CA of the bench's own. rclone 1.60 sends its bearer to upload URLs (the
+ * service answers 401), so the proxy rewrites uploadUrl to a path of its own that
+ * drops Authorization. Returns the rclone command line, or why it is skipped.
+ */
+async function setUpRclone(work: string, info: Info, port: number, d: Dispatcher): Promise<{ args: string[]; env: NodeJS.ProcessEnv; remote: string } | string> {
+  if (flag('no-rclone')) return 'rclone: skipped (--no-rclone)'
+  if ((!have('rclone') || !have('nginx')) && flag('install')) {
+    spawnSync('apt-get', ['install', '-y', 'rclone', 'nginx'], { stdio: 'ignore' })
+  }
+  if (!have('rclone') || !have('nginx')) return 'rclone: skipped: rclone and nginx are not installed (apt-get install rclone nginx, or run with --install)'
+  if (process.getuid?.() !== 0) return 'rclone: skipped: the proxy needs root (port 443 and /etc/hosts)'
+  if (!(await portFree(443))) return 'rclone: skipped: 127.0.0.1:443 is in use'
+  const app = info.apps.find((a) => a.secret && a.account_types === 'multitenant-and-personal')
+  if (!app) return 'rclone: skipped: the emulator has no confidential app'
+
+  const p = join(work, 'proxy')
+  mkdirSync(p, { mode: 0o700 })
+  run('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=odfs bench CA', '-keyout', join(p, 'ca.key'), '-out', join(p, 'ca.pem'),
+    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign'])
+  run('openssl', ['req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=graph.microsoft.com', '-keyout', join(p, 'proxy.key'), '-out', join(p, 'proxy.csr')])
+  writeFileSync(join(p, 'ext.cnf'), 'subjectAltName=DNS:graph.microsoft.com\nextendedKeyUsage=serverAuth\n')
+  run('openssl', ['x509', '-req', '-in', join(p, 'proxy.csr'), '-CA', join(p, 'ca.pem'), '-CAkey', join(p, 'ca.key'), '-CAcreateserial', '-days', '1', '-extfile', join(p, 'ext.cnf'), '-out', join(p, 'proxy.pem')])
+  const bundle = join(p, 'bundle.pem')
+  writeFileSync(bundle, readFileSync(join(p, 'ca.pem'), 'utf8') + readFileSync(info.ca, 'utf8'))
+  for (const t of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(join(p, t))
+  const up = `https://localhost:${port}/_upload/`
+  writeFileSync(join(p, 'nginx.conf'), `user root;
+worker_processes 1;
+daemon off;
+pid ${p}/nginx.pid;
+error_log ${p}/error.log;
+events { worker_connections 256; }
+http {
+  access_log off;
+  client_body_temp_path ${p}/body; proxy_temp_path ${p}/proxy; fastcgi_temp_path ${p}/fastcgi; uwsgi_temp_path ${p}/uwsgi; scgi_temp_path ${p}/scgi;
+  server {
+    listen 127.0.0.1:443 ssl;
+    server_name graph.microsoft.com;
+    ssl_certificate ${p}/proxy.pem;
+    ssl_certificate_key ${p}/proxy.key;
+    client_max_body_size 0;
+    proxy_http_version 1.1;
+    proxy_set_header Connection "";
+    proxy_request_buffering off;
+    proxy_buffering off;
+    location /_bench_upload/ {
+      proxy_set_header Authorization "";
+      proxy_pass ${up};
     }
-    console.log(`size ${SIZE / 1048576} MiB, best of ${ROUNDS} rounds, emulator in a child process on loopback`)
-    console.log(`download: client ${mib(best.dlClient)} (hash verified), plain https ${mib(best.dlPlain)}, ratio ${(best.dlClient / best.dlPlain).toFixed(3)}`)
-    console.log(`          client without hashing ${mib(best.dlRaw)}, ratio ${(best.dlRaw / best.dlPlain).toFixed(3)}`)
-    console.log(`upload:   client ${mib(best.ulClient)} (hash verified), plain https ${mib(best.ulPlain)}, ratio ${(best.ulClient / best.ulPlain).toFixed(3)}`)
-  } finally {
-    agent.destroy()
-    await emu.stop()
-    await (dispatcher as unknown as { close(): Promise<void> }).close()
+    location / {
+      proxy_set_header Accept-Encoding "";
+      sub_filter_types *;
+      sub_filter_once off;
+      sub_filter '${up}' 'https://graph.microsoft.com/_bench_upload/';
+      proxy_pass https://127.0.0.1:${port};
+    }
+  }
+}
+`)
+  const nginx = spawn('nginx', ['-c', join(p, 'nginx.conf'), '-p', p], { stdio: 'ignore' })
+  undo.push(() => stopChild(nginx, 'SIGQUIT'))
+  for (let i = 0; i < 50 && (await portFree(443)); i++) await new Promise((r) => setTimeout(r, 100))
+  if (nginx.exitCode !== null) return `rclone: skipped: nginx did not start (${readFileSync(join(p, 'error.log'), 'utf8').trim().split('\n').pop()})`
+
+  // /etc/hosts is machine-wide: back it up, add the one line, restore by copying back (same inode).
+  const backup = join(work, 'hosts.backup')
+  copyFileSync(HOSTS, backup)
+  undo.push(() => copyFileSync(backup, HOSTS))
+  appendFileSync(HOSTS, '\n127.0.0.1 graph.microsoft.com # odfs bench, removed when it ends\n')
+
+  const tok = await deviceCodeTokens(d, info.authority, app.client_id, app.secret)
+  const drive = await graph<{ id: string; driveType: string }>(d, tok.access, `${info.graph}/me/drive`)
+  const conf = join(p, 'rclone.conf')
+  writeFileSync(conf, `[od]
+type = onedrive
+client_id = ${app.client_id}
+client_secret = ${app.secret}
+token = ${JSON.stringify({ access_token: tok.access, token_type: 'Bearer', refresh_token: tok.refresh, expiry: new Date(Date.now() + tok.expiresIn * 1000).toISOString() })}
+drive_id = ${drive.id}
+drive_type = ${drive.driveType}
+auth_url = ${info.authority}/common/oauth2/v2.0/authorize
+token_url = ${info.authority}/common/oauth2/v2.0/token
+`, { mode: 0o600 })
+  // rclone's copy monitor uses Go's default client, which reads SSL_CERT_FILE, not --ca-cert.
+  return { args: ['--config', conf, '--ca-cert', bundle], env: { ...process.env, SSL_CERT_FILE: bundle }, remote: 'od:' }
+}
+
+async function main(): Promise<void> {
+  await ensureBuilt()
+  const work = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'odfs-bench-'))
+  undo.push(() => rmSync(work, { recursive: true, force: true }))
+  const { info, port } = await startEmulator(join(work, 'emulator'))
+  const d = createDispatcher({ caFile: info.ca })
+  undo.push(() => void d.close())
+
+  // odfs signed in as user1 under private XDG dirs, as a user would be.
+  const env: NodeJS.ProcessEnv = {
+    ...process.env, XDG_CONFIG_HOME: join(work, 'config'), XDG_STATE_HOME: join(work, 'state'), ODFS_SYSTEM_CONFIG: join(work, 'etc-gateway.json'), ODFS_LOG_LEVEL: 'warn',
+  }
+  const store = ['--token-store', 'file']
+  run(process.execPath, [ODFS_BIN, 'gateway', 'create', '--config', join(work, 'config', 'odfs', 'gateway.json'), '--ms-client-id', PUBLIC_CLIENT,
+    '--ms-login-endpoint', info.authority, '--ms-graph-endpoint', info.graph, '--ca-file', info.ca], env)
+  run(process.execPath, [ODFS_BIN, 'login', ...store], env)
+  const token = (await deviceCodeTokens(d, info.authority, PUBLIC_CLIENT)).access
+
+  // The source: SIZE random bytes on tmpfs, and the same bytes cut into fragments for curl.
+  const src = join(work, 'src.bin')
+  const frags = join(work, 'fragments')
+  mkdirSync(frags)
+  const block = randomBytes(16 << 20)
+  const fd = openSync(src, 'w', 0o600)
+  for (let o = 0; o < SIZE; o += block.length) writeSync(fd, block, 0, Math.min(block.length, SIZE - o))
+  closeSync(fd)
+  const fragFiles: { file: string; start: number; end: number }[] = []
+  const all = readFileSync(src)
+  for (let o = 0, i = 0; o < SIZE; o += FRAG, i++) {
+    const file = join(frags, String(i).padStart(5, '0'))
+    const end = Math.min(SIZE, o + FRAG)
+    writeFileSync(file, all.subarray(o, end))
+    fragFiles.push({ file, start: o, end: end - 1 })
   }
 
-  // Calls per listing (in-process emulator: its admin handle creates 5000 items quickly).
-  const local = await startEmulator({ seed: 'empty', deviceCodeIntervalSec: 0, rateLimit: 0, autoConsent: 'user1' })
-  const d2 = createDispatcher({ caFile: local.info.ca })
-  try {
-    const token = await getToken(local.info.authority, d2)
-    const client = createGraphDriveClient({ baseUrl: local.info.graph, tokenProvider: { getAccessToken: async () => token }, dispatcher: d2 })
-    const drive = await client.getMyDrive()
-    await local.store.createMany('user1', 'listing', 5000)
-    const folder = local.store.itemByPath('user1', 'listing')!
-    local.resetStats()
-    const kids = await client.listChildren({ driveId: drive.id, itemId: folder.id })
-    const calls = local.stats.total
-    console.log(`listing:  ${kids.length} items in ${calls} calls (${(kids.length / calls).toFixed(0)} items per call)`)
-  } finally {
-    await local.close()
-    await (d2 as unknown as { close(): Promise<void> }).close()
+  const rc = await setUpRclone(work, info, port, d)
+  const results = new Map<string, Measured[]>()
+  const add = (k: string, m: Measured) => results.set(k, [...(results.get(k) ?? []), m])
+  const out = join(work, 'download.bin')
+  const drop = () => rmSync(out, { force: true })
+  const checkSize = (what: string) => {
+    const n = statSync(out).size
+    if (n !== SIZE) throw new Error(`${what} wrote ${n} bytes, not ${SIZE}`)
   }
 
-  async function timed(fn: () => Promise<void>): Promise<number> {
-    const t0 = performance.now()
-    await fn()
-    return SIZE / ((performance.now() - t0) / 1000)
+  // The file every download reads, put there by this checkout's odfs (which creates the folder).
+  timed(process.execPath, [ODFS_BIN, 'put', ...store, src, 'My files/bench/big.bin'], env)
+  const item = await graph<{ id: string; size: number }>(d, token, `${info.graph}/me/drive/root:/bench/big.bin`)
+  if (item.size !== SIZE) throw new Error(`odfs put stored ${item.size} bytes`)
+
+  for (let r = 0; r < ROUNDS; r++) {
+    // Downloads.
+    add('get odfs', timed(process.execPath, [ODFS, 'get', ...store, 'My files/bench/big.bin', out], env))
+    checkSize('odfs get')
+    drop()
+    const dl = await graph<Record<string, string>>(d, token, `${info.graph}/me/drive/items/${item.id}?$select=id,@microsoft.graph.downloadUrl`)
+    const cfg = curlConfig(join(work, 'curl-get.cfg'), [`url = ${q(dl['@microsoft.graph.downloadUrl']!)}`, `output = ${q(out)}`, `cacert = ${q(info.ca)}`, 'silent', 'fail'])
+    add('get curl', timed('curl', ['-K', cfg], env))
+    checkSize('curl')
+    drop()
+    if (typeof rc !== 'string') {
+      add('get rclone', timed('rclone', ['copyto', ...rc.args, `${rc.remote}bench/big.bin`, out], rc.env))
+      checkSize('rclone copyto')
+      drop()
+    }
+
+    // Uploads: odfs, an upload session driven by curl, rclone (order rotates each round).
+    const uploads: [string, () => Measured | Promise<Measured>][] = [
+      ['put odfs', () => timed(process.execPath, [ODFS, 'put', ...store, src, `My files/bench/up-odfs-${r}.bin`], env)],
+      ['put curl', async () => {
+        // The session is created here (one small request, outside the timed span); curl sends every fragment.
+        const session = await graph<{ uploadUrl: string }>(d, token, `${info.graph}/me/drive/root:/bench/up-curl-${r}.bin:/createUploadSession`, {
+          method: 'POST', body: { item: { '@microsoft.graph.conflictBehavior': 'replace' } },
+        })
+        const lines = fragFiles.flatMap((f, i) => [
+          ...(i > 0 ? ['next'] : []),
+          `url = ${q(session.uploadUrl)}`, `upload-file = ${q(f.file)}`, `header = "Content-Range: bytes ${f.start}-${f.end}/${SIZE}"`, 'header = "Expect:"',
+          `cacert = ${q(info.ca)}`, 'output = "/dev/null"', 'silent', 'fail',
+        ])
+        return timed('curl', ['-K', curlConfig(join(work, 'curl-put.cfg'), lines)], env)
+      }],
+    ]
+    if (typeof rc !== 'string') uploads.push(['put rclone', () => timed('rclone', ['copyto', ...rc.args, src, `${rc.remote}bench/up-rclone-${r}.bin`], rc.env)])
+    for (let i = 0; i < uploads.length; i++) {
+      const [k, f] = uploads[(i + r) % uploads.length]!
+      add(k, await f())
+    }
+  }
+  for (let r = 0; r < ROUNDS; r++) {
+    const up = await graph<{ size: number }>(d, token, `${info.graph}/me/drive/root:/bench/up-curl-${r}.bin`)
+    if (up.size !== SIZE) throw new Error(`the curl-driven session stored ${up.size} bytes`)
+  }
+
+  // Start-up: odfs --version against node -e 0 (mean of 10 each, interleaved).
+  for (let i = 0; i < 10; i++) {
+    add('node -e 0', timed(process.execPath, ['-e', '0'], env))
+    add('odfs --version', timed(process.execPath, [ODFS, '--version'], env))
+    add('odfs --help', timed(process.execPath, [ODFS, '--help'], env))
+  }
+
+  report(results, typeof rc === 'string' ? rc : undefined)
+}
+
+function report(results: Map<string, Measured[]>, rcloneNote: string | undefined): void {
+  const best = (k: string) => {
+    const l = results.get(k)
+    return l?.length ? l.reduce((a, b) => (b.wall < a.wall ? b : a)) : undefined
+  }
+  const mean = (k: string) => {
+    const l = results.get(k) ?? []
+    return { wall: l.reduce((a, b) => a + b.wall, 0) / l.length, cpu: l.reduce((a, b) => a + b.cpu, 0) / l.length }
+  }
+  const mibs = (m: Measured) => SIZE / 1048576 / m.wall
+  console.log(`odfs transfer benchmark: ${SIZE / 1048576} MiB, best of ${ROUNDS} rounds, emulator in a child process, content on tmpfs`)
+  console.log('')
+  console.log(`${'transfer'.padEnd(12)} ${'MiB/s'.padStart(8)} ${'wall s'.padStart(8)} ${'CPU s'.padStart(8)} ${'peak RSS MiB'.padStart(13)}`)
+  for (const k of ['get odfs', 'get curl', 'get rclone', 'put odfs', 'put curl', 'put rclone']) {
+    const m = best(k)
+    if (m) console.log(`${k.padEnd(12)} ${mibs(m).toFixed(1).padStart(8)} ${m.wall.toFixed(2).padStart(8)} ${m.cpu.toFixed(2).padStart(8)} ${(m.rss / 1024).toFixed(0).padStart(13)}`)
+  }
+  if (rcloneNote) console.log(rcloneNote)
+  console.log('')
+  const ratio = (a: string, b: string, target: number, what: string) => {
+    const x = best(a)
+    const y = best(b)
+    if (x && y) console.log(`${what.padEnd(34)} ${(mibs(x) / mibs(y)).toFixed(2).padStart(6)}   (target >= ${target})`)
+  }
+  ratio('get odfs', 'get curl', 0.85, 'get: odfs / curl')
+  ratio('put odfs', 'put curl', 0.85, 'put: odfs / curl-driven session')
+  ratio('get odfs', 'get rclone', 1.2, 'get: odfs / rclone copyto')
+  ratio('put odfs', 'put rclone', 1.2, 'put: odfs / rclone copyto')
+  const n = mean('node -e 0')
+  for (const k of ['odfs --version', 'odfs --help']) {
+    const v = mean(k)
+    console.log(`${(k + ' / node -e 0').padEnd(34)} ${(v.wall / n.wall).toFixed(2).padStart(6)}   (target <= 2; ${(v.wall * 1000).toFixed(0)} ms vs ${(n.wall * 1000).toFixed(0)} ms wall, ${(v.cpu * 1000).toFixed(0)} vs ${(n.cpu * 1000).toFixed(0)} ms CPU)`)
   }
 }
 
-function request(url: string, opts: https.RequestOptions, body?: Buffer): Promise<{ status: number; headers: Record<string, unknown>; body: Buffer }> {
-  return new Promise((resolve, reject) => {
-    const req = https.request(url, opts, (res) => {
-      const chunks: Buffer[] = []
-      res.on('data', (c: Buffer) => chunks.push(c))
-      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks) }))
-      res.on('error', reject)
-    })
-    req.on('error', reject)
-    req.end(body)
-  })
-}
-
-async function plainDownload(graph: string, token: string, ref: { driveId: string; itemId: string }, agent: https.Agent): Promise<void> {
-  const meta = await request(`${graph}/drives/${ref.driveId}/items/${ref.itemId}?$select=id,@microsoft.graph.downloadUrl`, { agent, headers: { authorization: `Bearer ${token}` } })
-  const url = JSON.parse(meta.body.toString())['@microsoft.graph.downloadUrl'] as string
-  await new Promise<void>((resolve, reject) => {
-    https.get(url, { agent }, (res) => {
-      let n = 0
-      res.on('data', (c: Buffer) => (n += c.length))
-      res.on('end', () => (n === SIZE ? resolve() : reject(new Error(`plain download got ${n}`))))
-      res.on('error', reject)
-    }).on('error', reject)
-  })
-}
-
-async function plainUpload(graph: string, token: string, driveId: string, agent: https.Agent, chunk: Buffer): Promise<void> {
-  const body = Buffer.from(JSON.stringify({ item: { '@microsoft.graph.conflictBehavior': 'replace' } }))
-  const s = await request(`${graph}/drives/${driveId}/items/root:/up-plain.bin:/createUploadSession`, {
-    method: 'POST', agent, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'content-length': body.length },
-  }, body)
-  const uploadUrl = JSON.parse(s.body.toString()).uploadUrl as string
-  for (let o = 0; o < SIZE; o += FRAG) {
-    const n = Math.min(FRAG, SIZE - o)
-    const r = await request(uploadUrl, {
-      method: 'PUT', agent, headers: { 'content-length': n, 'content-range': `bytes ${o}-${o + n - 1}/${SIZE}` },
-    }, n === FRAG ? chunk : chunk.subarray(0, n))
-    if (r.status >= 300) throw new Error(`plain upload fragment at ${o}: HTTP ${r.status}`)
-  }
-}
-
-async function getToken(authority: string, dispatcher: unknown): Promise<string> {
-  const post = (path: string, f: Record<string, string>) =>
-    fetch(authority + path, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(f).toString(), dispatcher } as RequestInit)
-  const dc = (await (await post('/common/oauth2/v2.0/devicecode', { client_id: PUBLIC_CLIENT, scope: 'Files.ReadWrite.All offline_access' })).json()) as { device_code: string }
-  for (let i = 0; i < 50; i++) {
-    const r = (await (await post('/common/oauth2/v2.0/token', { grant_type: 'urn:ietf:params:oauth:grant-type:device_code', client_id: PUBLIC_CLIENT, device_code: dc.device_code })).json()) as { access_token?: string }
-    if (r.access_token) return r.access_token
-    await new Promise((r) => setTimeout(r, 100))
-  }
-  throw new Error('no token')
-}
-
-main().catch((e) => {
-  console.error(`bench failed: ${e instanceof Error ? e.message : e}`)
+main().then(cleanup, (e) => {
+  cleanup()
+  const cause = e instanceof Error && e.cause instanceof Error ? `: ${e.cause.message}` : ''
+  console.error(`bench failed: ${e instanceof Error ? e.message : e}${cause}`)
   process.exitCode = 1
 })

@@ -37,8 +37,6 @@ interface DemoArgv {
 const DEMO_APP_ACCOUNT_TYPES = 'multitenant-and-personal'
 
 export const demoCommand: CommandModule<object, DemoArgv> = {
-  command: 'demo [mountpoint]',
-  describe: 'Start the bundled emulator with demo data, sign in to it and mount it (default ./mnt)',
   builder: (y) =>
     y.positional('mountpoint', { type: 'string', describe: 'Where to mount (default ./mnt)' }).options({
       state: { type: 'string', describe: 'Demo state directory (default $XDG_STATE_HOME/odfs/demo)' },

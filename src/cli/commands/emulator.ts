@@ -5,7 +5,6 @@
  */
 import type { CommandModule } from 'yargs'
 import { createLogger } from '../../common/index.js'
-import { startEmulator } from '../../emulator/index.js'
 
 interface EmulatorArgv {
   port: number
@@ -25,8 +24,6 @@ interface EmulatorArgv {
 }
 
 export const emulatorCommand: CommandModule<object, EmulatorArgv> = {
-  command: 'emulator',
-  describe: 'Run the Microsoft Graph + identity platform emulator (HTTPS on 127.0.0.1)',
   builder: (y) =>
     y
       .option('port', { type: 'number', default: 0, describe: 'Port (0 = any free port)' })
@@ -45,6 +42,7 @@ export const emulatorCommand: CommandModule<object, EmulatorArgv> = {
       .option('corrupt-hashes', { type: 'boolean', default: false, describe: 'Report wrong quickXorHash values (test fault)' })
       .epilog('Faults can also be changed while it runs: POST /_emulator/faults with a JSON object (see src/emulator/README.md).') as any,
   handler: async (argv) => {
+    const { startEmulator } = await import('../../emulator/index.js')
     const log = createLogger({ name: 'odfs-emulator' })
     const emu = await startEmulator({
       port: argv.port, state: argv.state, seed: argv.seed, autoConsent: argv['auto-consent'],

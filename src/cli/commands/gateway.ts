@@ -64,8 +64,6 @@ function printSummary(c: GatewayConfig, doc: GatewayPolicyDocument, json: boolea
 }
 
 export const gatewayCommand: CommandModule<object, GatewayCmdArgv> = {
-  command: 'gateway <action>',
-  describe: 'Create, update or show the gateway policies (the Azure app registration odfs uses)',
   builder: (y) =>
     y
       .positional('action', { choices: ['create', 'update', 'show'] as const, describe: 'create a new policy file, update one, or show the effective policies' })

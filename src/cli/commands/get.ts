@@ -1,54 +1,145 @@
 /**
- * `odfs get PATH LOCAL`: download a file of the virtual tree. Streams into
- * LOCAL.odfs-partial, verifies quickXorHash, sets the mtime, then renames into
- * place, so LOCAL is never a half-written file.
+ * `odfs get PATH LOCAL`: download a file of the virtual tree. LOCAL may be an
+ * existing folder (the file keeps its name) or a file name in an existing folder.
+ *
+ * The bytes go to a temporary file created exclusively (O_EXCL|O_NOFOLLOW, mode
+ * 0600, a random name next to LOCAL, so nobody can aim a symlink or a file of
+ * their own at it), written through its file descriptor in large batches; the
+ * quickXorHash is verified, the mtime set, the mode widened to what the umask
+ * allows, and only then is it renamed onto LOCAL, so LOCAL is never a half-written
+ * file. A failed or interrupted download removes the temporary file; running the
+ * command again starts over (no partial state is kept between runs).
  */
 import type { CommandModule } from 'yargs'
-import { createWriteStream } from 'node:fs'
-import { rename, rm, stat, utimes } from 'node:fs/promises'
-import { once } from 'node:events'
-import { join, resolve } from 'node:path'
+import { constants } from 'node:fs'
+import { open, rename, rm, stat, type FileHandle } from 'node:fs/promises'
+import { randomBytes } from 'node:crypto'
+import { basename, dirname, join, resolve } from 'node:path'
 import { OdfsError } from '../../common/index.js'
-import { mtimeOf } from '../../graph/index.js'
-import { sessionOptions, userOption, type SessionArgv } from '../session.js'
-import { progressBar, withDrive } from './ls.js'
+import { sessionOptions, userOption, type SessionArgv } from '../options.js'
 
 interface GetArgv extends SessionArgv {
   path: string
   local: string
 }
 
+/** A name from the service used as a local file name: one path segment, nothing else. */
+export function checkLocalName(name: string): string {
+  if (name === '' || name === '.' || name === '..' || name.includes('/') || name.includes('\0')) {
+    throw new OdfsError('EINVAL', `the service named this file ${JSON.stringify(name)}, which is not a safe local file name: give LOCAL as a file name`)
+  }
+  return name
+}
+
+/** Bytes written at most per write: chunks are gathered and written with one writev. */
+const BATCH = 8 << 20
+
+/**
+ * Writes a stream of chunks to a file descriptor in batches of BATCH bytes, one
+ * batch on its way to the disk while the next one fills (no copies: writev of the
+ * chunks themselves). write() returns a promise only when the caller must wait.
+ */
+export class BatchWriter {
+  #pending: Buffer[] = []
+  #bytes = 0
+  #pos = 0
+  #inflight: Promise<void> | undefined
+
+  constructor(private readonly fh: FileHandle, private readonly batch = BATCH) {}
+
+  write(chunk: Buffer): Promise<void> | undefined {
+    this.#pending.push(chunk)
+    this.#bytes += chunk.length
+    return this.#bytes >= this.batch ? this.#flush() : undefined
+  }
+
+  /** Write what is left and wait for every write to finish. */
+  async end(): Promise<void> {
+    if (this.#bytes > 0) await this.#flush()
+    await this.#inflight
+  }
+
+  async #flush(): Promise<void> {
+    const bufs = this.#pending
+    const pos = this.#pos
+    this.#pos += this.#bytes
+    this.#pending = []
+    this.#bytes = 0
+    await this.#inflight // at most one batch in flight; its failure surfaces here
+    const p = this.#writeAll(bufs, pos)
+    p.catch(() => {}) // awaited by the next flush or by end()
+    this.#inflight = p
+  }
+
+  async #writeAll(bufs: Buffer[], pos: number): Promise<void> {
+    while (bufs.length > 0) {
+      let { bytesWritten } = await this.fh.writev(bufs, pos)
+      pos += bytesWritten
+      while (bufs.length > 0 && bytesWritten >= bufs[0]!.length) bytesWritten -= bufs.shift()!.length
+      if (bytesWritten > 0) bufs[0] = bufs[0]!.subarray(bytesWritten)
+    }
+  }
+}
+
+/** Where to write: LOCAL itself, or LOCAL/NAME when LOCAL is a folder; its folder must exist. */
+async function targetOf(local: string, name: string, given: string): Promise<string> {
+  const st = await stat(local).catch(() => undefined)
+  if (st?.isDirectory()) return join(local, checkLocalName(name))
+  if (st && !st.isFile()) throw new OdfsError('EEXIST', `${given} exists and is not a regular file`)
+  if (given.endsWith('/')) throw new OdfsError('ENOENT', `${given}: no such local folder`)
+  const dir = await stat(dirname(local)).catch(() => undefined)
+  if (!dir) throw new OdfsError('ENOENT', `${dirname(local)}: no such local folder`)
+  if (!dir.isDirectory()) throw new OdfsError('ENOTDIR', `${dirname(local)} is not a folder`)
+  return local
+}
+
+/** Create a fresh private file next to `target`; never opens anything that already exists. */
+async function createTemp(target: string): Promise<{ path: string; fh: FileHandle }> {
+  const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW
+  for (let i = 0; ; i++) {
+    const path = join(dirname(target), `.${basename(target)}.${randomBytes(8).toString('hex')}.odfs-partial`)
+    try {
+      return { path, fh: await open(path, flags, 0o600) }
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code
+      if (code === 'EEXIST' && i < 5) continue
+      throw new OdfsError(code ?? 'EIO', `cannot create a file in ${dirname(target)}: ${(e as Error).message}`, { cause: e })
+    }
+  }
+}
+
 export const getCommand: CommandModule<object, GetArgv> = {
-  command: 'get <path> <local>',
-  describe: 'Download a file (keeps mtime, verifies the hash)',
   builder: (y) =>
     y.positional('path', { type: 'string', demandOption: true }).positional('local', { type: 'string', demandOption: true })
       .options({ ...sessionOptions, ...userOption }) as never,
   handler: async (argv) => {
+    const { mtimeOf } = await import('../../graph/index.js')
+    const { progressBar, withDrive } = await import('./ls.js')
     await withDrive(argv, async ({ client, tree, signal }) => {
       const r = await tree.resolve(argv.path)
       if (r.kind !== 'item') throw new OdfsError('ENOENT', `${argv.path}: no such file`)
       if (r.folder) throw new OdfsError('EISDIR', `${argv.path} is a folder`)
-      let local = resolve(argv.local)
-      if ((await stat(local).catch(() => undefined))?.isDirectory()) local = join(local, r.name)
-      const partial = `${local}.odfs-partial`
-      const out = createWriteStream(partial, { mode: 0o644 })
+      const local = await targetOf(resolve(argv.local), r.name, argv.local)
+      const { path: partial, fh } = await createTemp(local)
       const size = r.item.size ?? r.item.remoteItem?.size ?? 0
       const bar = progressBar(r.name, size)
+      let closed = false
       try {
-        const res = await client.download(r.ref, async (chunk) => {
-          if (!out.write(chunk)) await once(out, 'drain')
-        }, { signal, onProgress: (n) => bar.update(n) })
-        out.end()
-        await once(out, 'finish')
+        const out = new BatchWriter(fh)
+        const res = await client.download(r.ref, (chunk) => out.write(chunk), { signal, onProgress: (n) => bar.update(n) })
+        await out.end()
         bar.stop()
         const mtime = mtimeOf(r.item)
-        if (mtime) await utimes(partial, mtime, mtime)
+        if (mtime) await fh.utimes(mtime, mtime)
+        // The mode a newly created file gets (0666 less the umask), now that it is complete.
+        await fh.chmod(0o666 & ~process.umask())
+        closed = true
+        await fh.close()
         await rename(partial, local)
         process.stderr.write(`odfs: downloaded ${res.bytes} bytes to ${local}; ${res.verified ? 'quickXorHash verified' : 'hash not verified (server reports none)'}\n`)
       } catch (e) {
         bar.stop()
-        out.destroy()
+        if (!closed) await fh.close().catch(() => {})
         await rm(partial, { force: true })
         throw e
       }

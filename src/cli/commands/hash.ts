@@ -1,18 +1,16 @@
 /** `odfs hash PATH`: the server's quickXorHash of a file (base64, as Graph reports it). */
 import type { CommandModule } from 'yargs'
 import { OdfsError } from '../../common/index.js'
-import { sessionOptions, userOption, type SessionArgv } from '../session.js'
-import { withDrive } from './ls.js'
+import { sessionOptions, userOption, type SessionArgv } from '../options.js'
 
 interface HashArgv extends SessionArgv {
   path: string
 }
 
 export const hashCommand: CommandModule<object, HashArgv> = {
-  command: 'hash <path>',
-  describe: "Print the server's quickXorHash of a file",
   builder: (y) => y.positional('path', { type: 'string', demandOption: true }).options({ ...sessionOptions, ...userOption }) as never,
   handler: async (argv) => {
+    const { withDrive } = await import('./ls.js')
     await withDrive(argv, async ({ tree }) => {
       const r = await tree.resolve(argv.path)
       if (r.kind !== 'item') throw new OdfsError('ENOENT', `${argv.path}: no such file`)

@@ -4,16 +4,13 @@
  * PKCE through a loopback redirect or the configured auth_callback.
  */
 import type { CommandModule } from 'yargs'
-import { accountKind, loginWithBrowser, loginWithDeviceCode, removeOtherAccounts } from '../../auth/index.js'
-import { openGateway, sessionOptions, userOption, type SessionArgv } from '../session.js'
+import { sessionOptions, userOption, type SessionArgv } from '../options.js'
 
 interface LoginArgv extends SessionArgv {
   browser?: boolean
 }
 
 export const loginCommand: CommandModule<object, LoginArgv> = {
-  command: 'login',
-  describe: 'Sign in to OneDrive (device code; --browser for a browser on this machine)',
   builder: (y) =>
     y.options({
       ...sessionOptions,
@@ -21,6 +18,8 @@ export const loginCommand: CommandModule<object, LoginArgv> = {
       browser: { type: 'boolean', default: false, describe: 'Authorization code with PKCE through a browser instead of a device code' },
     }) as never,
   handler: async (argv) => {
+    const { accountKind, loginWithBrowser, loginWithDeviceCode, removeOtherAccounts } = await import('../../auth/index.js')
+    const { openGateway } = await import('../session.js')
     const g = await openGateway(argv)
     const out = (s: string) => process.stdout.write(s + '\n')
     const ac = new AbortController()

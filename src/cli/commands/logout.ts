@@ -1,13 +1,12 @@
 /** `odfs logout`: delete the user's tokens from the store that holds them. */
 import type { CommandModule } from 'yargs'
-import { lookupUser, resolveTokenStore } from '../../auth/index.js'
-import { openGateway, sessionOptions, userOption, type SessionArgv } from '../session.js'
+import { sessionOptions, userOption, type SessionArgv } from '../options.js'
 
 export const logoutCommand: CommandModule<object, SessionArgv> = {
-  command: 'logout',
-  describe: 'Sign out: delete the stored OneDrive tokens of this user',
   builder: (y) => y.options({ ...sessionOptions, ...userOption }) as never,
   handler: async (argv) => {
+    const { lookupUser, resolveTokenStore } = await import('../../auth/index.js')
+    const { openGateway } = await import('../session.js')
     const g = await openGateway(argv)
     try {
       const removed: string[] = []

@@ -6,12 +6,13 @@
  * progress bar on a terminal.
  */
 import type { CommandModule } from 'yargs'
+import { createRequire } from 'node:module'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
-import cliProgress from 'cli-progress'
-import { createGraphDriveClient, type DriveClient } from '../../graph/index.js'
-import { TreeResolver, type VirtualEntry } from '../../vfs/index.js'
-import { openUserSession, sessionOptions, userOption, type SessionArgv, type UserSession } from '../session.js'
+import type { DriveClient } from '../../graph/index.js'
+import type { TreeResolver, VirtualEntry } from '../../vfs/index.js'
+import { sessionOptions, userOption, type SessionArgv } from '../options.js'
+import type { UserSession } from '../session.js'
 
 export interface DriveSession {
   session: UserSession
@@ -22,6 +23,10 @@ export interface DriveSession {
 
 /** Open the user's session and a drive client; close both afterwards; Ctrl-C aborts cleanly. */
 export async function withDrive<T>(argv: SessionArgv, fn: (d: DriveSession) => Promise<T>): Promise<T> {
+  // Loaded here, not at the top, so that this module (and every command's --help) stays cheap.
+  const { createGraphDriveClient } = await import('../../graph/index.js')
+  const { TreeResolver } = await import('../../vfs/index.js')
+  const { openUserSession } = await import('../session.js')
   const session = await openUserSession(argv)
   const ac = new AbortController()
   const onSig = () => ac.abort(new Error('interrupted'))
@@ -52,6 +57,7 @@ export function uploadStateDir(env: NodeJS.ProcessEnv = process.env): string {
 /** A progress bar on stderr when it is a terminal; a no-op otherwise. */
 export function progressBar(label: string, total: number): { update(n: number): void; stop(): void } {
   if (!process.stderr.isTTY) return { update() {}, stop() {} }
+  const cliProgress = createRequire(import.meta.url)('cli-progress') as typeof import('cli-progress')
   const bar = new cliProgress.SingleBar(
     { format: `${label} [{bar}] {percentage}% {value}/{total} bytes {speed}`, stream: process.stderr, hideCursor: true },
     cliProgress.Presets.shades_classic,
@@ -88,8 +94,6 @@ function lsjson(e: VirtualEntry, parent: string) {
 }
 
 export const lsCommand: CommandModule<object, LsArgv> = {
-  command: 'ls [path]',
-  describe: 'List a folder of the virtual tree (My files, Shared with me, Shared libraries)',
   builder: (y) =>
     y
       .positional('path', { type: 'string', default: '', describe: 'e.g. "My files/Documents"' })

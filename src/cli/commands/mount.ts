@@ -211,8 +211,6 @@ export async function runUntilSignal(m: RunningMount, say: (m: string) => void):
 }
 
 export const mountCommand: CommandModule<object, MountArgv> = {
-  command: 'mount <mountpoint>',
-  describe: 'Mount OneDrive at MOUNTPOINT through FUSE (foreground; --daemon detaches)',
   builder: (y) =>
     y.positional('mountpoint', { type: 'string', demandOption: true })
       .options({ ...sessionOptions, ...userOption, ...mountOptions }) as never,

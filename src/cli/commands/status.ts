@@ -3,18 +3,17 @@
  * OneDriveUserCredentialPolicies document, tokens redacted.
  */
 import type { CommandModule } from 'yargs'
-import { accountKind, credentialDocument, findSignedInAccount, MsalTokenProvider } from '../../auth/index.js'
-import { openGateway, sessionOptions, userOption, type SessionArgv } from '../session.js'
+import { sessionOptions, userOption, type SessionArgv } from '../options.js'
 
 interface StatusArgv extends SessionArgv {
   json?: boolean
 }
 
 export const statusCommand: CommandModule<object, StatusArgv> = {
-  command: 'status',
-  describe: 'Show who is signed in and the credential (tokens redacted)',
   builder: (y) => y.options({ ...sessionOptions, ...userOption, json: { type: 'boolean', default: false, describe: 'Machine-readable JSON' } }) as never,
   handler: async (argv) => {
+    const { accountKind, credentialDocument, findSignedInAccount, MsalTokenProvider } = await import('../../auth/index.js')
+    const { openGateway } = await import('../session.js')
     const g = await openGateway(argv)
     try {
       const account = await findSignedInAccount(g.app, g.config)

@@ -13,8 +13,6 @@ interface SyncArgv {
 }
 
 export const syncCommand: CommandModule<object, SyncArgv> = {
-  command: 'sync <mountpoint>',
-  describe: 'Wait until every pending upload of a mount has reached OneDrive',
   builder: (y) => y.positional('mountpoint', { type: 'string', demandOption: true }) as never,
   handler: async (argv) => {
     const mnt = resolve(argv.mountpoint)

@@ -14,8 +14,6 @@ interface UnmountArgv {
 }
 
 export const unmountCommand: CommandModule<object, UnmountArgv> = {
-  command: 'unmount <mountpoint>',
-  describe: 'Unmount an odfs mount (after its pending uploads)',
   builder: (y) => y.positional('mountpoint', { type: 'string', demandOption: true }) as never,
   handler: async (argv) => {
     const mnt = resolve(argv.mountpoint)
