@@ -7,11 +7,15 @@
 import yargs, { type Argv } from 'yargs'
 import { commandName, commands, type CommandImpl } from './commands/index.js'
 
-/** One line on stderr for a failure: the message and the error's code, never a stack trace. */
+/**
+ * One line on stderr for a failure: the message and the error's code, never a stack
+ * trace, and never a secret (a token or a pre-authenticated URL inside a message is
+ * scrubbed as in the logs).
+ */
 async function report(err: unknown): Promise<void> {
-  const { errorMessage, isOdfsError } = await import('../common/index.js')
+  const { errorMessage, isOdfsError, scrubSecrets } = await import('../common/index.js')
   const code = isOdfsError(err) ? ` [${err.code}]` : ''
-  console.error(`odfs: ${errorMessage(err)}${code}`)
+  console.error(scrubSecrets(`odfs: ${errorMessage(err)}${code}`))
 }
 
 export async function main(argv: string[]): Promise<void> {
