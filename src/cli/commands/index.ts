@@ -20,3 +20,5 @@ import { mountCommand } from './mount.js'
 import { unmountCommand } from './unmount.js'
 import { syncCommand } from './sync.js'
 commands.push(mountCommand, unmountCommand, syncCommand)
+import { sharedCommand } from './shared.js'
+commands.push(sharedCommand)

@@ -12,6 +12,7 @@ import cliProgress from 'cli-progress'
 import { createGraphDriveClient, type DriveClient } from '../../graph/index.js'
 import { TreeResolver, type VirtualEntry } from '../../vfs/index.js'
 import { openUserSession, sessionOptions, userOption, type SessionArgv, type UserSession } from '../session.js'
+import { rememberedLinks } from '../shared-links.js'
 
 export interface DriveSession {
   session: UserSession
@@ -35,7 +36,8 @@ export async function withDrive<T>(argv: SessionArgv, fn: (d: DriveSession) => P
       rateLimit: session.config.userApiRateLimit,
       log: session.log,
     })
-    return await fn({ session, client, tree: new TreeResolver(client, { signal: ac.signal }), signal: ac.signal })
+    const links = await rememberedLinks(session.config, argv.user)
+    return await fn({ session, client, tree: new TreeResolver(client, { links, signal: ac.signal }), signal: ac.signal })
   } finally {
     process.off('SIGINT', onSig)
     process.off('SIGTERM', onSig)
