@@ -103,6 +103,13 @@ t.test('sharedWithMe retired, then a link added with odfs shared add', async (t)
   t.equal((await m2.stop()).code, 0)
   t.match((await w.odfs(['ls', '--token-store', 'file', 'Shared with me'])).stdout, /Linked notes\.txt/, 'odfs ls shows it')
 
+  // The item is deleted: the stale link is skipped, the rest of Shared with me still lists.
+  t.equal((await u2('DELETE', `/me/drive/items/${f.body.id}`)).status, 204)
+  const stale = await w.odfs(['ls', '--token-store', 'file', 'Shared with me'])
+  t.equal(stale.code, 0, stale.stderr)
+  t.notMatch(stale.stdout, /Linked notes/)
+  t.match(stale.stdout, /Project X/, 'a link that no longer resolves does not hide the other shared items')
+
   const rm = await w.odfs(['shared', 'remove', 'Linked notes.txt'])
   t.equal(rm.code, 0, rm.stderr)
   t.equal((await w.odfs(['shared', 'list'])).stdout, '', 'forgotten')
