@@ -16,6 +16,7 @@ t.before(async () => {
 })
 
 t.test('Shared with me: read, read-only share, cross-drive move, libraries, virtual folders, status', async (t) => {
+  await w.emu.store.writeFile('user1', 'conf/report.txt', 'base version\n')
   const m = await w.mount(['--write-back', '3600'])
   const shared = join(m.mnt, 'Shared with me')
   t.equal((await sh(`cat ${q(join(shared, 'Project X', 'plan.txt'))}`)).stdout, PLAN, 'a file in a folder user2 shared is read by user1')
@@ -43,6 +44,7 @@ t.test('Shared with me: read, read-only share, cross-drive move, libraries, virt
   t.equal((await sh(`echo library > ${q(libFile)}`)).code, 0)
 
   // Pending uploads of a running mount (write-back 3600 s keeps them pending).
+  t.equal((await sh(`printf LOCAL > ${q(join(m.mnt, 'My files', 'conf', 'report.txt'))}`)).code, 0)
   const st = await w.odfs(['status', '--token-store', 'file'])
   t.equal(st.code, 0, st.stderr)
   t.match(st.stdout, `Mounted at ${m.mnt}:`)
@@ -50,7 +52,7 @@ t.test('Shared with me: read, read-only share, cross-drive move, libraries, virt
   t.match(st.stdout, /pending: moved\.txt/)
   const sj = JSON.parse((await w.odfs(['status', '--token-store', 'file', '--json'])).stdout)
   t.same(sj.mounts.map((x: { mountpoint: string }) => x.mountpoint), [m.mnt])
-  t.same(sj.mounts[0].pending.map((p: { name: string }) => p.name).sort(), ['from-mount.txt', 'moved.txt'])
+  t.same(sj.mounts[0].pending.map((p: { name: string }) => p.name).sort(), ['from-mount.txt', 'moved.txt', 'report.txt'])
   t.same(sj.mounts[0].conflicts, [])
 
   for (const dir of [m.mnt, shared, libs, join(libs, 'Engineering')]) {
@@ -60,8 +62,12 @@ t.test('Shared with me: read, read-only share, cross-drive move, libraries, virt
     t.match(d.stderr, /Permission denied/, `creating a folder in ${dir} is EACCES`)
   }
 
+  await w.emu.store.writeFile('user1', 'conf/report.txt', 'changed remotely\n')
   const sync = await w.odfs(['sync', m.mnt])
   t.equal(sync.code, 0, sync.stderr)
+  const withConflict = await w.odfs(['status', '--token-store', 'file'])
+  t.match(withConflict.stdout, `Mounted at ${m.mnt}: 0 upload(s) pending, 1 conflict(s)`)
+  t.match(withConflict.stdout, /conflict: report\.txt changed on OneDrive meanwhile; this mount's version is report \(conflict [^)]+\)\.txt/)
   const ls = await w.odfs(['ls', '--token-store', 'file', 'Shared libraries/Engineering/Documents'])
   t.match(ls.stdout, /\s8 .*from-mount\.txt/, 'the file written in the library is on OneDrive')
   const lsx = await w.odfs(['ls', '--token-store', 'file', 'Shared with me/Project X'])
