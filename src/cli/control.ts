@@ -10,7 +10,7 @@
  * The socket's place is derived from the mount point, so every command finds it.
  */
 import { createHash } from 'node:crypto'
-import { chmod, rm } from 'node:fs/promises'
+import { chmod, readdir, rm } from 'node:fs/promises'
 import { createConnection, createServer, type Server, type Socket } from 'node:net'
 import { homedir, userInfo } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -20,11 +20,35 @@ export function cacheRoot(env: NodeJS.ProcessEnv = process.env, user = userInfo(
   return join(env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'odfs', user)
 }
 
+/** The directory of this user's control sockets (one per running mount). */
+export function controlSocketDir(env: NodeJS.ProcessEnv = process.env): string {
+  return env.XDG_RUNTIME_DIR ? join(env.XDG_RUNTIME_DIR, 'odfs') : join(cacheRoot(env), 'run')
+}
+
 /** Where the control socket of a mount point lives. */
 export function controlSocketPath(mountpoint: string, env: NodeJS.ProcessEnv = process.env): string {
-  const dir = env.XDG_RUNTIME_DIR ? join(env.XDG_RUNTIME_DIR, 'odfs') : join(cacheRoot(env), 'run')
   const id = createHash('sha256').update(resolve(mountpoint)).digest('hex').slice(0, 16)
-  return join(dir, `${id}.sock`)
+  return join(controlSocketDir(env), `${id}.sock`)
+}
+
+/**
+ * The status of every mount daemon of this user that answers on its socket
+ * (a socket left by a daemon that died refuses the connection and is skipped).
+ */
+export async function runningMounts(env: NodeJS.ProcessEnv = process.env): Promise<Reply[]> {
+  const dir = controlSocketDir(env)
+  let names: string[]
+  try {
+    names = (await readdir(dir)).filter((n) => n.endsWith('.sock')).sort()
+  } catch {
+    return []
+  }
+  const out: Reply[] = []
+  for (const n of names) {
+    const r = await askControl(join(dir, n), { op: 'status' }).catch(() => undefined)
+    if (r && typeof r.mountpoint === 'string') out.push(r)
+  }
+  return out
 }
 
 export type Reply = Record<string, unknown>

@@ -311,8 +311,16 @@ class GraphDriveClient implements DriveClient {
       }
     }
     // 4. Sharing links the user registered.
+    // A link revoked or an item deleted since is skipped: it must not hide the rest.
     for (const link of opts.links ?? []) {
-      const it = await this.resolveShareLink(link, { signal })
+      let it: DriveItem
+      try {
+        it = await this.resolveShareLink(link, { signal })
+      } catch (e) {
+        if (!isGraphError(e) || !['notFound', 'accessDenied', 'badRequest'].includes(e.classify())) throw e
+        this.#t.log.warn({ code: e.code }, 'a sharing link added with odfs shared add no longer resolves; skipped (odfs shared remove forgets it)')
+        continue
+      }
       add({
         name: it.name ?? it.id,
         ref: { driveId: canonicalDriveId(it.parentReference?.driveId ?? ''), itemId: it.id },

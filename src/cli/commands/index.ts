@@ -31,6 +31,7 @@ export const commands: CommandEntry[] = [
   { command: 'demo [mountpoint]', describe: 'Start the bundled emulator with demo data, sign in to it and mount it (default ./mnt)', load: async () => (await import('./demo.js')).demoCommand },
   { command: 'mount <mountpoint>', describe: 'Mount OneDrive at MOUNTPOINT through FUSE (foreground; --daemon detaches)', load: async () => (await import('./mount.js')).mountCommand },
   { command: 'unmount <mountpoint>', describe: 'Unmount an odfs mount (after its pending uploads)', load: async () => (await import('./unmount.js')).unmountCommand },
+  { command: 'shared <command>', describe: 'Sharing links shown under "Shared with me" (add, list, remove)', load: async () => (await import('./shared.js')).sharedCommand },
   { command: 'sync <mountpoint>', describe: 'Wait until every pending upload of a mount has reached OneDrive', load: async () => (await import('./sync.js')).syncCommand },
 ]
 

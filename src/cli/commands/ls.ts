@@ -13,6 +13,7 @@ import type { DriveClient } from '../../graph/index.js'
 import type { TreeResolver, VirtualEntry } from '../../vfs/index.js'
 import { sessionOptions, userOption, type SessionArgv } from '../options.js'
 import type { UserSession } from '../session.js'
+import { rememberedLinks } from '../shared-links.js'
 
 export interface DriveSession {
   session: UserSession
@@ -40,7 +41,8 @@ export async function withDrive<T>(argv: SessionArgv, fn: (d: DriveSession) => P
       rateLimit: session.config.userApiRateLimit,
       log: session.log,
     })
-    return await fn({ session, client, tree: new TreeResolver(client, { signal: ac.signal }), signal: ac.signal })
+    const links = await rememberedLinks(session.config, argv.user)
+    return await fn({ session, client, tree: new TreeResolver(client, { links, signal: ac.signal }), signal: ac.signal })
   } finally {
     process.off('SIGINT', onSig)
     process.off('SIGTERM', onSig)

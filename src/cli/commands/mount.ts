@@ -19,6 +19,7 @@ import { privateDir, TreeResolver, Vfs } from '../../vfs/index.js'
 import { mountVfs, unmountPath, type MountedFs } from '../../fuse/index.js'
 import { openUserSession, sessionOptions, userOption, type SessionArgv, type UserSession } from '../session.js'
 import { cacheRoot, controlSocketPath, serveControl } from '../control.js'
+import { rememberedLinks } from '../shared-links.js'
 
 export interface MountArgv extends SessionArgv {
   mountpoint: string
@@ -126,7 +127,7 @@ export async function startMount(argv: MountArgv, log: Logger, say: (m: string) 
     await privateDir(cacheDir)
     const vfs = new Vfs({
       client,
-      tree: new TreeResolver(client),
+      tree: new TreeResolver(client, { links: await rememberedLinks(session.config, argv.user) }),
       log,
       spoolDir: spoolDirFor(cacheDir, session.config.graphBaseUrl, session.account.oid),
       ...(argv.root ? { root: argv.root } : {}),

@@ -1,9 +1,12 @@
 /**
  * `odfs status`: the signed-in user's credential as the seed's
- * OneDriveUserCredentialPolicies document, tokens redacted.
+ * OneDriveUserCredentialPolicies document, tokens redacted; and, for each mount
+ * of this user that is running, its pending uploads and conflicts (asked of the
+ * daemon over its control socket; nothing more is said when none runs).
  */
 import type { CommandModule } from 'yargs'
 import { sessionOptions, userOption, type SessionArgv } from '../options.js'
+import { runningMounts, type Reply } from '../control.js'
 
 interface StatusArgv extends SessionArgv {
   json?: boolean
@@ -28,8 +31,9 @@ export const statusCommand: CommandModule<object, StatusArgv> = {
         authority: g.config.authority,
         token_store: g.store.location,
       }
+      const mounts = (await runningMounts()).map(mountSummary)
       if (argv.json) {
-        process.stdout.write(JSON.stringify({ ...doc, account: extra }, null, 2) + '\n')
+        process.stdout.write(JSON.stringify({ ...doc, account: extra, ...(mounts.length ? { mounts } : {}) }, null, 2) + '\n')
       } else {
         process.stdout.write(
           `Signed in as ${extra.username} (${extra.kind} account, tenant ${extra.tenant_id})\n` +
@@ -37,9 +41,30 @@ export const statusCommand: CommandModule<object, StatusArgv> = {
             `Tokens kept in: ${extra.token_store}\n\n` +
             JSON.stringify(doc, null, 2) + '\n',
         )
+        for (const m of mounts) {
+          process.stdout.write(`\nMounted at ${m.mountpoint}: ${m.pending.length} upload(s) pending, ${m.conflicts.length} conflict(s)\n`)
+          for (const p of m.pending) process.stdout.write(`  pending: ${p.name} (${p.size} bytes, ${p.state}${p.error ? `: ${p.error}` : ''})\n`)
+          for (const c of m.conflicts) process.stdout.write(`  conflict: ${c.name} changed on OneDrive meanwhile; this mount's version is ${c.conflictName}\n`)
+        }
       }
     } finally {
       await g.dispatcher.close()
     }
   },
+}
+
+interface MountSummary {
+  mountpoint: string
+  pending: { name: string; size: number; state: string; error?: string }[]
+  conflicts: { name: string; conflictName: string }[]
+}
+
+function mountSummary(r: Reply): MountSummary {
+  const pending = Array.isArray(r.pending) ? (r.pending as MountSummary['pending']) : []
+  const conflicts = Array.isArray(r.conflicts) ? (r.conflicts as MountSummary['conflicts']) : []
+  return {
+    mountpoint: String(r.mountpoint),
+    pending: pending.map((p) => ({ name: p.name, size: p.size, state: p.state, ...(p.error ? { error: p.error } : {}) })),
+    conflicts: conflicts.map((c) => ({ name: c.name, conflictName: c.conflictName })),
+  }
 }

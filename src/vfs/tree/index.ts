@@ -65,6 +65,16 @@ function uniqueNames<T extends { name: string }>(list: T[]): T[] {
   })
 }
 
+/**
+ * Shared entries in an order that does not depend on which source found them or
+ * the order the service answered: two items of one name keep their "(2)" suffix
+ * across runs and mounts.
+ */
+function stableOrder(list: SharedEntry[]): SharedEntry[] {
+  const key = (e: SharedEntry) => `${e.name.toLowerCase()}\u0000${e.ref.driveId}\u0000${e.ref.itemId}`
+  return [...list].sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0))
+}
+
 export class TreeResolver {
   /**
    * The drive, the shared entries, the followed sites and each site's libraries:
@@ -91,7 +101,7 @@ export class TreeResolver {
   async #load(key: string): Promise<unknown> {
     const signal = this.opts.signal
     if (key === 'drive') return this.client.getMyDrive(signal)
-    if (key === 'shared') return uniqueNames(await this.client.listSharedWithMe({ links: this.opts.links, signal }))
+    if (key === 'shared') return uniqueNames(stableOrder(await this.client.listSharedWithMe({ links: this.opts.links, signal })))
     if (key === 'sites') {
       const drive = await this.myDrive()
       if (drive.driveType === 'personal') return []
