@@ -586,8 +586,10 @@ export class Vfs {
     return h.lf.write(buf, len, h.append ? h.lf.size : offset, this.#clock.now())
   }
 
-  async flush(_fh: number): Promise<void> {
-    // Bytes are in the local copy already; close-to-open visibility needs nothing more.
+  async flush(fh: number): Promise<void> {
+    // close(2) waits for flush but not for release: what was written must be journaled here.
+    const h = this.#handles.get(fh)
+    if (h?.lf && h.write) await this.writeBack.flushed(h.lf)
   }
 
   async fsync(fh: number): Promise<void> {

@@ -280,6 +280,16 @@ export class WriteBack {
     this.#schedule(lf, this.#closing ? 0 : this.#o.delayMs)
   }
 
+  /**
+   * A writer's close(2) (FUSE flush, which close waits for; the release that ends
+   * the last handle comes later, asynchronously): journal the bytes so far, so a
+   * crash right after close returns loses nothing. The next mount uploads them.
+   */
+  async flushed(lf: LocalFile): Promise<void> {
+    if (lf.deleted || !lf.dirty || lf.state !== 'open') return
+    await this.#journal(lf)
+  }
+
   /** Metadata-only change (utimens) of a closed copy: keep the journal in step. */
   async touched(lf: LocalFile): Promise<void> {
     if (lf.opens === 0 && (lf.state === 'waiting' || lf.state === 'failed')) await this.#journal(lf)

@@ -1,54 +1,269 @@
 /**
- * Fault cases through the FUSE mount against the emulator. The mount is not on this
- * branch yet: every case says so in `requires` and is reported "not run", never
- * passed. To fill a case once the mount lands:
+ * Fault cases through the FUSE mount against the emulator: odfs runs as a user runs
+ * it (test/fuse/support.ts: `odfs mount` as a child process, signed in through the
+ * device-code flow), the workload is ordinary programs on the mount point, and
+ * verify compares sha256 of every file with what the emulator stores, after
+ * `odfs sync` and an unmount.
  *
- *   setup     start the emulator (startTestEmulator from test/support/emulator.ts), sign in
- *             (tokenFor), mount odfs on a fresh directory (a child process where the case kills it)
- *   faults    emulatorFaultInjector(emu, FAULTS[name]) (harness.ts), or the case's own (SIGKILL, full spool)
- *   workload  runExerciser({ dir: <mountpoint>/<My files>, seed: ctx.seed, ops: ctx.ops, keep: true,
- *             dropCaches: <ask the daemon to drop its caches> })
- *   verify    verifyRemoteFolder(emulatorGraphReader(emu, token), '/' + basename(result.workDir), result.expected)
- *             after the mount has flushed (unmount first): sha256 of each file against the emulator's content
+ * Copy workloads move 200 small files (1–20 KB) with `cp -r`; the exerciser case
+ * runs the seeded random-ops exerciser on the mount (its op count capped: every op
+ * is a FUSE round trip and a Graph call on this machine, see MOUNT_OPS).
  */
-import { existsSync } from 'node:fs'
-import { dirname, resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { createHash } from 'node:crypto'
+import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { basename, join } from 'node:path'
 import type { Faults } from '../../src/emulator/index.js'
-import { defineCase, type FaultCase } from './harness.js'
-
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
+import { graphCaller, tokenFor } from '../support/emulator.js'
+import { sh, world, type Mounted, type World } from '../fuse/support.js'
+import { runExerciser, type FileSummary } from './exerciser.js'
+import { defineCase, emulatorFaultInjector, emulatorGraphReader, verifyRemoteFolder, type CaseContext, type FaultCase, type VerifyResult, type WorkloadResult } from './harness.js'
 
 /** Emulator settings each case injects while the workload runs. */
 export const FAULTS: Record<string, Partial<Faults>> = {
-  '429 storm': { rateLimit: 5 },
+  '429 storm': { rateLimit: 10, rateWindowSec: 1 },
   '503s': { failRate: 0.2 },
+  '500/502/504': { serverErrorRate: 0.2 },
   'connection resets': { resetRate: 0.2 },
 }
 
-const CASES: Array<{ name: string; description: string }> = [
-  { name: 'mount: 429 storm', description: 'exerciser through the mount while the emulator allows 5 requests/s per user (429 activityLimitReached with Retry-After)' },
-  { name: 'mount: 503s', description: 'exerciser through the mount while 20% of Graph requests answer 503 with Retry-After' },
-  { name: 'mount: connection resets', description: 'exerciser through the mount while 20% of downloads and upload fragments are cut mid-body' },
-  { name: 'mount: SIGKILL + remount', description: 'the daemon is killed with SIGKILL mid-workload and remounted; fsynced data must survive, the rest must be whole or absent' },
-  { name: 'mount: full spool tmpfs', description: 'the upload spool is a small tmpfs that fills up: writes must fail with ENOSPC, nothing written before may be lost' },
-  { name: 'mount: conflict', description: 'another client changes files behind the mount (eTag changes, 409/412): the mount keeps both versions, never silently overwrites' },
-]
+/** Exerciser operations through the mount (the CI default of 20,000 would take hours here). */
+export const MOUNT_OPS = 1500
 
-function whyNotRun(): string {
-  if (!existsSync(resolve(ROOT, 'src/fuse'))) return 'no FUSE mount on this branch: src/fuse is missing'
-  return 'the mount exists but this case is not written yet (test/faults/mount.case.ts)'
+const FILES = 200
+
+interface State {
+  w: World
+  m: Mounted
+  src: string
+  folder: string
+  teardowns: Array<() => unknown>
+  extra: Record<string, unknown>
 }
 
-const notWritten = async (): Promise<never> => {
-  throw new Error('case not written yet')
+/** A seeded generator (mulberry32). */
+function rng(seed: number): () => number {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let x = a
+    x = Math.imul(x ^ (x >>> 15), x | 1)
+    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
+    return ((x ^ (x >>> 14)) >>> 0) / 2 ** 32
+  }
 }
 
-export default CASES.map(({ name, description }): FaultCase<never> => defineCase<never>({
+async function setupMount(ctx: CaseContext, folder: string, mountArgs: string[] = ['--write-back', '1']): Promise<State> {
+  const teardowns: Array<() => unknown> = []
+  const w = await world({ teardown: (f) => teardowns.push(f) })
+  const src = join(w.dir, 'src')
+  const rand = rng(ctx.seed)
+  const expected: FileSummary[] = []
+  await sh(`mkdir -p '${src}'`)
+  for (let i = 1; i <= FILES; i++) {
+    const buf = Buffer.alloc(1000 + Math.floor(rand() * 19_000))
+    for (let j = 0; j < buf.length; j++) buf[j] = Math.floor(rand() * 256)
+    await writeFile(join(src, `f${i}.bin`), buf)
+    expected.push({ name: `f${i}.bin`, size: buf.length, sha256: createHash('sha256').update(buf).digest('hex') })
+  }
+  const m = await w.mount(mountArgs)
+  return { w, m, src, folder, teardowns, extra: { expected } }
+}
+
+async function teardown(_ctx: CaseContext, s: State): Promise<void> {
+  for (const f of s.teardowns.reverse()) await f()
+}
+
+const dst = (s: State) => join(s.m.mnt, 'My files', s.folder)
+
+async function syncAndStop(s: State): Promise<string[]> {
+  const problems: string[] = []
+  const sync = await s.w.odfs(['sync', s.m.mnt])
+  if (sync.code !== 0) problems.push(`odfs sync: ${sync.stderr.trim().split('\n').pop()}`)
+  const r = await s.m.stop()
+  if (r.code !== 0) problems.push(`unmount: exit ${r.code}`)
+  return problems
+}
+
+async function copyWorkload(ctx: CaseContext, s: State): Promise<WorkloadResult> {
+  const cp = await sh(`cp -r '${s.src}' '${dst(s)}'`)
+  const problems = cp.code === 0 ? [] : [`cp -r: ${cp.stderr.trim().split('\n')[0]}`]
+  problems.push(...(await syncAndStop(s)))
+  ctx.log(`copied ${FILES} files through the mount`)
+  return { operations: FILES, expected: s.extra.expected as FileSummary[], problems }
+}
+
+async function verifyRemote(_ctx: CaseContext, s: State, work: WorkloadResult, folder = s.folder): Promise<VerifyResult> {
+  return verifyRemoteFolder(emulatorGraphReader(s.w.emu, await tokenFor(s.w.emu, 'user1')), '/' + folder, work.expected)
+}
+
+const faultCopy = (name: string, key: string, description: string): FaultCase<State> => defineCase<State>({
   name,
   description,
-  requires: whyNotRun,
-  setup: notWritten,
-  workload: notWritten,
-  verify: notWritten,
-}))
+  setup: (ctx) => setupMount(ctx, key.replace(/\W+/g, '-')),
+  faults: (_ctx, s) => emulatorFaultInjector(s.w.emu, FAULTS[key]!),
+  workload: copyWorkload,
+  verify: (ctx, s, work) => verifyRemote(ctx, s, work),
+  teardown,
+})
+
+export default [
+  faultCopy('mount: 429 storm', '429 storm', `cp -r of ${FILES} files through the mount while the emulator allows 10 resource units/s per user (429 activityLimitReached with Retry-After)`),
+  faultCopy('mount: 503s', '503s', `cp -r of ${FILES} files through the mount while 20% of Graph requests answer 503 with Retry-After`),
+  faultCopy('mount: 500/502/504', '500/502/504', `cp -r of ${FILES} files through the mount while 20% of Graph requests answer 500, 502 or 504 (no Retry-After)`),
+  faultCopy('mount: connection resets', 'connection resets', `cp -r of ${FILES} files through the mount while 20% of downloads and upload fragments are cut mid-body`),
+  defineCase<State>({
+    name: 'mount: emulator down 30 s',
+    description: 'the emulator process stops for 30 s mid-copy and restarts on the same port and state',
+    requires: () => 'the mount support (test/fuse/support.ts) runs the emulator in-process and cannot restart it on the same port and state dir yet',
+    setup: () => Promise.reject(new Error('not run')),
+    workload: () => Promise.reject(new Error('not run')),
+    verify: () => Promise.reject(new Error('not run')),
+  }),
+  defineCase<State>({
+    name: 'mount: SIGKILL ×10 + remount',
+    description: `cp -r of ${FILES} files; the daemon is SIGKILLed at 10 seeded random moments and remounted each time, the copy is rerun until it completes; every file must then be whole on OneDrive`,
+    setup: (ctx) => setupMount(ctx, 'sigkill'),
+    async workload(ctx, s) {
+      const rand = rng(ctx.seed ^ 0x5eed)
+      let kills = 0
+      const problems: string[] = []
+      for (let round = 0; round < 10; round++) {
+        const copy = sh(`mkdir -p '${dst(s)}' && cp -r '${s.src}'/. '${dst(s)}'/`)
+        await new Promise((r) => setTimeout(r, 200 + Math.floor(rand() * 3000)))
+        s.m.proc.kill('SIGKILL')
+        await s.m.done
+        kills++
+        await copy
+        await sh(`fusermount -uz '${s.m.mnt}' 2>/dev/null; true`)
+        s.m = await s.w.mount(['--write-back', '1'], s.m.mnt)
+        // Whatever is on OneDrive under a final name now must be one of the written files, whole.
+        const got = await verifyRemote(ctx, s, { operations: 0, expected: [] })
+        const bad = got.problems.filter((p) => !p.startsWith('unexpected item'))
+        problems.push(...bad)
+      }
+      const last = await sh(`cp -r '${s.src}'/. '${dst(s)}'/`)
+      if (last.code !== 0) problems.push(`final cp: ${last.stderr.trim().split('\n')[0]}`)
+      problems.push(...(await syncAndStop(s)))
+      ctx.log(`${kills} SIGKILLs and remounts`)
+      ;(s.extra as { kills: number }).kills = kills
+      return { operations: FILES * 11, expected: s.extra.expected as FileSummary[], problems }
+    },
+    faults: async (_ctx, s) => ({ stop: async () => (s.extra as { kills?: number }).kills ?? 0 }),
+    verify: (ctx, s, work) => verifyRemote(ctx, s, work),
+    teardown,
+  }),
+  defineCase<State>({
+    name: 'mount: full spool tmpfs',
+    description: 'the write-back spool is a 4 MiB tmpfs (--cache-dir) and the write-back delay long: a copy beyond it gets ENOSPC; every file closed before stays and reaches OneDrive',
+    requires: () => (process.getuid?.() === 0 ? undefined : 'mounting a tmpfs needs root'),
+    async setup(ctx) {
+      const cache = await mkdtemp(join(tmpdir(), 'odfs-faults-spool-'))
+      const mounted = await sh(`mount -t tmpfs -o size=4m,mode=0700 odfs-spool '${cache}'`)
+      if (mounted.code !== 0) throw new Error(`mount tmpfs: ${mounted.stderr}`)
+      const s = await setupMount(ctx, 'spool', ['--write-back', '600', '--cache-dir', cache])
+      s.teardowns.unshift(async () => {
+        await sh(`umount '${cache}'`)
+        await rm(cache, { recursive: true, force: true })
+      })
+      return s
+    },
+    async workload(ctx, s) {
+      const problems: string[] = []
+      const log = join(s.w.dir, 'closed.log')
+      // 200 files of 1–20 KB are about 2 MB: copy them three times over into one folder per round.
+      const copy = await sh(`mkdir -p '${dst(s)}' && for r in 1 2 3; do for f in '${s.src}'/*; do cp "$f" '${dst(s)}'/r$r-$(basename "$f") 2>>'${s.w.dir}/cp.err' || exit 7; echo r$r-$(basename "$f") >> '${log}'; done; done`)
+      const err = await readFile(join(s.w.dir, 'cp.err'), 'utf8').catch(() => '')
+      s.extra.enospc = copy.code === 7 && /No space left on device/.test(err)
+      if (!s.extra.enospc) problems.push(`the copy did not end with ENOSPC (exit ${copy.code}: ${err.split('\n')[0]})`)
+      const closed = (await readFile(log, 'utf8').catch(() => '')).split('\n').filter(Boolean)
+      ctx.log(`${closed.length} files closed before the spool was full`)
+      // The failed file is removed by the user, as after any ENOSPC; everything else must arrive.
+      const inMount = await readdir(dst(s))
+      for (const n of inMount) if (!closed.includes(n)) await rm(join(dst(s), n), { force: true })
+      problems.push(...(await syncAndStop(s)))
+      const bySrc = new Map((s.extra.expected as FileSummary[]).map((f) => [f.name, f]))
+      const expected = closed.map((n) => ({ ...bySrc.get(n.replace(/^r\d-/, ''))!, name: n }))
+      return { operations: closed.length + 1, expected, problems }
+    },
+    faults: async (_ctx, s) => ({ stop: async () => (s.extra.enospc ? 1 : 0) }),
+    verify: (ctx, s, work) => verifyRemote(ctx, s, work),
+    teardown,
+  }),
+  defineCase<State>({
+    name: 'mount: conflict',
+    description: 'files edited through the mount while another client replaces them on OneDrive before the write-back delay ends: both versions must stay (the remote one under the name, the local one as the conflict copy)',
+    setup: (ctx) => setupMount(ctx, 'conflict', ['--write-back', '600']),
+    async workload(ctx, s) {
+      const problems: string[] = []
+      const expected = (s.extra.expected as FileSummary[]).slice(0, 20)
+      const cp = await sh(`mkdir -p '${dst(s)}' && for i in $(seq 1 20); do cp '${s.src}'/f$i.bin '${dst(s)}'/; done`)
+      if (cp.code !== 0) problems.push(`cp: ${cp.stderr}`)
+      problems.push(...(await s.w.odfs(['sync', s.m.mnt]).then((r) => (r.code === 0 ? [] : [`odfs sync: ${r.stderr}`]))))
+      const graph = graphCaller(s.w.emu, await tokenFor(s.w.emu, 'user1'))
+      const local: FileSummary[] = []
+      const remote: FileSummary[] = []
+      for (const f of expected.slice(0, 10)) {
+        const l = Buffer.from(`local edit of ${f.name}\n`)
+        await writeFile(join(dst(s), f.name), l, { flag: 'a' })
+        const orig = await readFile(join(s.src, f.name))
+        const lb = Buffer.concat([orig, l])
+        local.push({ name: f.name, size: lb.length, sha256: createHash('sha256').update(lb).digest('hex') })
+        const rb = Buffer.from(`remote edit of ${f.name}\n`)
+        const put = await graph('PUT', `/me/drive/root:/conflict/${f.name}:/content`, rb)
+        if (put.status !== 200) problems.push(`the other client's PUT answered ${put.status}`)
+        remote.push({ name: f.name, size: rb.length, sha256: createHash('sha256').update(rb).digest('hex') })
+      }
+      const sync = await s.w.odfs(['sync', s.m.mnt])
+      const said = (sync.stderr.match(/conflict: .* this mount's version is /g) ?? []).length
+      if (said !== 10) problems.push(`odfs sync reported ${said} conflicts, not 10`)
+      problems.push(...(await syncAndStop(s)))
+      ctx.log(`${said} conflicts reported`)
+      s.extra.local = local
+      return { operations: 30, expected: [...remote, ...expected.slice(10)], problems }
+    },
+    faults: async () => ({ stop: async () => 10 }),
+    async verify(ctx, s, work) {
+      const v = await verifyRemote(ctx, s, work)
+      // The conflict copies are the "unexpected" items: each must hold the local bytes.
+      const graph = emulatorGraphReader(s.w.emu, await tokenFor(s.w.emu, 'user1'))
+      const kids = (await graph.json('/me/drive/root:/conflict:/children?$top=1000')) as { value: { id: string; name: string; parentReference: { driveId: string } }[] }
+      const problems = v.problems.filter((p) => !/^unexpected item ".* \(conflict .*\)\.bin"/.test(p))
+      let lost = v.bytesLost
+      for (const f of s.extra.local as FileSummary[]) {
+        const base = f.name.replace(/\.bin$/, '')
+        const item = kids.value.find((k) => k.name.startsWith(`${base} (conflict `))
+        if (!item) {
+          problems.push(`no conflict copy of ${f.name}`)
+          lost += f.size
+          continue
+        }
+        const bytes = await graph.bytes(`/drives/${encodeURIComponent(item.parentReference.driveId)}/items/${encodeURIComponent(item.id)}/content`)
+        if (createHash('sha256').update(bytes).digest('hex') !== f.sha256) {
+          problems.push(`${item.name} does not hold the local version`)
+          lost += f.size
+        }
+      }
+      return { filesChecked: v.filesChecked + 10, bytesLost: lost, problems }
+    },
+    teardown,
+  }),
+  defineCase<State>({
+    name: 'mount: exerciser',
+    description: `the seeded random-ops data-integrity exerciser on a folder of the mount (${MOUNT_OPS} ops at most), then the emulator's content of every file it left`,
+    setup: (ctx) => setupMount(ctx, 'unused'),
+    async workload(ctx, s) {
+      const r = await runExerciser({ dir: join(s.m.mnt, 'My files'), seed: ctx.seed, ops: Math.min(ctx.ops, MOUNT_OPS), keep: true, log: ctx.log, dropKernelCaches: false })
+      s.folder = basename(r.workDir)
+      s.extra.refDir = r.refDir
+      const problems = r.divergence ? [r.divergence] : []
+      problems.push(...(await syncAndStop(s)))
+      return { operations: r.ops, expected: r.expected, problems, bytesLost: r.bytesLost }
+    },
+    verify: (ctx, s, work) => verifyRemote(ctx, s, work),
+    async teardown(ctx, s) {
+      if (s.extra.refDir) await rm(s.extra.refDir as string, { recursive: true, force: true })
+      await teardown(ctx, s)
+    },
+  }),
+]

@@ -3,7 +3,8 @@
 // file still open at the crash never arrives half-written; a second daemon on
 // the same spool is refused with a clear message.
 import t from 'tap'
-import { open, readdir, stat } from 'node:fs/promises'
+import { spawn } from 'node:child_process'
+import { readdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { world, sh } from './support.js'
 
@@ -21,8 +22,10 @@ t.test('SIGKILL during a copy, then remount: every closed file arrives', async (
   t.equal(records.stdout.trim(), '20', 'every closed file is journaled')
   const perms = await sh(`find '${spool}' -name '*.data' -printf '%m\\n' | sort -u; find '${spool}' -name 'spool-*' -printf '%m\\n'`)
   t.equal(perms.stdout, '600\n700\n', 'spool files 0600 in a 0700 directory')
-  const held = await open(join(dir, 'open-at-crash'), 'w')
-  await held.write(Buffer.alloc(100_000, 1))
+  // A writer that has not closed: its own process holds the descriptor (a descriptor of this
+  // process would be closed, i.e. flushed, by every exec of a child it spawns; a dup'd one by its close).
+  const holder = spawn(process.execPath, ['-e', `const fs = require('fs'); const fd = fs.openSync(process.argv[1], 'w'); fs.writeSync(fd, Buffer.alloc(100000, 1)); console.log('ready'); setInterval(() => {}, 1e6)`, join(dir, 'open-at-crash')], { stdio: ['ignore', 'pipe', 'ignore'] })
+  await new Promise<void>((resolve) => holder.stdout!.on('data', () => resolve()))
   t.same(await w.odfs(['ls', '--token-store', 'file', 'My files/crash']).then((r) => r.stdout.trim()), '', 'nothing uploaded yet')
 
   const second = await w.mount(['--write-back', '1']).then(() => 'mounted', (e: Error) => e.message)
@@ -30,7 +33,7 @@ t.test('SIGKILL during a copy, then remount: every closed file arrives', async (
 
   m.proc.kill('SIGKILL')
   await m.done
-  await held.close().catch(() => undefined)
+  holder.kill('SIGKILL')
   await sh(`fusermount -uz '${m.mnt}' 2>/dev/null; true`)
 
   const again = await w.mount(['--write-back', '1'], m.mnt)
