@@ -121,6 +121,12 @@ export async function runCase<S>(c: FaultCase<S>, ctx: CaseContext): Promise<Cas
 
 const statusText = (r: CaseReport) => (r.status === 'passed' ? 'passed' : `${r.status} (${r.why ?? 'no reason given'})`)
 
+/** A table cell: the first line only (the whole text is in the case notes), pipes escaped. */
+const cell = (text: string) => {
+  const [first, ...rest] = text.split('\n')
+  return (rest.length ? `${first} …)` : first!).replace(/\|/g, '\\|')
+}
+
 /** The results table (Markdown, also readable on a terminal). */
 export function renderTable(reports: CaseReport[]): string {
   const rows = [
@@ -129,7 +135,7 @@ export function renderTable(reports: CaseReport[]): string {
     ...reports.map((r) => {
       const ran = r.status !== 'not run'
       const n = (x: number) => (ran ? String(x) : '–')
-      return `| ${r.name} | ${statusText(r).replace(/\|/g, '\\|')} | ${n(r.operations)} | ${n(r.faultsInjected)} | ${n(r.filesChecked)} | ${n(r.bytesLost)} |`
+      return `| ${r.name} | ${cell(statusText(r))} | ${n(r.operations)} | ${n(r.faultsInjected)} | ${n(r.filesChecked)} | ${n(r.bytesLost)} |`
     }),
   ]
   return rows.join('\n')
