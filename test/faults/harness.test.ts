@@ -26,12 +26,14 @@ t.test('a case that cannot run is "not run" with its reason, never passed, and n
   t.match(renderTable([r]), /\| needs a mount \| not run \(no mount here\) \| – \| – \| – \| – \|/)
 })
 
-t.test('the mount cases are reported not run on a branch without the mount', async (t) => {
+// The mount cases run real mounts for minutes: npm run test:faults runs them (and
+// writes docs/reliability.md); here only their definitions are checked.
+t.test('the mount cases are defined once each, with what they do', async (t) => {
   t.ok(mountCases.length >= 6)
+  t.equal(new Set(mountCases.map((c) => c.name)).size, mountCases.length, 'case names are unique')
   for (const c of mountCases) {
-    const r = await runCase(c, ctx)
-    t.equal(r.status, 'not run', c.name)
-    t.match(r.why, /mount/)
+    t.match(c.name, /^mount: /)
+    t.ok(c.description.length > 20, `${c.name} says what it does`)
   }
 })
 
