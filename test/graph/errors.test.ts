@@ -48,6 +48,6 @@ t.test('a Graph error response becomes a GraphError with request id and Retry-Af
   t.equal(e2.code, 'http502')
   t.equal(e2.requestId, 'h')
   t.equal(e2.message, 'PUT {uploadUrl} failed with HTTP 502', 'the method is named once')
-  t.equal(e.message, 'slow down (GET /me/drive: HTTP 429)')
+  t.equal(e.message, 'slow down (GET /me/drive: HTTP 429); throttled for 3 s', 'a 429 says how long the service asked to wait')
   t.notMatch(e2.message, /html/)
 })
