@@ -382,6 +382,7 @@ class GraphDriveClient implements DriveClient {
   async deleteItem(ref: ItemRef, opts: { ifMatch?: string; signal?: AbortSignal } = {}): Promise<void> {
     const headers: Record<string, string> = {}
     if (opts.ifMatch) headers['If-Match'] = opts.ifMatch
+    this.#down.invalidate(ref)
     try {
       await this.#t.json<void>('DELETE', `/drives/${d(ref.driveId)}/items/${d(ref.itemId)}`, { headers, signal: opts.signal })
     } catch (e) {
@@ -405,7 +406,12 @@ class GraphDriveClient implements DriveClient {
 
   upload(parent: ItemRef, name: string, source: UploadSource, opts: UploadOptions = {}): Promise<UploadResult> {
     const o = { fragmentSize: this.#fragmentSize, ...opts }
-    return this.#transfers(() => this.#up.upload(parent, name, source, o))
+    return this.#transfers(async () => {
+      const res = await this.#up.upload(parent, name, source, o)
+      // A download URL cached for the file this replaced serves the old version.
+      this.#down.invalidate({ driveId: parent.driveId, itemId: res.item.id })
+      return res
+    })
   }
 
   cancelUploadSession(uploadUrl: string): Promise<void> {

@@ -153,6 +153,8 @@ export interface DownloadToOptions {
   onProgress?: (bytes: number, total: number | undefined) => void
   /** Compare the quickXorHash of a whole-file download with the server's (default true). */
   verify?: boolean
+  /** The bytes must belong to this version (a cTag the caller knows); else `changedDuringRead`. */
+  pin?: string
 }
 
 export interface DownloadResult {
@@ -302,12 +304,13 @@ export class Downloader {
     // Every reopen must serve the version the first answer belonged to (pinned), and
     // the hash verified against is that version's.
     let pinned: { version: string | undefined; hash: string | undefined } | undefined
+    const firstPin = opts.pin
     for (;;) {
       if (end !== undefined && pos >= end) break
       const openedAt = pos
       let rs: RangeStream
       try {
-        rs = await this.openRange(ref, pos, end, { signal: opts.signal, pin: pinned?.version })
+        rs = await this.openRange(ref, pos, end, { signal: opts.signal, pin: pinned?.version ?? firstPin })
       } catch (e) {
         if (isNetworkError(e) && !opts.signal?.aborted && ++failures < retry.maxAttempts) {
           await this.t.clock.sleep(backoffDelay(failures, retry), opts.signal)

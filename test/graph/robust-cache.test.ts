@@ -76,3 +76,27 @@ t.test('tree data: one fetch for concurrent callers, fetched again after its tim
   await tree.list('Shared with me')
   t.equal(routeCount(/sharedWithMe/), 2, 'fetched again once expired')
 })
+
+t.test('an upload or a delete forgets the download URL of the item it replaced', async (t) => {
+  const c = await client('user1')
+  const drive = await c.getMyDrive()
+  const root = { driveId: drive.id, itemId: 'root' }
+  const src = (b: Buffer) => ({ size: b.length, read: async (o: number, n: number) => b.subarray(o, o + n) })
+  const v1 = Buffer.alloc(30_000, 1)
+  const v2 = Buffer.alloc(40_000, 2)
+  const up = await c.upload(root, 'replaced-url.bin', src(v1))
+  const ref = { driveId: drive.id, itemId: up.item.id }
+  const whole = async () => {
+    const parts: Buffer[] = []
+    await c.download(ref, (b) => void parts.push(Buffer.from(b)))
+    return Buffer.concat(parts)
+  }
+  t.same(await whole(), v1, 'the first version (its URL is now cached)')
+  const again = await c.upload(root, 'replaced-url.bin', src(v2), { conflictBehavior: 'replace' })
+  t.equal(again.item.id, ref.itemId, 'the same item, a new version')
+  // The emulator's download URLs, like the service's, serve the version they were issued
+  // for while it exists: a URL cached before the upload would give back v1.
+  t.same(await whole(), v2, 'after the upload the new version is downloaded')
+  await c.deleteItem(ref)
+  await t.rejects(whole(), { code: 'itemNotFound' }, 'after a delete the item is asked for again, and is gone')
+})
