@@ -227,25 +227,42 @@ export class WriteBack {
   async adopt(parent: ItemRef, parentKey: string, name: string, ref: ItemRef, remote: { size: number; mtimeMs: number; eTag?: string; cTag?: string }, truncate: boolean): Promise<LocalFile> {
     const id = this.#o.spool.newId()
     const fh = await this.#o.spool.create(id)
+    let size = truncate ? 0 : remote.size
+    let cTag = remote.cTag
     try {
       if (!truncate && remote.size > 0) {
-        let pos = 0
-        await this.#o.client.download(ref, async (chunk) => {
-          let off = 0
-          while (off < chunk.length) {
-            const { bytesWritten } = await fh.write(chunk, off, chunk.length - off, pos)
-            off += bytesWritten
-            pos += bytesWritten
-          }
+        const fetch = async (pin: string | undefined) => {
+          await fh.truncate(0)
+          let pos = 0
+          const res = await this.#o.client.download(ref, async (chunk) => {
+            let off = 0
+            while (off < chunk.length) {
+              const { bytesWritten } = await fh.write(chunk, off, chunk.length - off, pos)
+              off += bytesWritten
+              pos += bytesWritten
+            }
+          }, { pin })
+          return res
+        }
+        // The copy must hold the version the caller saw (its cTag), not whatever a
+        // download URL cached earlier serves; if OneDrive holds a newer one, the copy
+        // starts from that, and its size and cTag are the ones downloaded.
+        const res = await fetch(remote.cTag).catch((e: unknown) => {
+          if (isGraphError(e) && e.code === 'changedDuringRead') return fetch(undefined)
+          throw e
         })
+        if (res.version !== remote.cTag) {
+          size = res.bytes
+          cTag = res.version
+        }
       }
     } catch (e) {
       await fh.close().catch(() => undefined)
       await this.#o.spool.remove(id)
       throw e
     }
-    const lf = new LocalFile(id, fh, parent, parentKey, name, truncate ? 0 : remote.size, remote.mtimeMs, ref.itemId, remote.eTag, true)
-    lf.baseCTag = remote.cTag
+    const lf = new LocalFile(id, fh, parent, parentKey, name, size, remote.mtimeMs, ref.itemId, remote.eTag, true)
+    lf.baseCTag = cTag
     if (truncate && remote.size > 0) lf.dataGen++
     this.#index(lf)
     return lf

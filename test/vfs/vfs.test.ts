@@ -149,6 +149,24 @@ t.test('reads: sequential reads fetch ahead, random reads fetch only touched chu
   await vfs.release(r)
 })
 
+t.test('writing into a file copies the version the metadata names, not one a cached download URL serves', async (t) => {
+  await emu.store.writeFile('user1', 'stale/f.bin', Buffer.alloc(3000, 'a'))
+  const { vfs, clock } = await newVfs(t)
+  const read = async (fh: number, len: number) => {
+    const b = Buffer.alloc(len + 10)
+    return b.subarray(0, await vfs.read(fh, b, len + 10, 0))
+  }
+  const r = await vfs.open('/My files/stale/f.bin', constants.O_RDONLY)
+  t.same(await read(r, 3000), Buffer.alloc(3000, 'a'), 'read once: the download URL of this version is cached')
+  await vfs.release(r)
+  await emu.store.writeFile('user1', 'stale/f.bin', Buffer.alloc(5000, 'b')) // another client
+  await clock.advance(11_000) // the folder's listing expires: the mount now knows the new version
+  t.equal((await vfs.getattr('/My files/stale/f.bin')).size, 5000)
+  const w = await vfs.open('/My files/stale/f.bin', constants.O_RDWR)
+  t.same(await read(w, 5000), Buffer.alloc(5000, 'b'), 'the local copy holds the version the mount showed')
+  await vfs.release(w)
+})
+
 t.test('a file changed on OneDrive while the local copy waited: the local one goes up beside it', async (t) => {
   await emu.store.writeFile('user1', 'conf/report.txt', 'base version\n')
   const { vfs, clock } = await newVfs(t)
