@@ -23,7 +23,7 @@ import type { FileHandle } from 'node:fs/promises'
 import { hostname } from 'node:os'
 import pLimit from 'p-limit'
 import { errorMessage, silentLogger, systemClock, type Clock, type Logger } from '../common/index.js'
-import { FileUploadSessionStore, isGraphError, type DriveClient, type DriveItem, type ItemRef, type UploadSource } from '../graph/index.js'
+import { FileUploadSessionStore, isGraphError, QuickXorHash, type DriveClient, type DriveItem, type ItemRef, type UploadSource } from '../graph/index.js'
 import { VfsError } from './errors.js'
 import { toRemoteName } from './names.js'
 import { Spool, type JournalRecord, type LocalState } from './spool.js'
@@ -369,6 +369,13 @@ export class WriteBack {
           throw e
         })
         if (cur?.cTag && cur.cTag !== lf.baseCTag) {
+          if (await this.#holds(cur, source)) {
+            // OneDrive already holds these bytes: an upload of ours that committed just
+            // before a crash or a stop (its record outlived it). Not a conflict.
+            const remoteMtime = Date.parse(cur.fileSystemInfo?.lastModifiedDateTime ?? '')
+            await this.#uploadedAs(lf, cur, { gen, mtimeMs: Number.isNaN(remoteMtime) ? mtimeMs : remoteMtime, name, parent, oldKey }, true)
+            return
+          }
           conflict = true
           target = conflictName(name, new Date(this.#clock.now()), hostname())
         }
@@ -382,7 +389,7 @@ export class WriteBack {
         sourceId: `${lf.id}:${gen}:${size}:${mtimeMs}`,
         ...(conflict ? { conflictBehavior: 'rename' as const } : {}),
       })
-      let item = res.item
+      const item = res.item
       if (conflict) {
         this.#log.warn({ name, conflictName: item.name ?? target, parentId: parent.itemId }, 'changed on OneDrive while a local copy waited: the local version was uploaded beside it')
         this.conflicts.push({ name, conflictName: item.name ?? target, parentId: parent.itemId, at: this.#clock.now() })
@@ -399,47 +406,7 @@ export class WriteBack {
         }
         return
       }
-      const ref = { driveId: parent.driveId, itemId: item.id }
-      if (lf.deleted) {
-        // Unlinked while it was on the wire: remove what just arrived.
-        await this.#o.client.deleteItem(ref).catch((e) => this.#log.warn({ name, err: errorMessage(e) }, 'could not remove a file deleted during its upload'))
-        return
-      }
-      this.#unindex(lf)
-      lf.itemId = item.id
-      lf.baseETag = item.eTag
-      lf.baseCTag = item.cTag
-      lf.syncedGen = gen
-      lf.syncedMtimeMs = mtimeMs
-      lf.failures = 0
-      lf.error = undefined
-      if (lf.name !== name || lf.parent.itemId !== parent.itemId) {
-        // Renamed during the upload: move what arrived to where the file now is.
-        item = await this.#o.client.move(ref, { name: toRemoteName(lf.name), parentId: lf.parent.itemId, conflictBehavior: 'replace' })
-      }
-      this.#index(lf)
-      if (lf.dirty && lf.dataGen === gen && lf.opens === 0) {
-        // Only the mtime changed meanwhile: set it, no second upload.
-        item = await this.#o.client.setMtime(ref, new Date(lf.mtimeMs))
-        lf.syncedMtimeMs = lf.mtimeMs
-      }
-      this.#o.onUploaded(lf, item, oldKey)
-      this.#log.debug({ name: lf.name, size, verified: res.verified }, 'uploaded')
-      if (lf.dirty) {
-        lf.state = lf.opens > 0 ? 'open' : 'waiting'
-        if (lf.opens === 0) {
-          await this.#journal(lf)
-          this.#schedule(lf, this.#closing ? 0 : this.#o.delayMs)
-        }
-        return
-      }
-      if (lf.opens > 0) {
-        lf.state = 'open'
-        // Still open: OneDrive holds these bytes, so the record goes; the data file stays for the handles.
-        await this.#o.spool.removeRecord(lf.id).catch(() => undefined)
-        return
-      }
-      await this.#drop(lf)
+      await this.#uploadedAs(lf, res.item, { gen, mtimeMs, name, parent, oldKey }, res.verified)
     } catch (e) {
       lf.failures++
       lf.error = errorMessage(e)
@@ -450,6 +417,64 @@ export class WriteBack {
       if (!this.#closing && lf.opens === 0) this.#schedule(lf, Math.min(600_000, 5_000 * 2 ** Math.min(7, lf.failures)))
       throw e
     }
+  }
+
+
+  /** OneDrive holds generation `gen` of the copy as `item`: follow renames and mtime changes made meanwhile, then drop or keep the copy. */
+  async #uploadedAs(lf: LocalFile, arrived: DriveItem, at: { gen: number; mtimeMs: number; name: string; parent: ItemRef; oldKey: string }, verified: boolean): Promise<void> {
+    const { gen, mtimeMs, name, parent, oldKey } = at
+    let item = arrived
+    const ref = { driveId: parent.driveId, itemId: item.id }
+    if (lf.deleted) {
+      // Unlinked while it was on the wire: remove what just arrived.
+      await this.#o.client.deleteItem(ref).catch((e) => this.#log.warn({ name, err: errorMessage(e) }, 'could not remove a file deleted during its upload'))
+      return
+    }
+    this.#unindex(lf)
+    lf.itemId = item.id
+    lf.baseETag = item.eTag
+    lf.baseCTag = item.cTag
+    lf.syncedGen = gen
+    lf.syncedMtimeMs = mtimeMs
+    lf.failures = 0
+    lf.error = undefined
+    if (lf.name !== name || lf.parent.itemId !== parent.itemId) {
+      // Renamed during the upload: move what arrived to where the file now is.
+      item = await this.#o.client.move(ref, { name: toRemoteName(lf.name), parentId: lf.parent.itemId, conflictBehavior: 'replace' })
+    }
+    this.#index(lf)
+    if (lf.dirty && lf.dataGen === gen && lf.opens === 0) {
+      // Only the mtime changed meanwhile: set it, no second upload.
+      item = await this.#o.client.setMtime(ref, new Date(lf.mtimeMs))
+      lf.syncedMtimeMs = lf.mtimeMs
+    }
+    this.#o.onUploaded(lf, item, oldKey)
+    this.#log.debug({ name: lf.name, size: lf.size, verified }, 'uploaded')
+    if (lf.dirty) {
+      lf.state = lf.opens > 0 ? 'open' : 'waiting'
+      if (lf.opens === 0) {
+        await this.#journal(lf)
+        this.#schedule(lf, this.#closing ? 0 : this.#o.delayMs)
+      }
+      return
+    }
+    if (lf.opens > 0) {
+      lf.state = 'open'
+      // Still open: OneDrive holds these bytes, so the record goes; the data file stays for the handles.
+      await this.#o.spool.removeRecord(lf.id).catch(() => undefined)
+      return
+    }
+    await this.#drop(lf)
+  }
+
+  /** Does OneDrive's item hold exactly the bytes of `source` (size and quickXorHash)? */
+  async #holds(cur: DriveItem, source: UploadSource): Promise<boolean> {
+    const remote = cur.file?.hashes?.quickXorHash
+    if (!remote || cur.size !== source.size) return false
+    const h = new QuickXorHash()
+    const step = 4 << 20
+    for (let off = 0; off < source.size; off += step) h.update(await source.read(off, Math.min(step, source.size - off)))
+    return h.digest() === remote
   }
 
   async #drop(lf: LocalFile): Promise<void> {
