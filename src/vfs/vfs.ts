@@ -262,16 +262,37 @@ export class Vfs {
     return this.writeBack.pending()
   }
 
+  /**
+   * Forget cached metadata and file data (rclone's vfs/forget): the next lookups,
+   * listings and reads ask OneDrive. Local copies in the spool are the data itself
+   * and stay; inode numbers stay.
+   */
+  dropCaches(): void {
+    this.cache.clear()
+    this.reader.clear()
+  }
+
   /** Files uploaded beside a remote change (name (conflict DATE HOST).ext), for `odfs status`. */
   conflicts(): Conflict[] {
     return [...this.writeBack.conflicts]
   }
 
-  /** Shutdown: journal open copies, upload what can be uploaded, release the spool. */
-  async close(): Promise<PendingUpload[]> {
+  /**
+   * Shutdown: journal open copies, upload what can be uploaded within `waitMs`
+   * (default: no bound), release the spool. What is left stays journaled for the
+   * next mount and is returned.
+   */
+  async close(opts: { waitMs?: number } = {}): Promise<PendingUpload[]> {
     this.#stopPoll.abort()
     await this.writeBack.journalOpen()
-    await this.writeBack.drain({ closing: true })
+    const drained = this.writeBack.drain({ closing: true }).then(() => false)
+    if (opts.waitMs === undefined) await drained
+    else {
+      const bound = new AbortController()
+      const timedOut = await Promise.race([drained, this.#clock.sleep(opts.waitMs, bound.signal).then(() => true, () => false)])
+      bound.abort()
+      if (timedOut) this.#log.warn({ waitedMs: opts.waitMs, left: this.writeBack.pending().length }, 'stopping with uploads still running: they stay journaled for the next mount')
+    }
     const left = this.writeBack.pending()
     await this.writeBack.close()
     await this.spool.close()

@@ -31,6 +31,7 @@ export interface MountArgv extends SessionArgv {
   'read-ahead': string
   'write-back': number
   transfers: number
+  'stop-timeout': number
   uid?: number
   gid?: number
   umask: string
@@ -66,6 +67,7 @@ export const mountOptions = {
   'read-ahead': { type: 'string', default: '32M', describe: 'Largest read-ahead window for sequential reads', group: 'Mount:' },
   'write-back': { type: 'number', default: 5, describe: 'Seconds between the last close of a file and its upload', group: 'Mount:' },
   transfers: { type: 'number', default: 4, describe: 'Uploads running at once', group: 'Mount:' },
+  'stop-timeout': { type: 'number', default: 600, describe: 'Seconds an unmount or SIGTERM waits for pending uploads; what is left stays journaled for the next mount (keep it below systemd\'s TimeoutStopSec)', group: 'Mount:' },
   uid: { type: 'number', describe: 'Owner shown for every file (default: yours)', group: 'Mount:' },
   gid: { type: 'number', describe: 'Group shown for every file (default: yours)', group: 'Mount:' },
   umask: { type: 'string', default: '022', describe: 'Bits removed from --file-mode and --dir-mode (octal)', group: 'Mount:' },
@@ -159,6 +161,9 @@ export async function startMount(argv: MountArgv, log: Logger, say: (m: string) 
         } finally {
           clearInterval(tick)
         }
+      } else if (req.op === 'drop-caches') {
+        vfs.dropCaches()
+        send({ done: true })
       } else if (req.op === 'unmount') {
         const left = await running.stop()
         send({ done: true, left })
@@ -174,7 +179,7 @@ export async function startMount(argv: MountArgv, log: Logger, say: (m: string) 
         stopping ??= (async () => {
           control.close()
           await fs.unmount().catch((e: unknown) => log.warn({ err: errorMessage(e) }, 'unmount failed'))
-          const left = await vfs.close()
+          const left = await vfs.close({ waitMs: argv['stop-timeout'] * 1000 })
           await session.close()
           return left.length
         })()
