@@ -6,6 +6,7 @@
  *   {"op":"sync"}     -> {"pending":N} lines while uploads run, then {"done":true,"failed":[...]}
  *   {"op":"status"}   -> {"mountpoint":..., "pending":[...]}
  *   {"op":"unmount"}  -> {"pending":N} lines, then {"done":true,"left":N} and the daemon exits
+ *   {"op":"drop-caches"} -> {"done":true} once cached metadata and file data are forgotten
  *
  * The socket's place is derived from the mount point, so every command finds it.
  */

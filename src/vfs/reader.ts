@@ -100,6 +100,11 @@ export class ChunkReader {
     return n
   }
 
+  /** Drop every cached chunk. */
+  clear(): void {
+    this.#cache.clear()
+  }
+
   /** Drop cached chunks of a file (its content changed). */
   forget(key: string): void {
     for (const k of this.#cache.keys()) if (k.startsWith(`${key}@`)) this.#cache.delete(k)
