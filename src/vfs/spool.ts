@@ -14,7 +14,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import { constants } from 'node:fs'
-import { lstat, mkdir, open, readdir, readFile, rename, rm, type FileHandle } from 'node:fs/promises'
+import { copyFile, lstat, mkdir, open, readdir, readFile, rename, rm, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { OdfsError } from '../common/index.js'
 
@@ -40,6 +40,11 @@ export interface JournalRecord {
   sessionKey: string
   error?: string
   journaledAt: number
+  /**
+   * The record of an earlier version of the same file (its last close) that this one
+   * replaces; recovery drops it if a crash left both.
+   */
+  supersedes?: string
 }
 
 async function fsyncDir(dir: string): Promise<void> {
@@ -122,6 +127,11 @@ export class Spool {
   /** A new, empty, private data file (never an existing one). */
   async create(id: string): Promise<FileHandle> {
     return open(this.dataPath(id), constants.O_CREAT | constants.O_EXCL | constants.O_RDWR | constants.O_NOFOLLOW, 0o600)
+  }
+
+  /** A private copy of a data file under a new id (the copy is created exclusively). */
+  async clone(fromId: string, toId: string): Promise<void> {
+    await copyFile(this.dataPath(fromId), this.dataPath(toId), constants.COPYFILE_EXCL)
   }
 
   /** Reopen a data file of ours (recovery). */

@@ -33,8 +33,25 @@ export const MAX_FILE_SIZE = 250 * 1024 ** 3
 
 export const itemKey = (ref: ItemRef): string => `i:${ref.driveId}:${ref.itemId}`
 
+/** The version of a file at its last close, kept while the live copy is written again. */
+interface Snapshot {
+  dataId: string
+  fh: FileHandle
+  size: number
+  mtimeMs: number
+}
+
 export class LocalFile {
   opens = 0
+  /** The spool data file being written (changes when the copy is detached from its journaled version). */
+  dataId: string
+  /** A journal record points at dataId's bytes as they are now: they must not change in place. */
+  journaled = false
+  /** The last closed version, journaled, while the live copy (not journaled) is written again. */
+  snapshot: Snapshot | undefined
+  detaching: Promise<void> | undefined
+  /** Run before the bytes change (WriteBack.beforeChange). */
+  beforeChange: ((lf: LocalFile) => Promise<void>) | undefined
   /** Bumped by every change of the bytes. */
   dataGen = 0
   /** dataGen OneDrive holds (-1: nothing uploaded yet, a new file). */
@@ -63,6 +80,7 @@ export class LocalFile {
     public baseETag: string | undefined,
     synced: boolean,
   ) {
+    this.dataId = id
     this.syncedGen = synced ? 0 : -1
     this.syncedMtimeMs = synced ? mtimeMs : -1
     this.ctimeMs = mtimeMs
@@ -88,6 +106,7 @@ export class LocalFile {
 
   async write(buf: Buffer, len: number, offset: number, now: number): Promise<number> {
     if (offset + len > MAX_FILE_SIZE) throw new VfsError('tooLarge', `${this.name}: OneDrive files end at 250 GB`)
+    await this.beforeChange?.(this)
     let done = 0
     while (done < len) {
       const { bytesWritten } = await this.fh.write(buf, done, len - done, offset + done)
@@ -101,19 +120,20 @@ export class LocalFile {
 
   async truncate(size: number, now: number): Promise<void> {
     if (size > MAX_FILE_SIZE) throw new VfsError('tooLarge', `${this.name}: OneDrive files end at 250 GB`)
+    await this.beforeChange?.(this)
     await this.fh.truncate(size)
     this.size = size
     this.mtimeMs = now
     this.dataGen++
   }
 
-  record(sessionKey = this.id): JournalRecord {
+  record(over: Partial<JournalRecord> = {}): JournalRecord {
     return {
-      v: 1, id: this.id, driveId: this.parent.driveId, parentId: this.parent.itemId, name: this.name,
+      v: 1, id: this.dataId, driveId: this.parent.driveId, parentId: this.parent.itemId, name: this.name,
       ...(this.itemId ? { itemId: this.itemId } : {}), ...(this.baseETag ? { baseETag: this.baseETag } : {}),
       ...(this.baseCTag ? { baseCTag: this.baseCTag } : {}),
-      size: this.size, mtimeMs: this.mtimeMs, state: this.state, sessionKey,
-      ...(this.error ? { error: this.error } : {}), journaledAt: Date.now(),
+      size: this.size, mtimeMs: this.mtimeMs, state: this.state, sessionKey: this.dataId,
+      ...(this.error ? { error: this.error } : {}), journaledAt: Date.now(), ...over,
     }
   }
 }
@@ -181,6 +201,7 @@ export class WriteBack {
   }
 
   #index(lf: LocalFile): void {
+    lf.beforeChange ??= (f) => this.beforeChange(f)
     this.#byId.set(lf.id, lf)
     this.#byName.set(`${lf.parentKey}\0${lower(lf.name)}`, lf)
     if (lf.itemId) this.#byItem.set(lf.key, lf)
@@ -275,12 +296,57 @@ export class WriteBack {
     lf.parentKey = parentKey
     lf.name = name
     this.#index(lf)
-    if (lf.state === 'waiting' || lf.state === 'failed') await this.#journal(lf)
+    // Every record of the file names its new place: a crash now must not bring back the old name.
+    if (lf.journaled) await this.#o.spool.writeRecord(lf.record())
+    if (lf.snapshot) await this.#o.spool.writeRecord(this.#snapshotRecord(lf, lf.snapshot))
   }
 
+  #snapshotRecord(lf: LocalFile, s: Snapshot): JournalRecord {
+    return lf.record({ id: s.dataId, sessionKey: s.dataId, size: s.size, mtimeMs: s.mtimeMs, state: 'waiting' })
+  }
+
+  /** Journal the live copy as it is now (it must be complete: closed or fsync'd); it supersedes a snapshot. */
   async #journal(lf: LocalFile): Promise<void> {
     await lf.fh.sync()
-    await this.#o.spool.writeRecord(lf.record())
+    await this.#o.spool.writeRecord(lf.record(lf.snapshot ? { supersedes: lf.snapshot.dataId } : {}))
+    lf.journaled = true
+    await this.#dropSnapshot(lf)
+  }
+
+  async #dropSnapshot(lf: LocalFile): Promise<void> {
+    const s = lf.snapshot
+    if (!s) return
+    lf.snapshot = undefined
+    await s.fh.close().catch(() => undefined)
+    await this.#o.spool.remove(s.dataId)
+  }
+
+  /**
+   * Called before the bytes of a copy change (write, truncate). A journaled copy is
+   * what a crash would deliver, so it must stay as it was closed: the live copy moves
+   * to a fresh data file and the journaled one stays, untouched, as the snapshot the
+   * next close (or a successful upload) supersedes. Files still open at a crash are
+   * thus recovered as of their last close or fsync, never half-written.
+   */
+  async beforeChange(lf: LocalFile): Promise<void> {
+    while (lf.detaching) await lf.detaching
+    if (!lf.journaled) return
+    lf.detaching = this.#detach(lf).finally(() => {
+      lf.detaching = undefined
+    })
+    await lf.detaching
+  }
+
+  async #detach(lf: LocalFile): Promise<void> {
+    await this.#dropSnapshot(lf) // superseded by the live record already
+    const spool = this.#o.spool
+    const dataId = spool.newId()
+    await spool.clone(lf.dataId, dataId)
+    const fh = await spool.reopen(dataId)
+    lf.snapshot = { dataId: lf.dataId, fh: lf.fh, size: lf.size, mtimeMs: lf.mtimeMs }
+    lf.dataId = dataId
+    lf.fh = fh
+    lf.journaled = false
   }
 
   /** The last handle closed: journal a changed copy and schedule its upload, or drop an unchanged one. */
@@ -290,10 +356,8 @@ export class WriteBack {
       if (!lf.running) await this.#drop(lf)
       return
     }
-    if (lf.state !== 'uploading') {
-      lf.state = 'waiting'
-      await this.#journal(lf)
-    }
+    if (lf.state !== 'uploading') lf.state = 'waiting'
+    if (!lf.journaled) await this.#journal(lf)
     this.#schedule(lf, this.#closing ? 0 : this.#o.delayMs)
   }
 
@@ -303,7 +367,7 @@ export class WriteBack {
    * crash right after close returns loses nothing. The next mount uploads them.
    */
   async flushed(lf: LocalFile): Promise<void> {
-    if (lf.deleted || !lf.dirty || lf.state !== 'open') return
+    if (lf.deleted || !lf.dirty || lf.journaled) return
     await this.#journal(lf)
   }
 
@@ -347,18 +411,23 @@ export class WriteBack {
     const name = lf.name
     const parent = lf.parent
     const oldKey = lf.key
-    const prevState = lf.state
     lf.state = 'uploading'
+    // The upload reads its own descriptor of the data file: if the copy is written
+    // meanwhile it is detached first (beforeChange), so these bytes never change.
+    let fh: FileHandle | undefined
     const source: UploadSource = {
       size,
       read: async (offset, length) => {
         const buf = Buffer.alloc(length)
-        await lf.fh.read(buf, 0, length, offset) // short read: zeros (sparse tail)
+        await fh!.read(buf, 0, length, offset) // short read: zeros (sparse tail)
         return buf
       },
     }
     try {
-      if (prevState !== 'open') await this.#o.spool.writeRecord(lf.record())
+      // What goes up is journaled first (a close's or an fsync's version): a crash during
+      // the upload recovers exactly these bytes, and writes meanwhile detach from them.
+      if (!lf.journaled) await this.#journal(lf)
+      fh = await this.#o.spool.reopen(lf.dataId)
       let target = name
       let conflict = false
       if (lf.itemId && lf.baseCTag) {
@@ -385,8 +454,8 @@ export class WriteBack {
         mtime: new Date(mtimeMs),
         conflictBehavior: 'replace',
         sessionStore: this.#sessions,
-        sessionKey: lf.id,
-        sourceId: `${lf.id}:${gen}:${size}:${mtimeMs}`,
+        sessionKey: lf.dataId,
+        sourceId: `${lf.dataId}:${gen}:${size}:${mtimeMs}`,
         ...(conflict ? { conflictBehavior: 'rename' as const } : {}),
       })
       const item = res.item
@@ -413,9 +482,13 @@ export class WriteBack {
       lf.state = 'failed'
       const level = isGraphError(e) && !e.exhausted && ['accessDenied', 'quotaExceeded', 'invalidName', 'pathTooLong', 'tooLarge'].includes(e.classify()) ? 'error' : 'warn'
       this.#log[level]({ name, parentId: parent.itemId, size, attempt: lf.failures, err: lf.error }, 'upload failed; the file stays in the write-back spool and is retried')
-      await this.#o.spool.writeRecord(lf.record()).catch(() => undefined)
+      // The record names the failure (for odfs status and the next mount); a copy being
+      // written has no record of its live bytes, only of its snapshot, which stays as it is.
+      if (lf.journaled) await this.#o.spool.writeRecord(lf.record()).catch(() => undefined)
       if (!this.#closing && lf.opens === 0) this.#schedule(lf, Math.min(600_000, 5_000 * 2 ** Math.min(7, lf.failures)))
       throw e
+    } finally {
+      await fh?.close().catch(() => undefined)
     }
   }
 
@@ -438,6 +511,7 @@ export class WriteBack {
     lf.syncedMtimeMs = mtimeMs
     lf.failures = 0
     lf.error = undefined
+    await this.#dropSnapshot(lf) // OneDrive holds this version or a newer one
     if (lf.name !== name || lf.parent.itemId !== parent.itemId) {
       // Renamed during the upload: move what arrived to where the file now is.
       item = await this.#o.client.move(ref, { name: toRemoteName(lf.name), parentId: lf.parent.itemId, conflictBehavior: 'replace' })
@@ -461,7 +535,9 @@ export class WriteBack {
     if (lf.opens > 0) {
       lf.state = 'open'
       // Still open: OneDrive holds these bytes, so the record goes; the data file stays for the handles.
-      await this.#o.spool.removeRecord(lf.id).catch(() => undefined)
+      await this.#o.spool.removeRecord(lf.dataId).then(() => {
+        lf.journaled = false
+      }, () => undefined)
       return
     }
     await this.#drop(lf)
@@ -481,7 +557,9 @@ export class WriteBack {
     this.#unindex(lf)
     lf.wake?.abort()
     await lf.fh.close().catch(() => undefined)
-    await this.#o.spool.remove(lf.id)
+    await this.#o.spool.remove(lf.dataId)
+    lf.journaled = false
+    await this.#dropSnapshot(lf)
   }
 
   /** fsync: upload now and return when OneDrive holds the bytes. */
@@ -505,7 +583,9 @@ export class WriteBack {
     this.#unindex(lf)
     if (lf.running) await lf.running.catch(() => undefined)
     await lf.fh.close().catch(() => undefined)
-    await this.#o.spool.remove(lf.id)
+    await this.#o.spool.remove(lf.dataId)
+    lf.journaled = false
+    await this.#dropSnapshot(lf)
   }
 
   /** Upload everything now and wait; returns the copies still not on OneDrive. */
@@ -535,8 +615,12 @@ export class WriteBack {
 
   /** Re-read the journal of an earlier run and upload every copy; resolves when all are done or failed. */
   async recover(keyOf: (ref: ItemRef) => string): Promise<{ recovered: number; failed: LocalFile[] }> {
-    const { records, orphans } = await this.#o.spool.records()
+    const { records: all, orphans } = await this.#o.spool.records()
     for (const id of orphans) await this.#o.spool.remove(id)
+    // A crash between a close's record and the removal of the version it replaced left both.
+    const superseded = new Set(all.map((r) => r.supersedes).filter((id): id is string => !!id))
+    for (const id of superseded) await this.#o.spool.remove(id)
+    const records = all.filter((r) => !superseded.has(r.id))
     const lfs: LocalFile[] = []
     for (const r of records) {
       const fh = await this.#o.spool.reopen(r.id)
@@ -544,6 +628,7 @@ export class WriteBack {
       const lf = new LocalFile(r.id, fh, parent, keyOf(parent), r.name, r.size, r.mtimeMs, r.itemId, r.baseETag, false)
       lf.baseCTag = r.baseCTag
       lf.state = 'waiting'
+      lf.journaled = true
       this.#index(lf)
       lfs.push(lf)
     }
@@ -561,6 +646,7 @@ export class WriteBack {
     for (const lf of this.#byId.values()) {
       lf.wake?.abort()
       await lf.fh.close().catch(() => undefined)
+      await lf.snapshot?.fh.close().catch(() => undefined)
     }
   }
 }

@@ -6,7 +6,7 @@
 // file cancels it, fsync uploads at once).
 import t from 'tap'
 import { constants } from 'node:fs'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { cp, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { ManualClock } from '../../src/common/index.js'
@@ -245,4 +245,44 @@ t.test('a bounded stop leaves a slow upload journaled, and the next mount delive
   const drive = await client.getMyDrive()
   const item = await client.getItemByPath(drive.id, 'bounded/slow.bin')
   t.equal(item.size, 100_000, 'and uploads it')
+})
+
+t.test('a file open at a crash is recovered as of its last close or fsync, never half-written', async (t) => {
+  const spoolDir = join(dir, 'spool-snap')
+  const { vfs } = await newVfs(t, { spoolDir })
+  await vfs.mkdir('/My files/snap', 0o755)
+  // closed, then opened again and half rewritten
+  const a = await vfs.create('/My files/snap/closed.txt', 0o644)
+  await writeAll(vfs, a, Buffer.from('the closed version\n'))
+  await vfs.flush(a)
+  await vfs.release(a)
+  const a2 = await vfs.open('/My files/snap/closed.txt', constants.O_RDWR)
+  await writeAll(vfs, a2, Buffer.from('HALF WRITTEN'))
+  await vfs.ftruncate(a2, 40)
+  // fsync'd, then written again
+  const b = await vfs.create('/My files/snap/synced.txt', 0o644)
+  await writeAll(vfs, b, Buffer.from('the fsync version\n'))
+  await vfs.fsync(b)
+  await writeAll(vfs, b, Buffer.from('UNSYNCED'))
+  // a rename while the rewrite is open: the crash must not bring back the old name
+  await vfs.rename('/My files/snap/closed.txt', '/My files/snap/renamed.txt')
+  // The crash: the spool as it is on disk now, taken over by the next mount.
+  const after = join(dir, 'spool-snap-after-crash')
+  await cp(spoolDir, after, { recursive: true })
+  const next = new Vfs({ client, clock: new ManualClock(Date.now()), spoolDir: after, writeBackMs: 5_000 })
+  const r = await next.init()
+  t.teardown(() => next.close())
+  t.equal(r.recovered, 1, 'one journaled version: the last close of renamed.txt')
+  const drive = await client.getMyDrive()
+  const get = async (p: string) => {
+    const item = await client.getItemByPath(drive.id, p)
+    const parts: Buffer[] = []
+    await client.download({ driveId: drive.id, itemId: item.id }, (c) => void parts.push(Buffer.from(c)))
+    return Buffer.concat(parts).toString()
+  }
+  t.equal(await get('snap/renamed.txt'), 'the closed version\n', 'the last close, under the name it has now')
+  await t.rejects(client.getItemByPath(drive.id, 'snap/closed.txt'), { code: 'itemNotFound' }, 'nothing under the old name')
+  t.equal(await get('snap/synced.txt'), 'the fsync version\n', 'the fsync version')
+  await vfs.release(a2)
+  await vfs.release(b)
 })
