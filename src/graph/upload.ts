@@ -606,7 +606,8 @@ export class Uploader {
           // either way this session is over; a new one is started below.
           await r.res.body?.cancel()
           outcome = 'gone'
-        } else if (st === 416 || st >= 500) {
+        } else if (st === 416 || (st >= 500 && st !== 507)) {
+          // (507 Insufficient Storage is the quota: no retry helps, it is fatal below.)
           const err = await this.t.errorOf(r, 'PUT')
           this.t.log.debug({ status: st, code: err.code, innerCode: err.innerCode, requestId: err.requestId }, 'fragment refused: asking the session where to resume')
           outcome = 'retry'
