@@ -177,6 +177,16 @@ export interface PendingUpload {
   error?: string
 }
 
+/** What fixes a permanent upload failure, by its kind (logged with it). */
+const FIXES: Partial<Record<string, string>> = {
+  quotaExceeded: 'OneDrive is full: free space there (df on the mount shows the quota); the upload resumes by itself',
+  accessDenied: 'no write access there: ask the owner for it, or move the file to a folder you can write (mv on the mount)',
+  unauthenticated: 'sign-in lost: run `odfs login`; the upload resumes without a remount',
+  invalidName: 'OneDrive refuses this name: rename the file on the mount',
+  pathTooLong: 'the path is too long for OneDrive: rename or move the file higher on the mount',
+  tooLarge: 'the file is larger than OneDrive accepts',
+}
+
 const lower = (s: string) => s.toLowerCase()
 
 export class WriteBack {
@@ -478,10 +488,15 @@ export class WriteBack {
       await this.#uploadedAs(lf, res.item, { gen, mtimeMs, name, parent, oldKey }, res.verified)
     } catch (e) {
       lf.failures++
-      lf.error = errorMessage(e)
+      const error = errorMessage(e)
+      const again = lf.error === error
+      lf.error = error
       lf.state = 'failed'
-      const level = isGraphError(e) && !e.exhausted && ['accessDenied', 'quotaExceeded', 'invalidName', 'pathTooLong', 'tooLarge'].includes(e.classify()) ? 'error' : 'warn'
-      this.#log[level]({ name, parentId: parent.itemId, size, attempt: lf.failures, err: lf.error }, 'upload failed; the file stays in the write-back spool and is retried')
+      // A permanent cause is logged once, at error level, with what fixes it; the same
+      // failure again is only a debug line (it is retried with a growing delay).
+      const fix = isGraphError(e) && !e.exhausted ? FIXES[e.classify()] : undefined
+      const level = again ? 'debug' : fix ? 'error' : 'warn'
+      this.#log[level]({ name, parentId: parent.itemId, size, attempt: lf.failures, err: error, ...(fix ? { fix } : {}) }, 'upload failed; the file stays in the write-back spool and is retried')
       // The record names the failure (for odfs status and the next mount); a copy being
       // written has no record of its live bytes, only of its snapshot, which stays as it is.
       if (lf.journaled) await this.#o.spool.writeRecord(lf.record()).catch(() => undefined)

@@ -9,7 +9,7 @@ import { constants } from 'node:fs'
 import { cp, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { ManualClock } from '../../src/common/index.js'
+import { createLogger, ManualClock } from '../../src/common/index.js'
 import { createGraphDriveClient, type DriveClient } from '../../src/graph/index.js'
 import { CHUNK, conflictName, Vfs } from '../../src/vfs/index.js'
 import { startTestEmulator, tokenFor, type TestEmulator } from '../support/emulator.js'
@@ -285,4 +285,33 @@ t.test('a file open at a crash is recovered as of its last close or fsync, never
   t.equal(await get('snap/synced.txt'), 'the fsync version\n', 'the fsync version')
   await vfs.release(a2)
   await vfs.release(b)
+})
+
+t.test('a permanent upload failure keeps the data, is logged once with its fix, and goes up once fixed', async (t) => {
+  const lines: Array<{ level: number; msg: string; fix?: string }> = []
+  const log = createLogger({ level: 'debug', destination: { write: (l: string) => void lines.push(JSON.parse(l)) } })
+  const { vfs, clock } = await newVfs(t, { log })
+  await vfs.mkdir('/My files/full', 0o755)
+  const drive = emu.store.driveOf('user1')
+  const total = drive.quotaTotal
+  drive.quotaTotal = 1 // OneDrive is full
+  t.teardown(() => {
+    drive.quotaTotal = total
+  })
+  const fh = await vfs.create('/My files/full/data.bin', 0o644)
+  await writeAll(vfs, fh, Buffer.alloc(50_000, 9))
+  await vfs.release(fh)
+  for (let i = 0; i < 3; i++) {
+    await clock.advance(700_000) // past the write-back delay, then past each retry's delay
+    await vfs.sync()
+  }
+  const failed = lines.filter((l) => l.msg.startsWith('upload failed'))
+  t.ok(failed.length >= 3, `retried (${failed.length} attempts)`)
+  t.equal(failed.filter((l) => l.level >= 50).length, 1, 'logged once at error level')
+  t.match(failed[0]!.fix, /OneDrive is full: free space there/, 'with what fixes it')
+  t.same(vfs.pending().map((p) => [p.name, p.state]), [['data.bin', 'failed']], 'the data stays in the spool')
+  drive.quotaTotal = total // space freed
+  await clock.advance(700_000)
+  t.same(await vfs.sync(), [], 'uploaded once the cause is gone')
+  t.equal((await client.getItemByPath(emu.store.driveOf('user1').id, 'full/data.bin')).size, 50_000)
 })
