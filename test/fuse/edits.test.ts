@@ -1,6 +1,6 @@
 // Edits over a real mount: mv of folders, mv -f over a file, a case-only
 // rename, rm -rf, mkdir -p, touch -d read back by stat, truncate -s, >> appends,
-// dd conv=notrunc seek=, git init/add/commit.
+// dd conv=notrunc seek=, git init/add/commit, unlink of an open file.
 import t from 'tap'
 import { readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -79,4 +79,32 @@ t.test('git init, add, commit inside the mount', async (t) => {
   t.equal(r.stdout, '2\n', 'two commits, clean tree')
   const fsck = await sh(`cd '${repo}' && git fsck --no-progress 2>&1`, { env })
   t.equal(fsck.code, 0, fsck.stdout)
+})
+
+t.test('unlink of an open file: the descriptor keeps working until close, then nothing is left', async (t) => {
+  const dir = join(m.mnt, 'My files', 'unlinked')
+  const py = `
+import os, sys
+d = sys.argv[1]
+p = os.path.join(d, 'f.txt')
+with open(p, 'w') as f: f.write('before unlink\\n')
+fd = os.open(p, os.O_RDWR)
+os.unlink(p)
+print('exists after unlink:', os.path.exists(p))
+print('read:', os.pread(fd, 100, 0).decode().strip())
+os.pwrite(fd, b'AFTER', 0)
+print('read again:', os.pread(fd, 100, 0).decode().strip())
+os.close(fd)
+print('listing:', sorted(os.listdir(d)))
+`
+  const r = await sh(`mkdir -p '${dir}' && python3 -c "$PY" '${dir}'`, { env: { ...process.env, PY: py } })
+  t.equal(r.code, 0, r.stderr)
+  t.match(r.stdout, /exists after unlink: False/)
+  t.match(r.stdout, /read: before unlink/)
+  t.match(r.stdout, /read again: AFTERe unlink/)
+  const sync = await w.odfs(['sync', m.mnt])
+  t.equal(sync.code, 0, sync.stderr)
+  const ls = await w.odfs(['ls', '--token-store', 'file', 'My files/unlinked'])
+  t.equal(ls.stdout.trim(), '', `nothing left on OneDrive (${ls.stdout.trim()})`)
+  t.match(r.stdout, /listing: \[\]/, 'nor in the folder')
 })
