@@ -606,7 +606,7 @@ export class Uploader {
           // either way this session is over; a new one is started below.
           await r.res.body?.cancel()
           outcome = 'gone'
-        } else if (st === 416 || st >= 500) {
+        } else if (st === 416 || (st >= 500 && st !== 507)) {
           const err = await this.t.errorOf(r, 'PUT')
           this.t.log.debug({ status: st, code: err.code, innerCode: err.innerCode, requestId: err.requestId }, 'fragment refused: asking the session where to resume')
           outcome = 'retry'
@@ -620,7 +620,9 @@ export class Uploader {
             await persist()
             throw err
           }
-          // Anything else is fatal, and a session nobody can resume is cancelled.
+          // Anything else is fatal, and a session nobody can resume is cancelled; so is
+          // 507 quotaLimitReached (docs/graph-service.md: fatal): resending cannot make room.
+          // The caller keeps the bytes and a later attempt starts a new session.
           await this.cancel(s.uploadUrl)
           if (store) await store.delete(key)
           throw err
