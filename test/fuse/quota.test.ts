@@ -43,3 +43,18 @@ t.test('df shows the quota, and a file past it gets ENOSPC and stays in the spoo
   t.equal(item?.size, 4 * MiB, 'OneDrive holds the file')
   await m.stop()
 })
+
+t.test('an upload refused in the background does not end the daemon', async (t) => {
+  w.emu.store.setQuota('user1', 3 * MiB)
+  const m = await w.mount(['--write-back', '1', '--cache-dir', join(w.dir, 'cache-bg')])
+  const f = join(m.mnt, 'My files', 'later.bin')
+  t.equal((await sh(`head -c ${4 * MiB} /dev/urandom > '${f}'`)).code, 0, 'close succeeds: the file is journaled')
+  // The write-back timer uploads it a second later, and the service refuses it.
+  for (let i = 0; i < 300 && !/upload failed.*later\.bin|later\.bin.*upload failed/.test(m.output().stderr); i++) await sh('sleep 0.1')
+  t.match(m.output().stderr, /later\.bin/, 'the refusal is logged')
+  const sync = await w.odfs(['sync', m.mnt])
+  t.equal(m.proc.exitCode, null, 'the daemon still runs')
+  t.match(sync.stderr, /not uploaded: later\.bin/, `odfs sync reaches it and names the file: ${sync.stderr}`)
+  t.equal((await stat(f)).size, 4 * MiB, 'the file is still there')
+  await m.stop('SIGKILL')
+})
