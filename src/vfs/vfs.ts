@@ -565,6 +565,7 @@ export class Vfs {
     const existing = await this.#child(dir, name)
     if (existing?.folder) throw new VfsError('isDir', `${path} is a folder`)
     if (existing) return this.open(path, constants.O_RDWR | constants.O_TRUNC)
+    toRemoteName(name) // a name OneDrive cannot hold is refused now (ENAMETOOLONG), not at its upload
     const lf = await this.writeBack.createNew(dir.ref!, dir.key, name, this.#clock.now())
     lf.opens++
     this.cache.remove(dir.key, name)
