@@ -17,6 +17,9 @@
  *
  *   npm run bench:memory -- [--size MiB] [--cache-max-size 128M]
  *
+ * BENCH_DAEMON_NODE_OPTIONS is passed to the daemon alone as NODE_OPTIONS (to look
+ * into its memory: --trace-gc, --heapsnapshot-signal=SIGUSR2, a --require'd sampler).
+ *
  * Needs root (drop_caches, clear_refs of the daemon) and /dev/fuse.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
@@ -185,7 +188,8 @@ async function main(): Promise<void> {
   const mnt = join(work, 'mnt')
   mkdirSync(mnt)
   const daemon = spawn(process.execPath, [ODFS_BIN, 'mount', mnt, ...store, '--write-back', '3600', '--cache-max-size', CACHE_MAX], {
-    cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'],
+    // BENCH_DAEMON_NODE_OPTIONS reaches the daemon only (e.g. --trace-gc, --heapsnapshot-signal=SIGUSR2).
+    cwd: ROOT, env: { ...env, NODE_OPTIONS: process.env.BENCH_DAEMON_NODE_OPTIONS ?? '' }, stdio: ['ignore', 'pipe', 'pipe'],
   })
   let daemonErr = ''
   daemon.stderr!.on('data', (x) => (daemonErr = (daemonErr + x).slice(-4000)))
