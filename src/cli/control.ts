@@ -32,22 +32,47 @@ export function controlSocketPath(mountpoint: string, env: NodeJS.ProcessEnv = p
   return join(controlSocketDir(env), `${id}.sock`)
 }
 
+/** An OS user whose mounts are looked for (auth's StoreUser: `other` when it is not the one running odfs). */
+export interface SocketOwner {
+  name: string
+  uid: number
+  home: string
+  other: boolean
+}
+
 /**
- * The status of every mount daemon of this user that answers on its socket
- * (a socket left by a daemon that died refuses the connection and is skipped).
+ * Where the control sockets of `user`'s mounts can be. Our own: the one directory
+ * our environment names. Another user's (root asking with --user): the places its
+ * daemons use by default, as its environment cannot be read: the runtime directory
+ * systemd gives it (/run/user/UID) and the cache under its home.
  */
-export async function runningMounts(env: NodeJS.ProcessEnv = process.env): Promise<Reply[]> {
-  const dir = controlSocketDir(env)
-  let names: string[]
-  try {
-    names = (await readdir(dir)).filter((n) => n.endsWith('.sock')).sort()
-  } catch {
-    return []
-  }
+export function controlSocketDirs(user?: SocketOwner, env: NodeJS.ProcessEnv = process.env): string[] {
+  if (!user?.other) return [controlSocketDir(env)]
+  return [join('/run/user', String(user.uid), 'odfs'), join(user.home, '.cache', 'odfs', user.name, 'run')]
+}
+
+/**
+ * The status of every mount daemon that answers on a socket in `dirs` (default:
+ * this user's); a socket left by a daemon that died refuses the connection and is
+ * skipped, and a mount found twice is listed once.
+ */
+export async function runningMounts(dirs: string[] = controlSocketDirs()): Promise<Reply[]> {
   const out: Reply[] = []
-  for (const n of names) {
-    const r = await askControl(join(dir, n), { op: 'status' }).catch(() => undefined)
-    if (r && typeof r.mountpoint === 'string') out.push(r)
+  const seen = new Set<string>()
+  for (const dir of dirs) {
+    let names: string[]
+    try {
+      names = (await readdir(dir)).filter((n) => n.endsWith('.sock')).sort()
+    } catch {
+      continue
+    }
+    for (const n of names) {
+      const r = await askControl(join(dir, n), { op: 'status' }).catch(() => undefined)
+      if (r && typeof r.mountpoint === 'string' && !seen.has(r.mountpoint)) {
+        seen.add(r.mountpoint)
+        out.push(r)
+      }
+    }
   }
   return out
 }

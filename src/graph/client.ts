@@ -135,6 +135,14 @@ interface Page<T> {
   '@odata.nextLink'?: string
 }
 
+/** How long an interrupted children listing can be resumed from its nextLink (ms). */
+export const LISTING_RESUME_MS = 60_000
+
+/** An error after which the same nextLink may work again (no answer, or a 5xx/429 after the retries). */
+function resumable(e: unknown): boolean {
+  return isGraphError(e) && (e.status === 0 || e.status === 429 || e.status >= 500)
+}
+
 class GraphDriveClient implements DriveClient {
   readonly #t: GraphTransport
   readonly #down: Downloader
@@ -142,6 +150,8 @@ class GraphDriveClient implements DriveClient {
   readonly #transfers: ReturnType<typeof pLimit>
   readonly #fragmentSize: number | undefined
   #myDriveId: string | undefined
+  /** Children listings interrupted after their retries, by folder: the pages taken and where to go on. */
+  readonly #interrupted = new Map<string, { pages: DriveItem[][]; next: string; at: number }>()
 
   constructor(opts: GraphDriveClientOptions) {
     this.#t = new GraphTransport(opts)
@@ -184,17 +194,55 @@ class GraphDriveClient implements DriveClient {
     return this.#t.json<DriveItem>('GET', url, { signal: opts.signal, headers: SHORTCUT_PREFER, label: 'GET /drives/{id}/items/{id}:{path}:' })
   }
 
+  /**
+   * Pages as they arrive. A page that fails after the transport's retries (a reset
+   * connection, a 5xx) ends this enumeration with the error, but the pages before it
+   * and its nextLink are kept a while (LISTING_RESUME_MS): the next enumeration of
+   * the same folder replays them and goes on from that nextLink instead of page 1.
+   * The kept nextLink is tried before anything is replayed; if the service no longer
+   * takes it (4xx), the enumeration starts over.
+   */
   async *iterateChildren(ref: ItemRef, opts: ListOptions = {}): AsyncGenerator<DriveItem[]> {
     const top = Math.min(MAX_PAGE_SIZE, opts.top ?? MAX_PAGE_SIZE)
-    let url: string | undefined = `/drives/${d(ref.driveId)}/items/${d(ref.itemId)}/children?$top=${top}&$select=${ITEM_SELECT}`
+    const first = `/drives/${d(ref.driveId)}/items/${d(ref.itemId)}/children?$top=${top}&$select=${ITEM_SELECT}`
+    const key = `${ref.driveId}\u0000${ref.itemId}\u0000${top}`
+    const fetchPage = (url: string) => this.#t.json<Page<DriveItem>>('GET', url, {
+      signal: opts.signal,
+      headers: SHORTCUT_PREFER,
+      label: 'GET /drives/{id}/items/{id}/children',
+    })
+    const kept = this.#interrupted.get(key)
+    this.#interrupted.delete(key)
+    let pages: DriveItem[][] = []
+    let url: string | undefined = first
+    let page: Page<DriveItem> | undefined
+    if (kept && this.#t.clock.now() - kept.at < LISTING_RESUME_MS) {
+      try {
+        page = await fetchPage(kept.next)
+        pages = kept.pages
+        url = kept.next
+      } catch (e) {
+        if (resumable(e)) {
+          this.#interrupted.set(key, { ...kept, at: this.#t.clock.now() })
+          throw e
+        }
+        // The service no longer takes the nextLink: from the start.
+      }
+    }
+    for (const p of pages) yield p
     while (url) {
-      const page: Page<DriveItem> = await this.#t.json<Page<DriveItem>>('GET', url, {
-        signal: opts.signal,
-        headers: SHORTCUT_PREFER,
-        label: 'GET /drives/{id}/items/{id}/children',
-      })
+      if (!page) {
+        try {
+          page = await fetchPage(url)
+        } catch (e) {
+          if (url !== first && resumable(e)) this.#interrupted.set(key, { pages, next: url, at: this.#t.clock.now() })
+          throw e
+        }
+      }
+      pages.push(page.value)
       yield page.value
       url = page['@odata.nextLink'] // followed verbatim
+      page = undefined
     }
   }
 

@@ -621,7 +621,9 @@ export class Uploader {
             await persist()
             throw err
           }
-          // Anything else is fatal, and a session nobody can resume is cancelled.
+          // Anything else is fatal, and a session nobody can resume is cancelled; so is
+          // 507 quotaLimitReached (docs/graph-service.md: fatal): resending cannot make room.
+          // The caller keeps the bytes and a later attempt starts a new session.
           await this.cancel(s.uploadUrl)
           if (store) await store.delete(key)
           throw err

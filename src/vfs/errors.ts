@@ -53,6 +53,8 @@ function vfsErrno(code: VfsErrorCode): ErrnoName {
 
 /** Errno name for any error (GraphError by its code, VfsError by its code; anything unknown or exhausted: EIO). */
 export function errnoFor(err: unknown): ErrnoName {
+  // An upload refused for want of space is ENOSPC to the writer's fsync, not a plain EIO.
+  if (isVfsError(err) && err.code === 'uploadFailed' && err.cause !== undefined && errnoFor(err.cause) === 'ENOSPC') return 'ENOSPC'
   if (isVfsError(err)) return vfsErrno(err.code)
   if (isGraphError(err)) {
     if (err.exhausted) return 'EIO'

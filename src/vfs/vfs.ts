@@ -24,6 +24,7 @@ import {
 } from '../graph/index.js'
 import { MetadataCache, type Entry } from './cache.js'
 import { VfsError } from './errors.js'
+import { InodeTable } from './inodes.js'
 import { sameName, toLocalName, toRemoteName } from './names.js'
 import { ChunkReader, type ReadCursor, type ReadTarget } from './reader.js'
 import { Spool } from './spool.js'
@@ -130,8 +131,7 @@ export class Vfs {
   readonly #log: Logger
   readonly #o: VfsOptions
   readonly #startedAt: number
-  readonly #inos = new Map<string, number>()
-  #nextIno = 2
+  readonly #inos = new InodeTable()
   readonly #handles = new Map<number, Handle>()
   #nextFh = 1
   readonly #listing = new Map<string, Promise<Entry[]>>()
@@ -343,20 +343,12 @@ export class Vfs {
   }
 
   #ino(key: string): number {
-    let n = this.#inos.get(key)
-    if (n === undefined) {
-      n = this.#nextIno++
-      this.#inos.set(key, n)
-    }
-    return n
+    return this.#inos.of(key)
   }
 
   #uploaded(lf: LocalFile, item: DriveItem, oldKey: string): void {
     const e = this.#entryOfItem(item, lf.parent.driveId, this.#clock.now(), lf.name)
-    if (oldKey !== e.key) {
-      const n = this.#inos.get(oldKey)
-      if (n !== undefined) this.#inos.set(e.key, n)
-    }
+    this.#inos.carry(oldKey, e.key)
     this.cache.put(lf.parentKey, e)
     this.reader.forget(e.key)
   }
@@ -420,9 +412,9 @@ export class Vfs {
     const c = this.cache.lookup(dir.key, name)
     if (c.hit) return c.entry
     if (dir.vpath) {
-      await this.#list(dir)
-      const again = this.cache.lookup(dir.key, name)
-      return again.hit ? again.entry : undefined
+      // From the listing itself: with --dir-cache-time 0 the cache trusts it for no time at all.
+      const k = name.toLowerCase()
+      return (await this.#list(dir)).find((e) => e.name.toLowerCase() === k)
     }
     const k = `${dir.key}\0${name.toLowerCase()}`
     let p = this.#lookups.get(k)

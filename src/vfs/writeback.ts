@@ -394,7 +394,8 @@ export class WriteBack {
     this.#clock.sleep(delayMs, ac.signal).then(
       () => {
         if (lf.wake === ac) lf.wake = undefined
-        void this.#start(lf)
+        // A failure is logged and rescheduled by #upload; unhandled, it would end the daemon.
+        this.#start(lf).catch(() => undefined)
       },
       () => undefined,
     )

@@ -35,6 +35,24 @@ t.test('errnos', async (t) => {
   await t.rejects(open(join(mine, 'a.txt/x'), 'r'), { code: 'ENOTDIR' })
 })
 
+t.test('names and paths too long for OneDrive: ENAMETOOLONG', async (t) => {
+  // The service's only length rule: a decoded path (with the drive's server-relative
+  // prefix on Business) of at most 399 characters (docs/names.md).
+  const mine = join(m.mnt, 'My files')
+  await t.rejects(writeFile(join(mine, 'n'.repeat(399)), 'x'), { code: 'ENAMETOOLONG' }, 'a file name no path can hold, at create')
+  await t.rejects(stat(join(mine, 'n'.repeat(399))), { code: 'ENOENT' }, 'nothing is left behind')
+  await t.rejects(mkdir(join(mine, 'd'.repeat(399))), { code: 'ENAMETOOLONG' }, 'a folder name too')
+  const deep = join(mine, 'a'.repeat(150), 'b'.repeat(150))
+  await mkdir(deep, { recursive: true })
+  await t.rejects(mkdir(join(deep, 'c'.repeat(100))), { code: 'ENAMETOOLONG' }, 'a folder past the path limit')
+  await writeFile(join(mine, 'short.txt'), 'x')
+  t.equal((await w.odfs(['sync', m.mnt])).code, 0)
+  await t.rejects(rename(join(mine, 'short.txt'), join(deep, 'c'.repeat(100))), { code: 'ENAMETOOLONG' }, 'a rename past the path limit')
+  t.ok((await stat(join(mine, 'short.txt'))).isFile(), 'the file stays where it was')
+  await writeFile(join(deep, 'c'.repeat(20)), 'x')
+  t.equal((await w.odfs(['sync', m.mnt])).code, 0, 'within the limit a file reaches OneDrive')
+})
+
 t.test('chmod and chown succeed without effect', async (t) => {
   const f = join(m.mnt, 'My files/a.txt')
   const before = await stat(f)

@@ -2,11 +2,12 @@
  * `odfs status`: the signed-in user's credential as the seed's
  * OneDriveUserCredentialPolicies document, tokens redacted; and, for each mount
  * of this user that is running, its pending uploads and conflicts (asked of the
- * daemon over its control socket; nothing more is said when none runs).
+ * daemon over its control socket; nothing more is said when none runs). Root's
+ * `odfs status --user NAME` shows NAME's credential and NAME's mounts.
  */
 import type { CommandModule } from 'yargs'
 import { sessionOptions, userOption, type SessionArgv } from '../options.js'
-import { runningMounts, type Reply } from '../control.js'
+import { controlSocketDirs, runningMounts, type Reply } from '../control.js'
 
 interface StatusArgv extends SessionArgv {
   json?: boolean
@@ -15,7 +16,7 @@ interface StatusArgv extends SessionArgv {
 export const statusCommand: CommandModule<object, StatusArgv> = {
   builder: (y) => y.options({ ...sessionOptions, ...userOption, json: { type: 'boolean', default: false, describe: 'Machine-readable JSON' } }) as never,
   handler: async (argv) => {
-    const { accountKind, credentialDocument, findSignedInAccount, MsalTokenProvider } = await import('../../auth/index.js')
+    const { accountKind, credentialDocument, findSignedInAccount, lookupUser, MsalTokenProvider } = await import('../../auth/index.js')
     const { openGateway } = await import('../session.js')
     const g = await openGateway(argv)
     try {
@@ -31,7 +32,8 @@ export const statusCommand: CommandModule<object, StatusArgv> = {
         authority: g.config.authority,
         token_store: g.store.location,
       }
-      const mounts = (await runningMounts()).map(mountSummary)
+      // --user NAME (root): NAME's mounts, whose sockets are in NAME's directories, not ours.
+      const mounts = (await runningMounts(controlSocketDirs(await lookupUser(argv.user)))).map(mountSummary)
       if (argv.json) {
         process.stdout.write(JSON.stringify({ ...doc, account: extra, ...(mounts.length ? { mounts } : {}) }, null, 2) + '\n')
       } else {
