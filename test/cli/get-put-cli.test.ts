@@ -9,7 +9,7 @@ import { lstat, mkdir, readdir, readFile, stat, symlink, writeFile } from 'node:
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import { quickXorHash } from '../../src/graph/index.js'
-import { signedInCli, type SignedInCli } from '../support/transfer-cli.js'
+import { signedInCli, type SignedInCli } from '../support/odfs-cli.js'
 
 let cli: SignedInCli
 let emu: SignedInCli['emu']
