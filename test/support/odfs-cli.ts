@@ -83,3 +83,15 @@ export async function signedInCli(prefix: string): Promise<SignedInCli> {
   }
   return { emu, dir, env, store: FILE_STORE, start: (args) => startOdfs(args, env), odfs: (args) => startOdfs(args, env).done, close }
 }
+
+/** `signedInCli` for every subtest of a test file: made before the first one, closed after the last. */
+export function signedInCliForFile(t: { before(f: () => Promise<void>): void; teardown(f: () => Promise<void>): void }, prefix: string): SignedInCli {
+  const cli = {} as SignedInCli
+  t.before(async () => {
+    Object.assign(cli, await signedInCli(prefix))
+  })
+  t.teardown(async () => {
+    await cli.close?.()
+  })
+  return cli
+}
