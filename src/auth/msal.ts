@@ -31,35 +31,31 @@ export type CacheLock = <T>(fn: () => Promise<T>) => Promise<T>
  */
 export type MsalApp = (PublicClientApplication | ConfidentialClientApplication) & { withCacheLock?: CacheLock }
 
-class LockedPublicClient extends PublicClientApplication {
-  constructor(cfg: Configuration, readonly withCacheLock: CacheLock) {
-    super(cfg)
-  }
-  override acquireTokenSilent(r: SilentFlowRequest): Promise<AuthenticationResult> {
-    return this.withCacheLock(() => super.acquireTokenSilent(r))
-  }
-  override acquireTokenByRefreshToken(r: RefreshTokenRequest): Promise<AuthenticationResult | null> {
-    return this.withCacheLock(() => super.acquireTokenByRefreshToken(r))
-  }
-  override acquireTokenByCode(r: AuthorizationCodeRequest, p?: AuthorizationCodePayload): Promise<AuthenticationResult> {
-    return this.withCacheLock(() => super.acquireTokenByCode(r, p))
+/** The acquisitions that read and write the token cache. */
+interface Acquirer {
+  acquireTokenSilent(r: SilentFlowRequest): Promise<AuthenticationResult>
+  acquireTokenByRefreshToken(r: RefreshTokenRequest): Promise<AuthenticationResult | null>
+  acquireTokenByCode(r: AuthorizationCodeRequest, p?: AuthorizationCodePayload): Promise<AuthenticationResult>
+}
+
+/** `Base` with every cache-writing acquisition run under `withCacheLock` (set right after construction). */
+function lockingAcquisitions<B extends new (...args: any[]) => Acquirer>(Base: B) {
+  return class extends Base {
+    declare withCacheLock: CacheLock
+    override acquireTokenSilent(r: SilentFlowRequest): Promise<AuthenticationResult> {
+      return this.withCacheLock(() => super.acquireTokenSilent(r))
+    }
+    override acquireTokenByRefreshToken(r: RefreshTokenRequest): Promise<AuthenticationResult | null> {
+      return this.withCacheLock(() => super.acquireTokenByRefreshToken(r))
+    }
+    override acquireTokenByCode(r: AuthorizationCodeRequest, p?: AuthorizationCodePayload): Promise<AuthenticationResult> {
+      return this.withCacheLock(() => super.acquireTokenByCode(r, p))
+    }
   }
 }
 
-class LockedConfidentialClient extends ConfidentialClientApplication {
-  constructor(cfg: Configuration, readonly withCacheLock: CacheLock) {
-    super(cfg)
-  }
-  override acquireTokenSilent(r: SilentFlowRequest): Promise<AuthenticationResult> {
-    return this.withCacheLock(() => super.acquireTokenSilent(r))
-  }
-  override acquireTokenByRefreshToken(r: RefreshTokenRequest): Promise<AuthenticationResult | null> {
-    return this.withCacheLock(() => super.acquireTokenByRefreshToken(r))
-  }
-  override acquireTokenByCode(r: AuthorizationCodeRequest, p?: AuthorizationCodePayload): Promise<AuthenticationResult> {
-    return this.withCacheLock(() => super.acquireTokenByCode(r, p))
-  }
-}
+const LockedPublicClient = lockingAcquisitions(PublicClientApplication)
+const LockedConfidentialClient = lockingAcquisitions(ConfidentialClientApplication)
 
 const DEFAULT_TIMEOUT_MS = 60_000
 
@@ -164,7 +160,7 @@ export function createMsalApp(opts: MsalAppOptions): MsalApp {
     },
   }
   const lock: CacheLock = (fn) => opts.store.lock(fn)
-  return config.secret ? new LockedConfidentialClient(cfg, lock) : new LockedPublicClient(cfg, lock)
+  return Object.assign(config.secret ? new LockedConfidentialClient(cfg) : new LockedPublicClient(cfg), { withCacheLock: lock })
 }
 
 /** Pieces of an identity platform error response, from msal errors or raw JSON. */

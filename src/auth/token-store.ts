@@ -20,13 +20,12 @@
  * the later write wins over whatever the other one stored (a sign-in included).
  */
 import { stat } from 'node:fs/promises'
-import { basename, dirname, isAbsolute, join } from 'node:path'
-import { homedir, userInfo } from 'node:os'
+import { basename, dirname, join } from 'node:path'
 import type { ICachePlugin, TokenCacheContext } from '@azure/msal-node'
 import {
   ensurePrivateDir, OdfsError, readPrivateFile, removePrivateFile, UnsafePathError, withFileLock, writePrivateFile, type FileLockOptions,
 } from '../common/index.js'
-import type { GatewayConfig } from '../config/index.js'
+import { currentUser, odfsDirs, type GatewayConfig, type OsUser } from '../config/index.js'
 import { AuthError } from './errors.js'
 
 export type TokenStoreKind = 'keychain' | 'file'
@@ -69,30 +68,12 @@ export class TokenCacheLock {
 }
 
 /** The OS user whose tokens are stored (the caller, or `--user NAME`). */
-export interface StoreUser {
-  name: string
-  uid: number
-  gid: number
-  home: string
-  /** True when this is not the user running odfs (an admin's `--user NAME`). */
-  other: boolean
-}
-
-export function currentUser(): StoreUser {
-  const u = userInfo()
-  return { name: u.username, uid: u.uid, gid: u.gid, home: u.homedir || homedir(), other: false }
-}
+export type StoreUser = OsUser
 
 /** A stable, file-name-safe key for one gateway: client id and login host. */
 export function gatewayKey(config: Pick<GatewayConfig, 'clientId' | 'loginEndpoint'>): string {
   const host = new URL(config.loginEndpoint).host
   return `${config.clientId}@${host}`.replace(/[^A-Za-z0-9._@-]/g, '_')
-}
-
-/** `$XDG_STATE_HOME/odfs` (XDG default ~/.local/state/odfs); for another user, under their home. */
-export function stateDir(user: StoreUser, env: NodeJS.ProcessEnv = process.env): string {
-  if (!user.other && env.XDG_STATE_HOME && isAbsolute(env.XDG_STATE_HOME)) return join(env.XDG_STATE_HOME, 'odfs')
-  return join(user.other ? user.home : env.HOME || user.home, '.local', 'state', 'odfs')
 }
 
 export class FileTokenStore implements TokenStore {
@@ -232,7 +213,7 @@ export async function resolveTokenStore(opts: ResolveStoreOptions): Promise<Toke
   const mode = opts.mode ?? 'auto'
   const user = opts.user ?? currentUser()
   const key = gatewayKey(opts.config)
-  const dir = stateDir(user, opts.env)
+  const dir = odfsDirs(user, opts.env).state
   const lock = new TokenCacheLock(join(dir, `tokens-${key}.lock`), user, opts.lock)
   const file = new FileTokenStore(join(dir, `tokens-${key}.json`), user, lock)
   if (mode === 'file') return file

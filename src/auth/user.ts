@@ -6,7 +6,8 @@
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import { AuthError } from './errors.js'
-import { currentUser, type StoreUser } from './token-store.js'
+import { currentUser } from '../config/index.js'
+import type { StoreUser } from './token-store.js'
 
 const run = promisify(execFile)
 

@@ -10,20 +10,28 @@
  *
  * The socket's place is derived from the mount point, so every command finds it.
  */
+import type { Argv } from 'yargs'
 import { createHash } from 'node:crypto'
 import { chmod, readdir, rm } from 'node:fs/promises'
 import { createConnection, createServer, type Server, type Socket } from 'node:net'
-import { homedir, userInfo } from 'node:os'
 import { join, resolve } from 'node:path'
+import { currentUser, odfsDirs } from '../config/index.js'
 import { privateDir } from '../vfs/index.js'
 
-export function cacheRoot(env: NodeJS.ProcessEnv = process.env, user = userInfo().username): string {
-  return join(env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'odfs', user)
+/** The argument of the commands that talk to a mount's daemon (sync, unmount). */
+export interface MountpointArgv {
+  mountpoint: string
 }
 
-/** The directory of this user's control sockets (one per running mount). */
+export const mountpointArg = (y: Argv<object>): Argv<MountpointArgv> =>
+  y.positional('mountpoint', { type: 'string', demandOption: true }) as Argv<MountpointArgv>
+
+/**
+ * The directory of the control sockets of the mounts this OS user runs (one per
+ * mount; a mount made with --user is the caller's daemon, so its socket is too).
+ */
 export function controlSocketDir(env: NodeJS.ProcessEnv = process.env): string {
-  return env.XDG_RUNTIME_DIR ? join(env.XDG_RUNTIME_DIR, 'odfs') : join(cacheRoot(env), 'run')
+  return odfsDirs(currentUser(), env).controlSockets
 }
 
 /** Where the control socket of a mount point lives. */
@@ -112,6 +120,11 @@ export async function serveControl(path: string, handler: Handler): Promise<Serv
   })
   await chmod(path, 0o600)
   return server
+}
+
+/** Send `req` to the daemon of `mountpoint`; undefined when no daemon answers there. */
+export function askDaemon(mountpoint: string, req: Reply, onReply?: (r: Reply) => void): Promise<Reply | undefined> {
+  return askControl(controlSocketPath(mountpoint), req, onReply).catch(() => undefined)
 }
 
 /** Send one request; `onReply` hears every line; resolves with the last one. */

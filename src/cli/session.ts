@@ -1,50 +1,42 @@
 /**
- * Composition helper for every command that talks to Graph as the signed-in
- * user (odfs ls/put/get/hash, mount) and for login/logout/status.
+ * The composition root of every command that acts for a user (ls, put, get, hash,
+ * shared, mount, demo, login, logout, status): each builds what it needs here, in
+ * one order, and nowhere else.
  *
- *   import { sessionOptions, openUserSession, type SessionArgv } from '../session.js'
- *   builder: (y) => y.options(sessionOptions) ...
- *   handler: async (argv) => {
- *     const s = await openUserSession(argv)
- *     try { ... s.tokenProvider.getAccessToken() ... s.config.graphBaseUrl ... s.dispatcher ... }
- *     finally { await s.close() }
- *   }
+ *   argv ─▶ gateway config ─▶ OS user (--user) and its paths ─▶ token store ─▶ msal app
+ *        ─▶ token provider (signed-in account) ─▶ Graph drive client ─▶ virtual tree
  *
- * `openUserSession(argv)` loads the gateway configuration (files + --ms-*
- * options), opens the token store (keychain, or the 0600 file), finds the
- * signed-in account and checks that a token can be had now, so a command fails
- * at once with "run `odfs login`" instead of at its first Graph call. It returns:
- *   - config: GatewayConfig (graphBaseUrl, userApiRateLimit, caFile ...)
- *   - tokenProvider: MsalTokenProvider, graph's TokenProvider shape
- *     (`getAccessToken({ forceRefresh?, signal? })`); a long-running mount
- *     passes `{ keepAlive: onFatal }` as the second argument (or calls
- *     `tokenProvider.startKeepAlive(onFatal)`) so the refresh token is used
- *     at least daily and never expires while the mount runs
- *   - account: { username, oid, tenantId, kind: 'business' | 'personal' }
- *   - dispatcher: the undici dispatcher trusting ca_file; pass it to fetch and Graph
- *   - log: pino logger (stderr, level from ODFS_LOG_LEVEL)
- *   - close(): stops keep-alive and closes the dispatcher
+ *   openContext(argv)      config, user, paths, log: no sign-in (shared list/remove)
+ *   openGateway(argv)      + token store, msal app, dispatcher (login, logout, status)
+ *   openUserSession(argv)  + token provider and account, checked now: a command fails at
+ *                          once with "run `odfs login`" instead of at its first Graph call
+ *   session.driveClient()  the Graph drive client of the session
+ *   withDrive(argv, fn)    session, client and virtual tree for one command; Ctrl-C aborts
+ *
+ * Everything the environment decides (XDG directories, ODFS_LOG_LEVEL) is read from
+ * `deps.env` (default process.env): `odfs demo` hands its own, nothing mutates
+ * process.env. A long-running mount passes `keepAlive` so the refresh token is used
+ * at least daily and never expires while the mount runs.
+ *
+ * Command modules load this lazily (in their handler, or from a module that is itself
+ * loaded only to run the command): it loads msal, keytar and undici.
  */
-import { createDispatcher, createLogger, type Dispatcher, type Logger } from '../common/index.js'
-import { gatewayOverridesFromArgv, loadGatewayConfig, type GatewayConfig } from '../config/index.js'
-import type { SessionArgv } from './options.js'
+import { dirname, resolve } from 'node:path'
+import { createDispatcher, createLogger, ensurePrivateDir, type Dispatcher, type Logger } from '../common/index.js'
+import { gatewayOverridesFromArgv, loadGatewayConfig, odfsDirs, type GatewayConfig, type OdfsDirs, type OsUser } from '../config/index.js'
 import {
   accountKind, createMsalApp, findSignedInAccount, lookupUser, MsalTokenProvider, resolveTokenStore,
   type AuthError, type MsalApp, type TokenStore, type TokenStoreMode,
 } from '../auth/index.js'
+import { createGraphDriveClient, type DriveClient, type GraphDriveClientOptions } from '../graph/index.js'
+import { privateDir, TreeResolver } from '../vfs/index.js'
+import type { SessionArgv } from './options.js'
+import { openLinkStore, type LinkStore } from './shared-links.js'
 
-// The options live in options.ts (cheap to load); re-exported for existing importers.
-export { sessionOptions, userOption, type SessionArgv } from './options.js'
-
-export interface GatewayContext {
-  config: GatewayConfig
-  store: TokenStore
-  app: MsalApp
-  dispatcher: Dispatcher
-  log: Logger
-}
+export type { SessionArgv } from './options.js'
 
 export interface SessionDeps {
+  /** The environment (XDG directories, ODFS_LOG_LEVEL); default process.env. */
   env?: NodeJS.ProcessEnv
   log?: Logger
   stdin?: NodeJS.ReadableStream
@@ -60,24 +52,66 @@ export interface SessionDeps {
   keepAlive?: (err: AuthError) => void
 }
 
-/** Config, token store, msal app, dispatcher and logger: what login/logout/status need. */
-export async function openGateway(argv: SessionArgv, deps: SessionDeps = {}): Promise<GatewayContext> {
+export interface UserContext {
+  config: GatewayConfig
+  /** The OS user acted for (the caller, or --user). */
+  user: OsUser
+  /** Where odfs keeps this user's files. */
+  paths: OdfsDirs
+  env: NodeJS.ProcessEnv
+  log: Logger
+  /** The sharing links this user added with `odfs shared add`, at this gateway. */
+  linkStore(): LinkStore
+}
+
+/** The OS user a command acts for (the caller, or --user) and where odfs keeps their files. */
+export async function actingUser(argv: Pick<SessionArgv, 'user'>, env: NodeJS.ProcessEnv = process.env): Promise<Pick<UserContext, 'user' | 'paths'>> {
+  const user = await lookupUser(argv.user)
+  return { user, paths: odfsDirs(user, env) }
+}
+
+/** Gateway configuration, the user acted for and their paths: no token store, no sign-in. */
+export async function openContext(argv: SessionArgv, deps: SessionDeps = {}): Promise<UserContext> {
   const env = deps.env ?? process.env
-  const log = deps.log ?? createLogger()
+  const log = deps.log ?? createLogger({ level: env.ODFS_LOG_LEVEL ?? 'info' })
   const overrides = await gatewayOverridesFromArgv(argv, deps.stdin)
   const config = await loadGatewayConfig({ configFile: argv.config, overrides, env })
-  const user = await lookupUser(argv.user)
+  const { user, paths } = await actingUser(argv, env)
+  return { config, user, paths, env, log, linkStore: () => openLinkStore(config, user, paths.state) }
+}
+
+/**
+ * A mount's --cache-dir, created 0700: `given`, or the user's default
+ * ($XDG_CACHE_HOME/odfs/<user>). For another user (root's --user) the folders
+ * above the default are created safely as theirs, never as root's in their home.
+ */
+export async function mountCacheDir(given: string | undefined, ctx: Pick<UserContext, 'user' | 'paths'>): Promise<string> {
+  const dir = resolve(given ?? ctx.paths.mountCache)
+  if (given === undefined && ctx.user.other) await ensurePrivateDir(dirname(dir), { uid: ctx.user.uid, gid: ctx.user.gid })
+  await privateDir(dir)
+  return dir
+}
+
+export interface GatewayContext extends UserContext {
+  store: TokenStore
+  app: MsalApp
+  dispatcher: Dispatcher
+}
+
+/** Config, token store, msal app, dispatcher and logger: what login/logout/status need. */
+export async function openGateway(argv: SessionArgv, deps: SessionDeps = {}): Promise<GatewayContext> {
+  const ctx = await openContext(argv, deps)
   const store = await resolveTokenStore({
     mode: (argv['token-store'] ?? 'auto') as TokenStoreMode,
-    config,
-    user,
-    env,
+    config: ctx.config,
+    user: ctx.user,
+    env: ctx.env,
     ...(deps.keychainService ? { service: deps.keychainService } : {}),
     warn: deps.warn ?? ((m) => process.stderr.write(`odfs: ${m}\n`)),
   })
-  const dispatcher = createDispatcher(config.caFile ? { caFile: config.caFile } : {})
-  const app = createMsalApp({ config, store, dispatcher, log })
-  return { config, store, app, dispatcher, log }
+  const dispatcher = createDispatcher(ctx.config.caFile ? { caFile: ctx.config.caFile } : {})
+  const app = createMsalApp({ config: ctx.config, store, dispatcher, log: ctx.log })
+  return { ...ctx, store, app, dispatcher }
 }
 
 export interface UserAccount {
@@ -87,13 +121,14 @@ export interface UserAccount {
   kind: 'business' | 'personal'
 }
 
-export interface UserSession {
-  config: GatewayConfig
+export interface UserSession extends GatewayContext {
   tokenProvider: MsalTokenProvider
   account: UserAccount
-  dispatcher: Dispatcher
-  log: Logger
-  store: TokenStore
+  /** A Graph drive client of this session (the user's rate limit, the session's dispatcher and log). */
+  driveClient(extra?: Partial<GraphDriveClientOptions>): DriveClient
+  /** The virtual tree over `client`, with the user's remembered sharing links. */
+  tree(client: DriveClient, signal?: AbortSignal): Promise<TreeResolver>
+  /** Stops keep-alive and closes the dispatcher. */
   close(): Promise<void>
 }
 
@@ -106,12 +141,21 @@ export async function openUserSession(argv: SessionArgv, deps: SessionDeps = {})
     if (deps.keepAlive) tokenProvider.startKeepAlive(deps.keepAlive)
     const a = tokenProvider.account
     return {
-      config: g.config,
+      ...g,
       tokenProvider,
       account: { username: a.username, oid: a.localAccountId, tenantId: a.tenantId, kind: accountKind(a) },
-      dispatcher: g.dispatcher,
-      log: g.log,
-      store: g.store,
+      driveClient: (extra = {}) => createGraphDriveClient({
+        baseUrl: g.config.graphBaseUrl,
+        tokenProvider,
+        dispatcher: g.dispatcher,
+        rateLimit: g.config.userApiRateLimit,
+        log: g.log,
+        ...extra,
+      }),
+      async tree(client, signal) {
+        const links = (await g.linkStore().load()).map((l) => l.link)
+        return new TreeResolver(client, { links, ...(signal ? { signal } : {}) })
+      },
       async close() {
         tokenProvider.stopKeepAlive()
         await g.dispatcher.close()
@@ -120,5 +164,29 @@ export async function openUserSession(argv: SessionArgv, deps: SessionDeps = {})
   } catch (e) {
     await g.dispatcher.close()
     throw e
+  }
+}
+
+export interface DriveSession {
+  session: UserSession
+  client: DriveClient
+  tree: TreeResolver
+  signal: AbortSignal
+}
+
+/** Open the user's session and a drive client; close both afterwards; Ctrl-C aborts cleanly. */
+export async function withDrive<T>(argv: SessionArgv, fn: (d: DriveSession) => Promise<T>, deps: SessionDeps = {}): Promise<T> {
+  const session = await openUserSession(argv, deps)
+  const ac = new AbortController()
+  const onSig = () => ac.abort(new Error('interrupted'))
+  process.once('SIGINT', onSig)
+  process.once('SIGTERM', onSig)
+  try {
+    const client = session.driveClient()
+    return await fn({ session, client, tree: await session.tree(client, ac.signal), signal: ac.signal })
+  } finally {
+    process.off('SIGINT', onSig)
+    process.off('SIGTERM', onSig)
+    await session.close()
   }
 }

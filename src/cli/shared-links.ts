@@ -7,8 +7,8 @@
  */
 import { join } from 'node:path'
 import { ensurePrivateDir, OdfsError, readPrivateFile, writePrivateFile } from '../common/index.js'
-import type { GatewayConfig } from '../config/index.js'
-import { gatewayKey, lookupUser, stateDir, type StoreUser } from '../auth/index.js'
+import type { GatewayConfig, OsUser } from '../config/index.js'
+import { gatewayKey } from '../auth/index.js'
 
 export interface SharedLink {
   /** The shared item's name when it was added (what `list` shows and `remove` takes). */
@@ -31,10 +31,8 @@ export interface LinkStore {
   save(links: SharedLink[]): Promise<void>
 }
 
-/** The link store of `--user` (default: the caller) at this gateway. */
-export async function openLinkStore(config: Pick<GatewayConfig, 'clientId' | 'loginEndpoint'>, userName: string | undefined, env: NodeJS.ProcessEnv = process.env): Promise<LinkStore> {
-  const user: StoreUser = await lookupUser(userName)
-  const dir = stateDir(user, env)
+/** The link store of `user` at this gateway, in `dir` (the user's state directory). */
+export function openLinkStore(config: Pick<GatewayConfig, 'clientId' | 'loginEndpoint'>, user: OsUser, dir: string): LinkStore {
   const name = `shared-${gatewayKey(config)}.json`
   const owner = user.other ? { uid: user.uid, gid: user.gid } : {}
   const location = join(dir, name)
@@ -57,10 +55,4 @@ export async function openLinkStore(config: Pick<GatewayConfig, 'clientId' | 'lo
       await writePrivateFile(dir, name, JSON.stringify(doc, null, 2) + '\n', owner)
     },
   }
-}
-
-/** The links to hand the virtual tree (TreeOptions.links). */
-export async function rememberedLinks(config: Pick<GatewayConfig, 'clientId' | 'loginEndpoint'>, userName: string | undefined, env: NodeJS.ProcessEnv = process.env): Promise<string[]> {
-  const store = await openLinkStore(config, userName, env)
-  return (await store.load()).map((l) => l.link)
 }

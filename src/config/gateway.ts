@@ -16,8 +16,8 @@
  */
 import { open } from 'node:fs/promises'
 import { dirname, isAbsolute, join, resolve } from 'node:path'
-import { homedir } from 'node:os'
 import { OdfsError } from '../common/index.js'
+import { odfsDirs } from './dirs.js'
 
 export const POLICY_DATA_TYPE = 'onedrive_storage_policies#1.0.0'
 export const DEFAULT_USER_API_RATE_LIMIT = 20
@@ -151,10 +151,9 @@ export interface LoadGatewayConfigOptions {
   systemFile?: string
 }
 
-/** $XDG_CONFIG_HOME/odfs/gateway.json (XDG default ~/.config). */
+/** $XDG_CONFIG_HOME/odfs/gateway.json of the caller (XDG default ~/.config). */
 export function userConfigFile(env: NodeJS.ProcessEnv = process.env): string {
-  const base = env.XDG_CONFIG_HOME && isAbsolute(env.XDG_CONFIG_HOME) ? env.XDG_CONFIG_HOME : join(env.HOME || homedir(), '.config')
-  return join(base, 'odfs', 'gateway.json')
+  return join(odfsDirs(undefined, env).config, 'gateway.json')
 }
 
 export function systemConfigFile(env: NodeJS.ProcessEnv = process.env): string {

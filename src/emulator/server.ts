@@ -175,14 +175,14 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
   let port = 0
   const base = () => `https://127.0.0.1:${port}`
   const clock = opts.clock ?? systemClock
-  const store = new Store({ dir: stateDir, now: () => clock.now(), etagSettleMs: opts.etagSettleMs, maxTombstones: opts.maxTombstones, hashDelayMs: () => faults.hashDelayMs })
+  const store = new Store({ dir: stateDir, clock, etagSettleMs: opts.etagSettleMs, maxTombstones: opts.maxTombstones, hashDelayMs: () => faults.hashDelayMs })
   const env = new Env(store, base, faults)
   if (opts.contentHost) env.contentHost = opts.contentHost
   /** Names a Host header may give for the links of a Graph response (docs/emulator/request-host.md). */
   const linkHosts: ReadonlySet<string> = new Set(['127.0.0.1', 'localhost', env.contentHost, ...(opts.hostNames ?? ['graph.microsoft.com'])]
     .map((h) => h.toLowerCase()))
   const identity = new IdentityPlatform({
-    baseUrl: base, accessTokenTtlSec: opts.accessTokenTtlSec, deviceCodeIntervalSec: opts.deviceCodeIntervalSec, autoConsent: opts.autoConsent,
+    clock, baseUrl: base, accessTokenTtlSec: opts.accessTokenTtlSec, deviceCodeIntervalSec: opts.deviceCodeIntervalSec, autoConsent: opts.autoConsent,
   })
   let stats = newStats()
   const throttle = new Throttle(clock, () => ({ rate: faults.rateLimit, windowSec: faults.rateWindowSec }))

@@ -19,7 +19,7 @@
 import { createHash } from 'node:crypto'
 import { lstat, open, readdir } from 'node:fs/promises'
 import { join } from 'node:path'
-import { ensurePrivateDir, readPrivateFile, removePrivateFile, writePrivateFile } from '../common/index.js'
+import { ensurePrivateDir, readPrivateFile, removePrivateFile, writePrivateFile, type PrivateOwner } from '../common/index.js'
 import { GraphError, isGraphError, isNetworkError } from './errors.js'
 import { encodeSegment } from './paths.js'
 import { QuickXorHash } from './quickxorhash.js'
@@ -124,7 +124,8 @@ function validSession(v: unknown): v is { key: string; session: PersistedUploadS
  * uploadUrl is a credential: a file whose content does not belong to its name is dropped.
  */
 export class FileUploadSessionStore implements UploadSessionStore {
-  constructor(private readonly dir: string) {}
+  /** `owner`: the user whose directory this is, when not the caller (root's --user). */
+  constructor(private readonly dir: string, private readonly owner: PrivateOwner = {}) {}
 
   #name(key: string): string {
     return createHash('sha256').update(key).digest('hex').slice(0, 32) + '.json'
@@ -133,7 +134,7 @@ export class FileUploadSessionStore implements UploadSessionStore {
   async #read(name: string): Promise<{ key: string; session: PersistedUploadSession } | undefined> {
     let v: unknown
     try {
-      const text = await readPrivateFile(this.dir, name, { what: 'upload session file' })
+      const text = await readPrivateFile(this.dir, name, { ...this.owner, what: 'upload session file' })
       if (text === null) return undefined
       v = JSON.parse(text)
     } catch {
@@ -142,7 +143,7 @@ export class FileUploadSessionStore implements UploadSessionStore {
     if (validSession(v) && this.#name(v.key) === name) return v
     // Unreadable, unsafe, malformed or misplaced: never trusted; removed (never following a link).
     // When the directory itself is unsafe, the removal refuses it with the reason.
-    await removePrivateFile(this.dir, name)
+    await removePrivateFile(this.dir, name, this.owner)
     return undefined
   }
 
@@ -152,12 +153,12 @@ export class FileUploadSessionStore implements UploadSessionStore {
   }
 
   async put(key: string, session: PersistedUploadSession): Promise<void> {
-    await ensurePrivateDir(this.dir)
-    await writePrivateFile(this.dir, this.#name(key), JSON.stringify({ key, session }))
+    await ensurePrivateDir(this.dir, this.owner)
+    await writePrivateFile(this.dir, this.#name(key), JSON.stringify({ key, session }), this.owner)
   }
 
   async delete(key: string): Promise<void> {
-    await removePrivateFile(this.dir, this.#name(key))
+    await removePrivateFile(this.dir, this.#name(key), this.owner)
   }
 
   async list(): Promise<{ key: string; session: PersistedUploadSession }[]> {
@@ -166,7 +167,7 @@ export class FileUploadSessionStore implements UploadSessionStore {
     } catch {
       return []
     }
-    await ensurePrivateDir(this.dir)
+    await ensurePrivateDir(this.dir, this.owner)
     const out: { key: string; session: PersistedUploadSession }[] = []
     for (const n of (await readdir(this.dir)).filter((n) => /^[0-9a-f]{32}\.json$/.test(n))) {
       const v = await this.#read(n)

@@ -11,9 +11,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { ensureTls } from '../../src/emulator/tls.js'
 import { createDispatcher, silentLogger } from '../../src/common/index.js'
-import { loadGatewayConfig } from '../../src/config/index.js'
-import { AuthError, createMsalApp, loginWithDeviceCode, resolveTokenStore, toAuthError } from '../../src/auth/index.js'
-import { startAuthEmulator, sandbox, CONFIDENTIAL_APP } from '../support/auth.js'
+import { AuthError, loginWithDeviceCode, toAuthError } from '../../src/auth/index.js'
+import { startAuthEmulator, sandboxGateway, CONFIDENTIAL_APP } from '../support/auth.js'
 
 const REFRESH = '1.AQ-refresh-token-that-must-stay-home'
 
@@ -57,13 +56,7 @@ t.test('token requests are not redirected', async (t) => {
   loginUrl = await listen(login)
   t.teardown(() => login.close())
 
-  const sb = await sandbox({ authority: loginUrl, graph: emu.graph, ca: tls.caFile } as any, CONFIDENTIAL_APP)
-  t.teardown(sb.cleanup)
-  const config = await loadGatewayConfig({ configFile: sb.configFile, env: sb.env })
-  const store = await resolveTokenStore({ mode: 'file', config, env: sb.env })
-  const dispatcher = createDispatcher({ caFile: config.caFile! })
-  t.teardown(() => dispatcher.close())
-  const app = createMsalApp({ config, store, dispatcher, log: silentLogger })
+  const { config, dispatcher, app } = await sandboxGateway(t, { authority: loginUrl, graph: emu.graph, ca: tls.caFile }, CONFIDENTIAL_APP)
 
   await t.test('device code request (our own form post)', async (t) => {
     const err = await loginWithDeviceCode({ app, config, dispatcher, log: silentLogger, onPrompt: () => t.fail('no prompt') }).catch((e) => e)

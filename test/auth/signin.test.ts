@@ -1,15 +1,14 @@
 // Sign-in flows end to end against the emulator's identity platform over real
 // HTTPS, through msal-node and the shared dispatcher (ca_file, no NODE_EXTRA_CA_CERTS).
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { PassThrough, Writable } from 'node:stream'
-import { createDispatcher, createLogger, ManualClock } from '../../src/common/index.js'
-import { loadGatewayConfig } from '../../src/config/index.js'
+import { createLogger, ManualClock } from '../../src/common/index.js'
 import {
   AuthError, createMsalApp, findSignedInAccount, loginWithBrowser, loginWithDeviceCode, MsalTokenProvider,
-  resolveTokenStore, credentialDocument, removeOtherAccounts, type TokenStore,
+  credentialDocument, removeOtherAccounts, type TokenStore,
 } from '../../src/auth/index.js'
 import {
-  startAuthEmulator, sandbox, captureOutput, secretsOfCache,
+  startAuthEmulator, sandboxGateway, captureOutput, secretsOfCache, assertNoSecrets,
   PUBLIC_APP, CONFIDENTIAL_APP, SINGLE_TENANT_APP, ORGS_APP, PERSONAL_APP, type AuthEmulator,
 } from '../support/auth.js'
 
@@ -17,8 +16,33 @@ const output = captureOutput()
 let logText = ''
 const logSink = new Writable({ write(c, _e, cb) { logText += c.toString(); cb() } })
 const log = createLogger({ level: 'debug', destination: logSink as any })
-const secrets = new Set<string>([CONFIDENTIAL_APP.secret!, SINGLE_TENANT_APP.secret!])
-const stores: TokenStore[] = []
+const APP_SECRETS = [CONFIDENTIAL_APP.secret!, SINGLE_TENANT_APP.secret!]
+
+/** What a subtest handled that must never be printed or logged: tokens of its stores and secrets. */
+interface Handled {
+  secrets: Set<string>
+  stores: TokenStore[]
+}
+const handledBy = new WeakMap<object, Handled>()
+
+/** Note secrets `t` handled (a serialized token cache, or secrets given as such). */
+function handled(t: object, cache: string | null | undefined, extra: string[] = []): void {
+  for (const s of secretsOfCache(cache, extra)) handledBy.get(t)!.secrets.add(s)
+}
+
+/**
+ * A subtest that ends by checking that nothing printed or logged so far carries a
+ * token or secret it handled: each one checks its own, none relies on another.
+ */
+function test(name: string, fn: (t: Test) => Promise<void>): void {
+  t.test(name, async (t) => {
+    const h: Handled = { secrets: new Set(APP_SECRETS), stores: [] }
+    handledBy.set(t, h)
+    await fn(t)
+    for (const st of h.stores) handled(t, await st.load().catch(() => null))
+    assertNoSecrets(t, output.text() + logText, h.secrets)
+  })
+}
 
 let emu: AuthEmulator
 t.before(async () => {
@@ -28,16 +52,11 @@ t.teardown(async () => {
   await emu?.close()
 })
 
-async function gateway(t: any, app: typeof PUBLIC_APP, extra: Record<string, unknown> = {}) {
-  const sb = await sandbox(emu, app, extra)
-  t.teardown(sb.cleanup)
-  const config = await loadGatewayConfig({ configFile: sb.configFile, env: sb.env })
-  const store = await resolveTokenStore({ mode: 'file', config, env: sb.env })
-  stores.push(store)
-  const dispatcher = createDispatcher({ caFile: config.caFile! })
-  t.teardown(() => dispatcher.close())
-  const msal = createMsalApp({ config, store, dispatcher, log })
-  return { sb, config, store, dispatcher, msal }
+/** A gateway for `app` at `on` (default: the shared emulator), signed in to nothing yet. */
+async function gateway(t: Test, app: typeof PUBLIC_APP, extra: Record<string, unknown> = {}, on: AuthEmulator = emu) {
+  const g = await sandboxGateway(t, on, app, { extra, log })
+  handledBy.get(t)?.stores.push(g.store)
+  return { ...g, msal: g.app, emu: on }
 }
 
 async function deviceLogin(g: Awaited<ReturnType<typeof gateway>>, account: string) {
@@ -47,14 +66,14 @@ async function deviceLogin(g: Awaited<ReturnType<typeof gateway>>, account: stri
     app: g.msal, config: g.config, dispatcher: g.dispatcher, log,
     onPrompt: (p) => {
       prompt = p
-      approvals.push(emu.hook('approve', { user_code: p.userCode, account }))
+      approvals.push(g.emu.hook('approve', { user_code: p.userCode, account }))
     },
   })
   await Promise.all(approvals)
   return { r, prompt }
 }
 
-t.test('device code sign-in, public client: tokens land in the store, provider works', async (t) => {
+test('device code sign-in, public client: tokens land in the store, provider works', async (t) => {
   const g = await gateway(t, PUBLIC_APP)
   const { r, prompt } = await deviceLogin(g, 'user1')
   t.ok(prompt?.verificationUri.startsWith(emu.authority), 'verification URL from the server')
@@ -75,21 +94,21 @@ t.test('device code sign-in, public client: tokens land in the store, provider w
   t.equal(doc.email, 'user1@contoso.onmicrosoft.com')
   t.equal(doc.access_token, '<redacted>')
   t.ok(doc.scopes.some((s) => /Files\.ReadWrite\.All/i.test(s)))
-  for (const s of secretsOfCache(stored)) secrets.add(s)
+  handled(t, stored)
 })
 
-t.test('device code sign-in, confidential client with secret', async (t) => {
+test('device code sign-in, confidential client with secret', async (t) => {
   const g = await gateway(t, CONFIDENTIAL_APP)
   const { r } = await deviceLogin(g, 'personal1')
   t.equal(r.account!.username, 'personal1@outlook.com')
   const p = new MsalTokenProvider({ app: g.msal, config: g.config, account: r.account!, log })
   t.ok(await p.getAccessToken({ forceRefresh: true }), 'refresh with the secret works')
-  for (const s of secretsOfCache(await g.store.load())) secrets.add(s)
+  handled(t, await g.store.load())
 })
 
-t.test('wrong client secret: a clear error naming the setting', async (t) => {
+test('wrong client secret: a clear error naming the setting', async (t) => {
   const g = await gateway(t, { ...CONFIDENTIAL_APP, secret: 'wrong~secret-value-000000000000' })
-  secrets.add('wrong~secret-value-000000000000')
+  handled(t, undefined, ['wrong~secret-value-000000000000'])
   const err = await deviceLogin(g, 'user1').catch((e) => e)
   t.ok(err instanceof AuthError, 'typed error')
   t.equal(err.code, 'INVALID_CLIENT')
@@ -97,7 +116,7 @@ t.test('wrong client secret: a clear error naming the setting', async (t) => {
   t.match(err.message, /AADSTS7000215/)
 })
 
-t.test('authorization code with PKCE over a real loopback redirect', async (t) => {
+test('authorization code with PKCE over a real loopback redirect', async (t) => {
   const g = await gateway(t, PUBLIC_APP)
   emu.setAutoConsent('user2')
   t.teardown(() => emu.setAutoConsent(undefined))
@@ -123,10 +142,10 @@ t.test('authorization code with PKCE over a real loopback redirect', async (t) =
   })
   t.match(redirect, /^http:\/\/localhost:\d+\/$/)
   t.equal(r.account!.username, 'user2@contoso.onmicrosoft.com')
-  for (const s of secretsOfCache(await g.store.load())) secrets.add(s)
+  handled(t, await g.store.load())
 })
 
-t.test('configured auth_callback: the user pastes the address the browser ended on', async (t) => {
+test('configured auth_callback: the user pastes the address the browser ended on', async (t) => {
   const g = await gateway(t, CONFIDENTIAL_APP, { auth_callback: 'https://gateway.example.org/api/v1/authcallback' })
   emu.setAutoConsent('user1')
   t.teardown(() => emu.setAutoConsent(undefined))
@@ -145,10 +164,10 @@ t.test('configured auth_callback: the user pastes the address the browser ended 
     },
   })
   t.equal(r.account!.username, 'user1@contoso.onmicrosoft.com')
-  for (const s of secretsOfCache(await g.store.load())) secrets.add(s)
+  handled(t, await g.store.load())
 })
 
-t.test('a pasted redirect with a foreign state is refused', async (t) => {
+test('a pasted redirect with a foreign state is refused', async (t) => {
   const g = await gateway(t, PUBLIC_APP)
   const paste = new PassThrough()
   const err = await loginWithBrowser({
@@ -159,7 +178,7 @@ t.test('a pasted redirect with a foreign state is refused', async (t) => {
   t.match(err.message, /state that does not belong to this sign-in/)
 })
 
-t.test('without ca_file the private CA is not trusted: a clear error with the fix', async (t) => {
+test('without ca_file the private CA is not trusted: a clear error with the fix', async (t) => {
   const g = await gateway(t, PUBLIC_APP, { ca_file: '' })
   t.equal(g.config.caFile, undefined)
   const err = await deviceLogin(g, 'user1').catch((e) => e)
@@ -167,17 +186,17 @@ t.test('without ca_file the private CA is not trusted: a clear error with the fi
   t.match(err.message, /cannot reach the identity platform at https:\/\/127\.0\.0\.1:\d+: \S+ \(the server certificate is not trusted: set ca_file/)
 })
 
-t.test('a second sign-in replaces the first account', async (t) => {
+test('a second sign-in replaces the first account', async (t) => {
   const g = await gateway(t, PUBLIC_APP)
   await deviceLogin(g, 'user1')
   const { r } = await deviceLogin(g, 'user2')
   await removeOtherAccounts(g.msal, r.account!.homeAccountId)
   const all = await g.msal.getTokenCache().getAllAccounts()
   t.same(all.map((a) => a.username), ['user2@contoso.onmicrosoft.com'])
-  for (const s of secretsOfCache(await g.store.load())) secrets.add(s)
+  handled(t, await g.store.load())
 })
 
-t.test('silent refresh after the access token expires; refresh token rotates', async (t) => {
+test('silent refresh after the access token expires; refresh token rotates', async (t) => {
   const g = await gateway(t, PUBLIC_APP)
   const { r } = await deviceLogin(g, 'user1')
   const p = new MsalTokenProvider({ app: g.msal, config: g.config, account: r.account!, log })
@@ -193,21 +212,18 @@ t.test('silent refresh after the access token expires; refresh token rotates', a
   const after = await g.store.load()
   const rtAfter = JSON.parse(after!).RefreshToken
   t.ok(Object.values(rtAfter).every((e: any) => !rt1.includes(e.secret)), 'the stored refresh token was rotated')
-  for (const s of secretsOfCache(after)) secrets.add(s)
+  handled(t, after)
   // a fresh provider (a restarted daemon) refreshes from the stored cache
   const g2msal = createMsalApp({ config: g.config, store: g.store, dispatcher: g.dispatcher, log })
   const p2 = new MsalTokenProvider({ app: g2msal, config: g.config, account: await findSignedInAccount(g2msal, g.config), log })
   t.ok(await p2.getAccessToken({ forceRefresh: true }))
-  for (const s of secretsOfCache(await g.store.load())) secrets.add(s)
+  handled(t, await g.store.load())
 })
 
-t.test('short-lived access tokens are refreshed before they expire, without being asked', async (t) => {
+test('short-lived access tokens are refreshed before they expire, without being asked', async (t) => {
   const short = await startAuthEmulator({ accessTokenTtlSec: 120 })
   t.teardown(() => short.close())
-  const saved = emu
-  emu = short
-  t.teardown(() => { emu = saved })
-  const g = await gateway(t, PUBLIC_APP)
+  const g = await gateway(t, PUBLIC_APP, {}, short)
   const { r } = await deviceLogin(g, 'user2')
   const p = new MsalTokenProvider({ app: g.msal, config: g.config, account: r.account!, log })
   const a = await p.getAccessToken()
@@ -216,20 +232,17 @@ t.test('short-lived access tokens are refreshed before they expire, without bein
   const b = await p.getAccessToken()
   t.not(b, a, 'inside the 5-minute margin: a fresh token, silently')
   t.equal(p.refreshCount, before + 1)
-  for (const s of secretsOfCache(await g.store.load())) secrets.add(s)
+  handled(t, await g.store.load())
 })
 
-t.test('identity platform unreachable: the current token is kept, then a transient AUTH_NETWORK error', async (t) => {
+test('identity platform unreachable: the current token is kept, then a transient AUTH_NETWORK error', async (t) => {
   const gone = await startAuthEmulator()
-  const saved = emu
-  emu = gone
-  t.teardown(() => { emu = saved })
-  const g = await gateway(t, PUBLIC_APP)
+  const g = await gateway(t, PUBLIC_APP, {}, gone)
   const { r } = await deviceLogin(g, 'user1')
   const clock = new ManualClock(Date.now())
   const p = new MsalTokenProvider({ app: g.msal, config: g.config, account: r.account!, log, clock })
   const tok = await p.getAccessToken()
-  for (const s of secretsOfCache(await g.store.load())) secrets.add(s)
+  handled(t, await g.store.load())
   await gone.close()
   await clock.advance(3600_000 - 60_000)
   t.equal(await p.getAccessToken(), tok, 'still valid: kept while the refresh fails')
@@ -239,12 +252,12 @@ t.test('identity platform unreachable: the current token is kept, then a transie
   t.equal(err.code, 'AUTH_NETWORK', String(err.message))
 })
 
-t.test('revoked grant: typed REVOKED error telling the user to run odfs login', async (t) => {
+test('revoked grant: typed REVOKED error telling the user to run odfs login', async (t) => {
   const g = await gateway(t, PUBLIC_APP)
   const { r } = await deviceLogin(g, 'personal2')
   const p = new MsalTokenProvider({ app: g.msal, config: g.config, account: r.account!, log })
   await p.getAccessToken()
-  for (const s of secretsOfCache(await g.store.load())) secrets.add(s)
+  handled(t, await g.store.load())
   const rev = await emu.hook('revoke', { account: 'personal2' })
   t.equal(rev.status, 200)
   const err = await p.getAccessToken({ forceRefresh: true }).catch((e) => e)
@@ -253,7 +266,7 @@ t.test('revoked grant: typed REVOKED error telling the user to run odfs login', 
   t.match(err.message, 'run `odfs login` again')
 })
 
-t.test('a user of another tenant is rejected by a single-tenant app', async (t) => {
+test('a user of another tenant is rejected by a single-tenant app', async (t) => {
   const g = await gateway(t, SINGLE_TENANT_APP)
   t.equal(g.config.authority, `${emu.authority}/${SINGLE_TENANT_APP.tenantId}`)
   const err = await deviceLogin(g, 'other1').catch((e) => e)
@@ -264,10 +277,10 @@ t.test('a user of another tenant is rejected by a single-tenant app', async (t) 
   // the home tenant's user is fine
   const ok = await deviceLogin(g, 'user1')
   t.equal(ok.r.account!.tenantId, SINGLE_TENANT_APP.tenantId)
-  for (const s of secretsOfCache(await g.store.load())) secrets.add(s)
+  handled(t, await g.store.load())
 })
 
-t.test('a personal account is rejected for an organizations-only app', async (t) => {
+test('a personal account is rejected for an organizations-only app', async (t) => {
   const g = await gateway(t, ORGS_APP)
   t.equal(g.config.authority, `${emu.authority}/organizations`)
   const err = await deviceLogin(g, 'personal1').catch((e) => e)
@@ -278,15 +291,4 @@ t.test('a personal account is rejected for an organizations-only app', async (t)
   t.equal(gp.config.authority, `${emu.authority}/consumers`)
   const err2 = await deviceLogin(gp, 'user1').catch((e) => e)
   t.equal(err2.code, 'ACCOUNT_NOT_ALLOWED')
-})
-
-t.test('nothing printed or logged carries a token or secret', async (t) => {
-  for (const st of stores) for (const s of secretsOfCache(await st.load().catch(() => null))) secrets.add(s)
-  t.ok(secrets.size >= 6, `collected ${secrets.size} secrets to look for`)
-  t.ok(logText.length > 0, 'something was logged')
-  const all = output.text() + logText
-  for (const s of secrets) {
-    if (all.includes(s)) t.fail(`a secret of length ${s.length} appeared in output or logs`)
-  }
-  t.pass('scanned')
 })

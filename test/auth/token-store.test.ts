@@ -7,9 +7,10 @@ import { spawn } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
 import {
-  FileTokenStore, KeychainTokenStore, resolveTokenStore, currentUser, probeKeychain, resetFallbackAnnouncement,
+  FileTokenStore, KeychainTokenStore, resolveTokenStore, probeKeychain, resetFallbackAnnouncement,
   storeCachePlugin, AuthError,
 } from '../../src/auth/index.js'
+import { currentUser } from '../../src/config/index.js'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const root = join(here, '..', '..')

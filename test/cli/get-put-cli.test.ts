@@ -9,56 +9,45 @@ import { lstat, mkdir, readdir, readFile, stat, symlink, writeFile } from 'node:
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import { quickXorHash } from '../../src/graph/index.js'
-import { signedInCli, type SignedInCli } from '../support/transfer-cli.js'
+import { signedInCliForFile } from '../support/odfs-cli.js'
 
-let cli: SignedInCli
-let emu: SignedInCli['emu']
-let dir: string
-let store: string[]
-let odfs: SignedInCli['odfs']
-let start: SignedInCli['start']
-
-t.before(async () => {
-  cli = await signedInCli('odfs-get-put-cli-')
-  ;({ emu, dir, store, odfs, start } = cli)
-})
-t.teardown(() => cli?.close())
+const cli = signedInCliForFile(t, 'odfs-get-put-cli-')
 
 t.test('put creates the missing folders of its target', async (t) => {
-  const local = join(dir, 'deep.bin')
+  const local = join(cli.dir, 'deep.bin')
   const data = randomBytes(1024 * 1024 + 5)
   await writeFile(local, data)
-  const put = await odfs(['put', ...store, local, 'My files/new/dir/deep.bin'])
+  const put = await cli.odfs(['put', ...cli.store, local, 'My files/new/dir/deep.bin'])
   t.equal(put.code, 0, put.stderr)
-  const ls = await odfs(['ls', '--json', ...store, 'My files/new/dir'])
+  const ls = await cli.odfs(['ls', '--json', ...cli.store, 'My files/new/dir'])
   t.equal(ls.code, 0, ls.stderr)
   t.same((JSON.parse(ls.stdout) as { Name: string }[]).map((e) => e.Name), ['deep.bin'])
-  t.equal((await odfs(['hash', ...store, 'My files/new/dir/deep.bin'])).stdout.split(/\s+/)[0], quickXorHash(data))
+  t.equal((await cli.odfs(['hash', ...cli.store, 'My files/new/dir/deep.bin'])).stdout.split(/\s+/)[0], quickXorHash(data))
   // Two puts creating the same folders at once: both succeed, one folder each level.
   const [a, b] = await Promise.all([
-    odfs(['put', ...store, local, 'My files/race/sub/a.bin']),
-    odfs(['put', ...store, local, 'My files/race/sub/b.bin']),
+    cli.odfs(['put', ...cli.store, local, 'My files/race/sub/a.bin']),
+    cli.odfs(['put', ...cli.store, local, 'My files/race/sub/b.bin']),
   ])
   t.equal(a.code, 0, a.stderr)
   t.equal(b.code, 0, b.stderr)
-  const race = await odfs(['ls', '--json', ...store, 'My files/race/sub'])
+  const race = await cli.odfs(['ls', '--json', ...cli.store, 'My files/race/sub'])
   t.same((JSON.parse(race.stdout) as { Name: string }[]).map((e) => e.Name).sort(), ['a.bin', 'b.bin'])
-  t.same((JSON.parse((await odfs(['ls', '--json', ...store, 'My files'])).stdout) as { Name: string }[]).filter((e) => /^race/.test(e.Name)).map((e) => e.Name), ['race'])
+  t.same((JSON.parse((await cli.odfs(['ls', '--json', ...cli.store, 'My files'])).stdout) as { Name: string }[]).filter((e) => /^race/.test(e.Name)).map((e) => e.Name), ['race'])
   // A file on the way is an error, not a folder to create.
-  const through = await odfs(['put', ...store, local, 'My files/new/dir/deep.bin/x/y.bin'])
+  const through = await cli.odfs(['put', ...cli.store, local, 'My files/new/dir/deep.bin/x/y.bin'])
   t.equal(through.code, 1)
   t.equal(through.stderr.trim().split('\n').length, 1, through.stderr)
   t.match(through.stderr, /deep\.bin.*not a folder/)
 })
 
 t.test('get writes through a private temporary file, never through a name someone else can plant', async (t) => {
-  const out = join(dir, 'get-out')
+  const out = join(cli.dir, 'get-out')
   await mkdir(out)
   // The old fixed name LOCAL.odfs-partial, planted as a symlink to a file of the victim's.
   const victim = join(out, 'victim.txt')
   await writeFile(victim, 'precious')
   await symlink(victim, join(out, 'readme.txt.odfs-partial'))
-  const get = await odfs(['get', ...store, 'My files/README.txt', join(out, 'readme.txt')])
+  const get = await cli.odfs(['get', ...cli.store, 'My files/README.txt', join(out, 'readme.txt')])
   t.equal(get.code, 0, get.stderr)
   t.equal(await readFile(victim, 'utf8'), 'precious', 'the symlink was not followed')
   t.match(await readFile(join(out, 'readme.txt'), 'utf8'), /Welcome to the odfs emulator/)
@@ -66,14 +55,14 @@ t.test('get writes through a private temporary file, never through a name someon
 
   // While it downloads, the temporary file has a random name and mode 0600.
   const data = randomBytes(6 * 1024 * 1024)
-  await writeFile(join(dir, 'slow.bin'), data)
-  const put = await odfs(['put', ...store, join(dir, 'slow.bin'), 'My files/slow.bin'])
+  await writeFile(join(cli.dir, 'slow.bin'), data)
+  const put = await cli.odfs(['put', ...cli.store, join(cli.dir, 'slow.bin'), 'My files/slow.bin'])
   t.equal(put.code, 0, put.stderr)
-  emu.setFaults({ bandwidth: 2 * 1024 * 1024 })
-  t.teardown(() => emu.setFaults({ bandwidth: 0 }))
+  cli.emu.setFaults({ bandwidth: 2 * 1024 * 1024 })
+  t.teardown(() => cli.emu.setFaults({ bandwidth: 0 }))
   const seen: { name: string; mode: number }[] = []
   for (let round = 0; round < 2; round++) {
-    const run = start(['get', ...store, 'My files/slow.bin', join(out, 'slow.bin')])
+    const run = cli.start(['get', ...cli.store, 'My files/slow.bin', join(out, 'slow.bin')])
     for (let i = 0; i < 300; i++) {
       const tmp = (await readdir(out)).find((n) => n.startsWith('.slow.bin.') && n.endsWith('.odfs-partial'))
       if (tmp) {
@@ -93,26 +82,26 @@ t.test('get writes through a private temporary file, never through a name someon
 })
 
 t.test('get refuses a file name from the service that is not one plain path segment', async (t) => {
-  const out = join(dir, 'get-names')
+  const out = join(cli.dir, 'get-names')
   await mkdir(out)
-  const item = emu.store.itemByPath('user1', 'README.txt')!
+  const item = cli.emu.store.itemByPath('user1', 'README.txt')!
   const name = item.name
   t.teardown(() => { item.name = name })
   for (const bad of ['../escape.txt', 'a/b.txt', '..', 'nul\u0000.txt']) {
     item.name = bad
-    const get = await odfs(['get', ...store, 'My files/README.txt', out])
+    const get = await cli.odfs(['get', ...cli.store, 'My files/README.txt', out])
     t.equal(get.code, 1, `${JSON.stringify(bad)}: ${get.stderr}`)
     t.equal(get.stderr.trim().split('\n').length, 1, get.stderr)
     t.match(get.stderr, /not a safe local file name/)
   }
   t.same(await readdir(out), [], 'nothing written')
-  t.notOk(existsSync(join(dir, 'escape.txt')), 'nothing written outside LOCAL')
+  t.notOk(existsSync(join(cli.dir, 'escape.txt')), 'nothing written outside LOCAL')
 })
 
 t.test('get into a folder that does not exist: one clear line, nothing written', async (t) => {
-  const nodir = await odfs(['get', ...store, 'My files/README.txt', join(dir, 'missing', 'dir', 'f')])
+  const nodir = await cli.odfs(['get', ...cli.store, 'My files/README.txt', join(cli.dir, 'missing', 'dir', 'f')])
   t.equal(nodir.code, 1)
   t.equal(nodir.stderr.trim().split('\n').length, 1, nodir.stderr)
   t.match(nodir.stderr, /^odfs: .*missing\/dir: no such local folder/)
-  t.notOk(existsSync(join(dir, 'missing')), 'no folder created')
+  t.notOk(existsSync(join(cli.dir, 'missing')), 'no folder created')
 })

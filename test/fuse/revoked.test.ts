@@ -2,27 +2,9 @@
 // write-back spool, odfs sync names the cause and the fix, and after odfs login the
 // same daemon delivers them (no remount).
 import t from 'tap'
-import { createHash } from 'node:crypto'
 import { join } from 'node:path'
-import { tokenFor } from '../support/emulator.js'
-import { emulatorGraphReader } from '../faults/harness.js'
-import { world, sh, type World } from './support.js'
-
-/** name -> sha256 of every file the emulator holds in a folder of the drive. */
-async function remoteSums(w: World, folder: string): Promise<Map<string, string>> {
-  const graph = emulatorGraphReader(w.emu, await tokenFor(w.emu, 'user1'))
-  const out = new Map<string, string>()
-  let next: string | undefined = `/me/drive/root:/${folder.split('/').map(encodeURIComponent).join('/')}:/children`
-  while (next) {
-    const page = (await graph.json(next)) as { value: { id: string; name: string; parentReference: { driveId: string } }[]; '@odata.nextLink'?: string }
-    for (const c of page.value) {
-      const bytes = await graph.bytes(`/drives/${encodeURIComponent(c.parentReference.driveId)}/items/${encodeURIComponent(c.id)}/content`)
-      out.set(c.name, createHash('sha256').update(bytes).digest('hex'))
-    }
-    next = page['@odata.nextLink']
-  }
-  return out
-}
+import { remoteSums } from './sums.js'
+import { world, sh } from './support.js'
 
 t.test('a revoked sign-in mid-run: closed files stay spooled, odfs sync names the cause and the fix, odfs login delivers them without a remount', async (t) => {
   const w = await world(t)

@@ -4,35 +4,22 @@
  * temporary XDG dirs), and the checks are ordinary programs (cp, rsync, tar, git)
  * run asynchronously: a synchronous exec would stall the in-process emulator.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process'
+import { execFile, type ChildProcess } from 'node:child_process'
 import { mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
-import { ensureBuilt, ODFS_BIN, ROOT } from '../support/build.js'
-import { PUBLIC_CLIENT, startTestEmulator, type TestEmulator } from '../support/emulator.js'
+import { ensureBuilt } from '../support/build.js'
+import { startTestEmulator, type TestEmulator } from '../support/emulator.js'
+import { cliEnv, FILE_STORE, signIn, startOdfs, type Run } from '../support/odfs-cli.js'
 import type { EmulatorOptions } from '../../src/emulator/index.js'
 
 const execFileP = promisify(execFile)
 
-export interface Run {
-  code: number | null
-  stdout: string
-  stderr: string
-}
+export type { Run }
 
-export function start(args: string[], env: NodeJS.ProcessEnv): { p: ChildProcess; done: Promise<Run> } {
-  const p = spawn(process.execPath, [ODFS_BIN, ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] })
-  let stdout = ''
-  let stderr = ''
-  p.stdout!.on('data', (d) => (stdout += d))
-  p.stderr!.on('data', (d) => (stderr += d))
-  const done = new Promise<Run>((resolve, reject) => {
-    p.on('error', reject)
-    p.on('close', (code) => resolve({ code, stdout, stderr }))
-  })
-  return { p, done }
-}
+/** Start `odfs ARGS` (see test/support/odfs-cli.ts). */
+export const start = startOdfs
 
 /** Run a shell command line (bash -c) without blocking the event loop. */
 export async function sh(cmd: string, opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<Run> {
@@ -65,8 +52,6 @@ export interface World {
   resetStats(): Promise<void>
 }
 
-const store = ['--token-store', 'file']
-
 export async function world(t: { teardown(f: () => unknown): void }, emuOpts: EmulatorOptions = {}): Promise<World> {
   await ensureBuilt()
   const emu = await startTestEmulator({ seed: 'empty', rateLimit: 0, ...emuOpts })
@@ -81,19 +66,9 @@ export async function world(t: { teardown(f: () => unknown): void }, emuOpts: Em
     await emu.close()
     await rm(dir, { recursive: true, force: true })
   })
-  const env = {
-    ...process.env, XDG_CONFIG_HOME: join(dir, 'config'), XDG_STATE_HOME: join(dir, 'state'), XDG_CACHE_HOME: join(dir, 'cache'),
-    ODFS_SYSTEM_CONFIG: join(dir, 'etc-gateway.json'), ODFS_LOG_LEVEL: 'warn',
-  }
-  delete (env as Record<string, unknown>).XDG_RUNTIME_DIR
+  const env = cliEnv(dir)
   const odfs = (args: string[]) => start(args, env).done
-  const cfg = await odfs(['gateway', 'create', '--config', join(dir, 'config', 'odfs', 'gateway.json'), '--ms-client-id', PUBLIC_CLIENT,
-    '--ms-login-endpoint', emu.info.authority, '--ms-graph-endpoint', emu.info.graph, '--ca-file', emu.info.ca])
-  if (cfg.code !== 0) throw new Error(`gateway create failed: ${cfg.stderr}`)
-  emu.identity.setAutoConsent('user1')
-  const login = await odfs(['login', ...store])
-  emu.identity.setAutoConsent(undefined)
-  if (login.code !== 0) throw new Error(`login failed: ${login.stderr}`)
+  await signIn(emu, env)
   let n = 0
   return {
     emu, dir, env, odfs,
@@ -104,7 +79,7 @@ export async function world(t: { teardown(f: () => unknown): void }, emuOpts: Em
         if (e.code !== 'ENOTCONN') throw e
       })
       const defaults = extra.includes('--write-back') ? [] : ['--write-back', '1']
-      const { p, done } = start(['mount', mnt, ...store, ...defaults, ...extra], env)
+      const { p, done } = start(['mount', mnt, ...FILE_STORE, ...defaults, ...extra], env)
       let stdout = ''
       let stderr = ''
       p.stdout!.on('data', (d) => (stdout += d))

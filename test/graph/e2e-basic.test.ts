@@ -9,6 +9,7 @@ import { TreeResolver } from '../../src/vfs/index.js'
 import { errnoFor } from '../../src/vfs/errors.js'
 
 let emu: TestEmulator
+/** user1's drive client: every subtest uses it, none depends on what another one did. */
 let client: DriveClient
 
 function bufSource(buf: Buffer): UploadSource {
@@ -17,14 +18,14 @@ function bufSource(buf: Buffer): UploadSource {
 
 t.before(async () => {
   emu = await startTestEmulator({ seed: 'demo' })
+  const token = await tokenFor(emu, 'user1')
+  client = createGraphDriveClient({ baseUrl: emu.info.graph, tokenProvider: { getAccessToken: async () => token }, dispatcher: emu.dispatcher })
 })
 t.teardown(async () => {
   await emu?.close()
 })
 
 t.test('drive, listing, paths', async (t) => {
-  const token = await tokenFor(emu, 'user1')
-  client = createGraphDriveClient({ baseUrl: emu.info.graph, tokenProvider: { getAccessToken: async () => token }, dispatcher: emu.dispatcher })
   const drive = await client.getMyDrive()
   t.equal(drive.driveType, 'business')
   t.ok(drive.quota && typeof drive.quota.total === 'number', 'quota present')

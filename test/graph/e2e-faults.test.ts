@@ -5,6 +5,7 @@
 import t from 'tap'
 import { createHash } from 'node:crypto'
 import { startTestEmulator, tokenFor, type TestEmulator } from '../support/emulator.js'
+import { ManualClock } from '../../src/common/index.js'
 import { createGraphDriveClient, type DriveClient, type UploadSource } from '../../src/graph/index.js'
 import { TreeResolver } from '../../src/vfs/index.js'
 
@@ -78,17 +79,23 @@ t.test('an expired access token gets one silent refresh', async (t) => {
 })
 
 t.test('an expired download URL is fetched again', async (t) => {
-  const c = client(await tokenFor(emu, 'user1'), { downloadUrlTtlMs: 3_600_000 })
+  // The emulator's time and the client's: the URL expires when the test says so.
+  const clock = new ManualClock(Date.now())
+  const timed = await startTestEmulator({ seed: 'empty', clock })
+  t.teardown(() => timed.close())
+  const token = await tokenFor(timed, 'user1')
+  const c = createGraphDriveClient({
+    baseUrl: timed.info.graph, tokenProvider: { getAccessToken: async () => token }, dispatcher: timed.dispatcher, retry: fastRetry, clock, downloadUrlTtlMs: 3_600_000,
+  })
   const drive = await c.getMyDrive()
   const data = pattern(100_000)
   const up = await c.upload({ driveId: drive.id, itemId: 'root' }, 'url-expiry.bin', { size: data.length, read: async (o, n) => data.subarray(o, o + n) })
   const ref = { driveId: drive.id, itemId: up.item.id }
-  emu.setFaults({ downloadUrlTtlSec: 1 })
-  t.teardown(() => emu.setFaults({ downloadUrlTtlSec: 3600 }))
+  timed.setFaults({ downloadUrlTtlSec: 1 })
   const a = await c.openRange(ref, 0, 10)
   for await (const _ of a.body) void _
   const before = c.stats().downloadUrlFetches
-  await new Promise((r) => setTimeout(r, 1500)) // let the URL expire (not a timing assertion)
+  await clock.advance(1500) // the URL has expired for the service; the client still holds it
   const b = await c.openRange(ref, 10, 20)
   const bytes: Buffer[] = []
   for await (const x of b.body) bytes.push(x as Buffer)

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { APPS } from '../../src/emulator/directory.js'
 import { startEmulator } from '../../src/emulator/index.js'
-import { createDispatcher, ManualClock, silentLogger } from '../../src/common/index.js'
+import { createDispatcher, ManualClock, silentLogger, type Logger } from '../../src/common/index.js'
 import { loadGatewayConfig } from '../../src/config/index.js'
 import { createMsalApp, resolveTokenStore } from '../../src/auth/index.js'
 import { startIdp } from '../emulator/identity-support.js'
@@ -65,14 +65,29 @@ export async function manualClockGateway(t: { teardown(f: () => unknown): void }
   const clock = new ManualClock(Date.now())
   const idp = await startIdp({ clock, deviceCodeIntervalSec: 0, ...idpOpts })
   t.teardown(() => idp.close())
-  const sb = await sandbox({ authority: idp.base, graph: `${idp.base}/v1.0`, ca: idp.caFile } as AuthEmulator, PUBLIC_APP)
+  const g = await sandboxGateway(t, { authority: idp.base, graph: `${idp.base}/v1.0`, ca: idp.caFile }, PUBLIC_APP)
+  return { clock, idp, ...g }
+}
+
+/**
+ * A gateway for `app` at `emu` in a sandbox (see `sandbox`): its configuration,
+ * file token store, dispatcher and msal app, signed in to nothing yet; all
+ * removed or closed when `t` ends.
+ */
+export async function sandboxGateway(
+  t: { teardown(f: () => unknown): void },
+  emu: Pick<AuthEmulator, 'authority' | 'graph' | 'ca'>,
+  app: Parameters<typeof sandbox>[1],
+  opts: { extra?: Record<string, unknown>; log?: Logger } = {},
+) {
+  const sb = await sandbox(emu, app, opts.extra)
   t.teardown(sb.cleanup)
   const config = await loadGatewayConfig({ configFile: sb.configFile, env: sb.env })
   const store = await resolveTokenStore({ mode: 'file', config, env: sb.env })
   const dispatcher = createDispatcher({ caFile: config.caFile! })
   t.teardown(() => dispatcher.close())
-  const app = createMsalApp({ config, store, dispatcher, log: silentLogger })
-  return { clock, idp, config, store, dispatcher, app }
+  const msal = createMsalApp({ config, store, dispatcher, log: opts.log ?? silentLogger })
+  return { sb, config, store, dispatcher, app: msal }
 }
 
 export interface Sandbox {
@@ -82,7 +97,7 @@ export interface Sandbox {
 }
 
 /** Temp XDG dirs and a 0600 policy file for `app` pointed at the emulator. */
-export async function sandbox(emu: AuthEmulator, app: { clientId: string; secret?: string; accountTypes: string; tenantId: string }, extra: Record<string, unknown> = {}): Promise<Sandbox & { cleanup(): Promise<void> }> {
+export async function sandbox(emu: Pick<AuthEmulator, 'authority' | 'graph' | 'ca'>, app: { clientId: string; secret?: string; accountTypes: string; tenantId: string }, extra: Record<string, unknown> = {}): Promise<Sandbox & { cleanup(): Promise<void> }> {
   const dir = await mkdtemp(join(tmpdir(), 'odfs-auth-'))
   const env = { ...process.env, XDG_CONFIG_HOME: join(dir, 'config'), XDG_STATE_HOME: join(dir, 'state'), ODFS_SYSTEM_CONFIG: join(dir, 'etc', 'gateway.json') }
   const configFile = join(dir, 'gateway.json')
@@ -125,4 +140,10 @@ export function secretsOfCache(serialized: string | null | undefined, extra: str
     }
   }
   return [...out]
+}
+
+/** Fails `t` when `text` holds any of `secrets` (the message gives lengths, never a secret). */
+export function assertNoSecrets(t: { same(found: unknown, wanted: unknown, message: string): unknown }, text: string, secrets: Iterable<string>): void {
+  const leaked = [...secrets].filter((s) => s && text.includes(s))
+  t.same(leaked.map((s) => `a secret of length ${s.length}`), [], 'no token or secret in anything printed or logged')
 }

@@ -15,13 +15,12 @@
  */
 import type { CommandModule } from 'yargs'
 import { chmod, mkdir, writeFile } from 'node:fs/promises'
-import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { createLogger } from '../../common/index.js'
+import { odfsDirs } from '../../config/index.js'
 import { startEmulator } from '../../emulator/index.js'
 import { loginWithDeviceCode, removeOtherAccounts } from '../../auth/index.js'
-import { openGateway, type SessionArgv } from '../session.js'
-import { withDrive } from './ls.js'
+import { openGateway, withDrive, type SessionArgv } from '../session.js'
 import { mountOptions, runUntilSignal, startMount, type MountArgv } from './mount.js'
 
 interface DemoArgv {
@@ -47,7 +46,7 @@ export const demoCommand: CommandModule<object, DemoArgv> = {
     }) as never,
   handler: async (argv) => {
     const out = (s = '') => process.stdout.write(s + '\n')
-    const stateRoot = resolve(argv.state ?? join(process.env.XDG_STATE_HOME || join(homedir(), '.local', 'state'), 'odfs', 'demo'))
+    const stateRoot = resolve(argv.state ?? join(odfsDirs().state, 'demo'))
     await mkdir(stateRoot, { recursive: true, mode: 0o700 })
     const log = createLogger({ name: 'odfs-demo', level: process.env.ODFS_LOG_LEVEL ?? 'warn' })
 
@@ -73,10 +72,9 @@ export const demoCommand: CommandModule<object, DemoArgv> = {
       await writeFile(configFile, JSON.stringify(policy, null, 2) + '\n', { mode: 0o600 })
       await chmod(configFile, 0o600)
 
+      // Tokens of the demo go under the demo's own state dir: every step below gets this environment.
       const env = { ...process.env, XDG_STATE_HOME: join(stateRoot, 'xdg-state') }
       const sessionArgv: SessionArgv = { config: configFile, 'token-store': argv['token-store'] }
-      // Tokens of the demo go under the demo's own state dir.
-      process.env.XDG_STATE_HOME = env.XDG_STATE_HOME
       const g = await openGateway(sessionArgv, { log, env })
       try {
         const result = await loginWithDeviceCode({
@@ -89,7 +87,7 @@ export const demoCommand: CommandModule<object, DemoArgv> = {
         await g.dispatcher.close()
       }
 
-      const listing = await withDrive(sessionArgv, async ({ tree }) => tree.list('My files'))
+      const listing = await withDrive(sessionArgv, async ({ tree }) => tree.list('My files'), { log, env })
       out('')
       out('My files:')
       for (const e of listing) out(`  ${e.folder ? 'd' : '-'} ${e.folder ? '' : String(e.size ?? 0).padStart(10) + ' '}${e.name}${e.folder ? '/' : ''}`)
@@ -105,7 +103,7 @@ export const demoCommand: CommandModule<object, DemoArgv> = {
         ...Object.fromEntries(Object.entries(mountOptions).map(([k, o]) => [k, (o as { default?: unknown }).default])),
         ...sessionArgv, mountpoint: mnt, 'cache-dir': join(stateRoot, 'cache'), 'log-level': process.env.ODFS_LOG_LEVEL ?? 'warn',
       } as MountArgv
-      const m = await startMount(mountArgv, log, (msg) => process.stderr.write(`odfs: ${msg}\n`))
+      const m = await startMount(mountArgv, log, (msg) => process.stderr.write(`odfs: ${msg}\n`), { env })
       out(`ready: ${mnt}`)
       out('Try, in another terminal:')
       out(`  ls -l "${mnt}/My files" "${mnt}/Shared with me"`)

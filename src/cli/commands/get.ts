@@ -114,7 +114,8 @@ export const getCommand: CommandModule<object, GetArgv> = {
       .options({ ...sessionOptions, ...userOption }) as never,
   handler: async (argv) => {
     const { mtimeOf } = await import('../../graph/index.js')
-    const { progressBar, withDrive } = await import('./ls.js')
+    const { progressBar } = await import('../output.js')
+    const { withDrive } = await import('../session.js')
     await withDrive(argv, async ({ client, tree, signal }) => {
       const r = await tree.resolve(argv.path)
       if (r.kind !== 'item') throw new OdfsError('ENOENT', `${argv.path}: no such file`)

@@ -10,7 +10,7 @@ interface HashArgv extends SessionArgv {
 export const hashCommand: CommandModule<object, HashArgv> = {
   builder: (y) => y.positional('path', { type: 'string', demandOption: true }).options({ ...sessionOptions, ...userOption }) as never,
   handler: async (argv) => {
-    const { withDrive } = await import('./ls.js')
+    const { withDrive } = await import('../session.js')
     await withDrive(argv, async ({ tree }) => {
       const r = await tree.resolve(argv.path)
       if (r.kind !== 'item') throw new OdfsError('ENOENT', `${argv.path}: no such file`)

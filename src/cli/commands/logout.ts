@@ -5,7 +5,7 @@ import { sessionOptions, userOption, type SessionArgv } from '../options.js'
 export const logoutCommand: CommandModule<object, SessionArgv> = {
   builder: (y) => y.options({ ...sessionOptions, ...userOption }) as never,
   handler: async (argv) => {
-    const { lookupUser, resolveTokenStore } = await import('../../auth/index.js')
+    const { resolveTokenStore } = await import('../../auth/index.js')
     const { openGateway } = await import('../session.js')
     const g = await openGateway(argv)
     try {
@@ -13,7 +13,7 @@ export const logoutCommand: CommandModule<object, SessionArgv> = {
       if (await g.store.clear()) removed.push(g.store.location)
       // With auto, a file left behind by an earlier fallback is removed too.
       if (g.store.kind === 'keychain' && (argv['token-store'] ?? 'auto') === 'auto') {
-        const file = await resolveTokenStore({ mode: 'file', config: g.config, user: await lookupUser(argv.user), env: process.env })
+        const file = await resolveTokenStore({ mode: 'file', config: g.config, user: g.user, env: g.env })
         if (await file.clear()) removed.push(file.location)
       }
       process.stdout.write(removed.length ? `Signed out: removed tokens from ${removed.join(' and ')}.\n` : `Not signed in: nothing stored in ${g.store.location}.\n`)

@@ -14,12 +14,11 @@ import { createHash } from 'node:crypto'
 import { open, stat } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { createLogger, errorMessage, OdfsError, type Logger } from '../../common/index.js'
-import { createGraphDriveClient } from '../../graph/index.js'
-import { privateDir, TreeResolver, Vfs } from '../../vfs/index.js'
+import { Vfs } from '../../vfs/index.js'
 import { mountVfs, unmountPath, type MountedFs } from '../../fuse/index.js'
-import { openUserSession, sessionOptions, userOption, type SessionArgv, type UserSession } from '../session.js'
-import { cacheRoot, controlSocketPath, serveControl } from '../control.js'
-import { rememberedLinks } from '../shared-links.js'
+import { sessionOptions, userOption, type SessionArgv } from '../options.js'
+import { actingUser, mountCacheDir, openUserSession, type SessionDeps, type UserSession } from '../session.js'
+import { controlSocketPath, serveControl } from '../control.js'
 
 export interface MountArgv extends SessionArgv {
   mountpoint: string
@@ -109,27 +108,22 @@ export interface RunningMount {
   stop(): Promise<number>
 }
 
-/** Build session, client and Vfs; recover the spool; mount. Shared by `mount` and `demo`. */
-export async function startMount(argv: MountArgv, log: Logger, say: (m: string) => void): Promise<RunningMount> {
+/**
+ * Build session, client and Vfs; recover the spool; mount. Shared by `mount` and
+ * `demo` (which passes its own environment in `deps.env`).
+ */
+export async function startMount(argv: MountArgv, log: Logger, say: (m: string) => void, deps: Pick<SessionDeps, 'env'> = {}): Promise<RunningMount> {
   const mountpoint = resolve(argv.mountpoint)
   await clearStaleMount(mountpoint, say)
   let fatal: ((e: Error) => void) | undefined
-  const session = await openUserSession(argv, { log, keepAlive: (e) => fatal?.(e) })
+  const session = await openUserSession(argv, { ...deps, log, keepAlive: (e) => fatal?.(e) })
   try {
     const transfers = Math.max(1, argv.transfers)
-    const client = createGraphDriveClient({
-      baseUrl: session.config.graphBaseUrl,
-      tokenProvider: session.tokenProvider,
-      dispatcher: session.dispatcher,
-      rateLimit: session.config.userApiRateLimit,
-      log,
-      maxConcurrentTransfers: transfers,
-    })
-    const cacheDir = resolve(argv['cache-dir'] ?? cacheRoot())
-    await privateDir(cacheDir)
+    const client = session.driveClient({ maxConcurrentTransfers: transfers })
+    const cacheDir = await mountCacheDir(argv['cache-dir'], session)
     const vfs = new Vfs({
       client,
-      tree: new TreeResolver(client, { links: await rememberedLinks(session.config, argv.user) }),
+      tree: await session.tree(client),
       log,
       spoolDir: spoolDirFor(cacheDir, session.config.graphBaseUrl, session.account.oid),
       ...(argv.root ? { root: argv.root } : {}),
@@ -224,8 +218,7 @@ export const mountCommand: CommandModule<object, MountArgv> = {
     const say = (m: string) => process.stderr.write(`odfs: ${m}\n`)
     if (argv.daemon) {
       // The detached daemon logs to a private file; this process waits for its ready line.
-      const dir = resolve(argv['cache-dir'] ?? cacheRoot())
-      await privateDir(dir)
+      const dir = await mountCacheDir(argv['cache-dir'], await actingUser(argv))
       const logPath = join(dir, 'mount.log')
       const logFile = await open(logPath, 'a', 0o600)
       const args = process.argv.slice(1).filter((a) => a !== '--daemon')

@@ -55,12 +55,13 @@ export const putCommand: CommandModule<object, PutArgv> = {
       .options({ ...sessionOptions, ...userOption }) as never,
   handler: async (argv) => {
     const { fileSource, FileUploadSessionStore, splitPath } = await import('../../graph/index.js')
-    const { progressBar, uploadStateDir, withDrive } = await import('./ls.js')
+    const { progressBar } = await import('../output.js')
+    const { withDrive } = await import('../session.js')
     const local = resolve(argv.local)
     const st = await stat(local).catch(() => undefined)
     if (!st) throw new OdfsError('ENOENT', `${argv.local}: no such local file`)
     if (!st.isFile()) throw new OdfsError('EISDIR', `${argv.local} is not a regular file`)
-    await withDrive(argv, async ({ client, tree, signal }) => {
+    await withDrive(argv, async ({ session, client, tree, signal }) => {
       const segs = splitPath(argv.path)
       const r = await tree.resolve(argv.path).catch(async (e: unknown) => {
         // A folder on the way is missing: create it (and its missing parents).
@@ -83,7 +84,7 @@ export const putCommand: CommandModule<object, PutArgv> = {
       } else {
         throw new OdfsError('EACCES', `${argv.path}: files cannot be created here`)
       }
-      const sessions = new FileUploadSessionStore(uploadStateDir())
+      const sessions = new FileUploadSessionStore(session.paths.uploads, session.user.other ? { uid: session.user.uid, gid: session.user.gid } : {})
       // Sessions left behind by earlier runs that have expired are cancelled on the service.
       await client.cancelAbandonedUploads(sessions).catch(() => 0)
       const src = await fileSource(local)

@@ -7,20 +7,18 @@
  */
 import type { CommandModule } from 'yargs'
 import { OdfsError } from '../../common/index.js'
-import { gatewayOverridesFromArgv, loadGatewayConfig } from '../../config/index.js'
-import { canonicalDriveId } from '../../graph/index.js'
 import { sessionOptions, userOption, type SessionArgv } from '../options.js'
-import { openLinkStore, type LinkStore } from '../shared-links.js'
-import { withDrive } from './ls.js'
+import type { LinkStore } from '../shared-links.js'
 
 interface SharedArgv extends SessionArgv {
   link?: string
   name?: string
 }
 
+/** The links of `--user` at the gateway: needs no sign-in. */
 async function storeFor(argv: SessionArgv): Promise<LinkStore> {
-  const config = await loadGatewayConfig({ configFile: argv.config, overrides: await gatewayOverridesFromArgv(argv) })
-  return openLinkStore(config, argv.user)
+  const { openContext } = await import('../session.js')
+  return (await openContext(argv)).linkStore()
 }
 
 function checkLink(link: string): void {
@@ -40,9 +38,11 @@ const addCommand: CommandModule<object, SharedArgv> = {
   handler: async (argv) => {
     const link = argv.link!.trim()
     checkLink(link)
+    const { canonicalDriveId } = await import('../../graph/index.js')
+    const { withDrive } = await import('../session.js')
     await withDrive(argv, async ({ session, client, signal }) => {
       const item = await client.resolveShareLink(link, { redeem: true, signal })
-      const store = await openLinkStore(session.config, argv.user)
+      const store = session.linkStore()
       const links = (await store.load()).filter((l) => l.link !== link)
       const entry = {
         name: item.name ?? item.id,

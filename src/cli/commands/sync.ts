@@ -6,32 +6,24 @@
 import type { CommandModule } from 'yargs'
 import { resolve } from 'node:path'
 import { OdfsError } from '../../common/index.js'
-import { askControl, controlSocketPath } from '../control.js'
+import { askDaemon, mountpointArg, type MountpointArgv } from '../control.js'
+import { say } from '../output.js'
 
-interface SyncArgv {
-  mountpoint: string
-}
-
-export const syncCommand: CommandModule<object, SyncArgv> = {
-  builder: (y) => y.positional('mountpoint', { type: 'string', demandOption: true }) as never,
+export const syncCommand: CommandModule<object, MountpointArgv> = {
+  builder: mountpointArg,
   handler: async (argv) => {
     const mnt = resolve(argv.mountpoint)
-    const say = (m: string) => process.stderr.write(`odfs: ${m}\n`)
-    let last
-    try {
-      last = await askControl(controlSocketPath(mnt), { op: 'sync' }, (r) => {
-        if (typeof r.pending === 'number' && r.pending > 0) say(`${r.pending} upload(s) pending`)
-      })
-    } catch {
-      throw new OdfsError('ENOENT', `no odfs mount daemon answers for ${mnt}`)
-    }
-    if (!last?.done) throw new OdfsError('EIO', `the daemon of ${mnt} did not finish the sync`)
+    const last = await askDaemon(mnt, { op: 'sync' }, (r) => {
+      if (typeof r.pending === 'number' && r.pending > 0) say(`${r.pending} upload(s) pending`)
+    })
+    if (!last) throw new OdfsError('ENOENT', `no odfs mount daemon answers for ${mnt}`)
+    if (!last.done) throw new OdfsError('EIO', `the daemon of ${mnt} did not finish the sync`)
     const failed = (last.failed ?? []) as { name: string; error: string }[]
     if (failed.length > 0) {
       for (const f of failed) say(`not uploaded: ${f.name}: ${f.error}`)
       throw new OdfsError('EIO', `${failed.length} file(s) could not be uploaded; they stay in the write-back spool and are retried`)
     }
-    const status = await askControl(controlSocketPath(mnt), { op: 'status' }).catch(() => undefined)
+    const status = await askDaemon(mnt, { op: 'status' })
     for (const c of (status?.conflicts ?? []) as { name: string; conflictName: string }[]) {
       say(`conflict: ${c.name} changed on OneDrive meanwhile; this mount's version is ${c.conflictName}`)
     }

@@ -7,23 +7,14 @@ import type { CommandModule } from 'yargs'
 import { resolve } from 'node:path'
 import { errorMessage, OdfsError } from '../../common/index.js'
 import { unmountPath } from '../../fuse/index.js'
-import { askControl, controlSocketPath } from '../control.js'
+import { askDaemon, mountpointArg, type MountpointArgv } from '../control.js'
+import { say } from '../output.js'
 
-interface UnmountArgv {
-  mountpoint: string
-}
-
-export const unmountCommand: CommandModule<object, UnmountArgv> = {
-  builder: (y) => y.positional('mountpoint', { type: 'string', demandOption: true }) as never,
+export const unmountCommand: CommandModule<object, MountpointArgv> = {
+  builder: mountpointArg,
   handler: async (argv) => {
     const mnt = resolve(argv.mountpoint)
-    const say = (m: string) => process.stderr.write(`odfs: ${m}\n`)
-    let last
-    try {
-      last = await askControl(controlSocketPath(mnt), { op: 'unmount' })
-    } catch {
-      last = undefined
-    }
+    const last = await askDaemon(mnt, { op: 'unmount' })
     if (last?.done) {
       const left = Number(last.left ?? 0)
       say(left ? `unmounted ${mnt}; ${left} upload(s) stay in the write-back spool for the next mount` : `unmounted ${mnt}`)

@@ -11,6 +11,7 @@ import { once } from 'node:events'
 import type { Account } from '../directory.js'
 import { ACCOUNTS, CONTOSO, findAccount } from '../directory.js'
 import { QuickXorHash } from '../quickxor.js'
+import { systemClock, type Clock } from '../../common/index.js'
 import { EmuError, accessDenied, invalidRequest, nameConflict, notFound } from './errors.js'
 import { checkName, foldName, MAX_PATH_LENGTH, renameCandidate, type DriveKind } from './names.js'
 
@@ -134,7 +135,8 @@ export interface SharingLink {
 
 export interface StoreOptions {
   dir: string
-  now?: () => number
+  /** The store's time: timestamps, and the eTag settling after an upload (tests pass a ManualClock). */
+  clock?: Clock
   /** Tombstones kept per drive before old delta tokens go stale. */
   maxTombstones?: number
   /** Delay after an upload before the item's eTag changes on its own (docs/graph-service.md §4.3); 0 disables. */
@@ -200,10 +202,13 @@ export class Store {
   readonly now: () => number
   etagSettleMs: number
   readonly maxTombstones: number
-  readonly #timers = new Set<NodeJS.Timeout>()
+  readonly #clock: Clock
+  /** Aborts the pending eTag settlements when the store closes. */
+  readonly #closing = new AbortController()
 
   constructor(readonly opts: StoreOptions) {
-    this.now = opts.now ?? Date.now
+    this.#clock = opts.clock ?? systemClock
+    this.now = () => this.#clock.now()
     this.blobDir = join(opts.dir, 'blobs')
     this.uploadDir = join(opts.dir, 'uploads')
     mkdirSync(this.blobDir, { recursive: true })
@@ -217,8 +222,7 @@ export class Store {
   }
 
   close(): void {
-    for (const t of this.#timers) clearTimeout(t)
-    this.#timers.clear()
+    this.#closing.abort()
   }
 
   // ---------------------------------------------------------------- drives
@@ -586,16 +590,13 @@ export class Store {
   #scheduleSettle(item: Item): void {
     if (this.etagSettleMs <= 0) return
     const ver = item.etagVer
-    const t = setTimeout(() => {
-      this.#timers.delete(t)
+    this.#clock.sleep(this.etagSettleMs, this.#closing.signal).then(() => {
       if (this.items.get(item.id) !== item || item.etagVer !== ver) return
       // a metadata change like any other: delta reports the item with its new eTag (docs/graph-service.md §1.3, §6)
       item.etagVer++
       const drive = this.getDrive(item.driveId)
       if (drive) item.seq = ++drive.seq
-    }, this.etagSettleMs)
-    t.unref()
-    this.#timers.add(t)
+    }, () => undefined) // the store closed first
   }
 
   /** Rename / move / set times. */
