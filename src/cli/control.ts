@@ -56,7 +56,7 @@ export interface SocketOwner {
  */
 export function controlSocketDirs(user?: SocketOwner, env: NodeJS.ProcessEnv = process.env): string[] {
   if (!user?.other) return [controlSocketDir(env)]
-  return [join('/run/user', String(user.uid), 'odfs'), join(user.home, '.cache', 'odfs', user.name, 'run')]
+  return [join('/run/user', String(user.uid), 'odfs'), odfsDirs(user, env).controlSockets]
 }
 
 /**
