@@ -102,12 +102,17 @@ function startEmulator(state: string): Promise<{ info: Info; port: number }> {
   })
 }
 
-/** fetch, once more when the pooled connection was closed by the server meanwhile (minutes pass between calls). */
+/**
+ * fetch, again when a pooled connection was closed by the server meanwhile (minutes
+ * pass between calls, and several idle connections may have gone stale).
+ */
 async function fetchAgain(url: string, init: RequestInit): Promise<Response> {
-  try {
-    return await fetch(url, init)
-  } catch {
-    return fetch(url, init)
+  for (let i = 0; ; i++) {
+    try {
+      return await fetch(url, init)
+    } catch (e) {
+      if (i >= 3) throw e
+    }
   }
 }
 

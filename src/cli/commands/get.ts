@@ -33,42 +33,70 @@ export function checkLocalName(name: string): string {
 
 /** Bytes written at most per write: chunks are gathered and written with one writev. */
 const BATCH = 8 << 20
+/**
+ * Connections a download uses at once (its parts are DEFAULT_PART, a multiple of
+ * BATCH, so each part's batches end on its boundaries). Measured by `npm run bench`
+ * (docs/performance.md).
+ */
+const STREAMS = 4
 
 /**
- * Writes a stream of chunks to a file descriptor in batches of BATCH bytes, one
- * batch on its way to the disk while the next one fills (no copies: writev of the
- * chunks themselves). write() returns a promise only when the caller must wait.
+ * Writes chunks to a file descriptor at their offsets, gathered into batches that
+ * end on multiples of `batch` bytes of the file (a chunk across such a boundary is
+ * split, not copied), then written with one writev of the chunks themselves. The
+ * chunks of each connection of a parallel download (in order within a connection,
+ * interleaved across them) gather into batches of their own. At most `inflight`
+ * batches are on their way to the disk while the next ones fill; write() returns a
+ * promise only when the caller must wait, and a failed write is reported by the
+ * next write() or by end().
  */
 export class BatchWriter {
-  #pending: Buffer[] = []
-  #bytes = 0
-  #pos = 0
-  #inflight: Promise<void> | undefined
+  /** Batches being gathered, by the file offset their next chunk will have. */
+  readonly #runs = new Map<number, { pos: number; bufs: Buffer[]; bytes: number }>()
+  readonly #inflight: Promise<void>[] = []
+  #error: { e: unknown } | undefined
 
-  constructor(private readonly fh: FileHandle, private readonly batch = BATCH) {}
+  constructor(private readonly fh: FileHandle, private readonly batch = BATCH, private readonly inflight = 1) {}
 
-  write(chunk: Buffer): Promise<void> | undefined {
-    this.#pending.push(chunk)
-    this.#bytes += chunk.length
-    return this.#bytes >= this.batch ? this.#flush() : undefined
+  write(chunk: Buffer, offset: number): Promise<void> | undefined {
+    if (this.#error) throw this.#error.e
+    let run = this.#runs.get(offset)
+    if (run) this.#runs.delete(offset)
+    else run = { pos: offset, bufs: [], bytes: 0 }
+    let wait: Promise<void> | undefined
+    let at = offset
+    let rest = chunk
+    for (let boundary = (Math.floor(at / this.batch) + 1) * this.batch; at + rest.length >= boundary; boundary += this.batch) {
+      const head = rest.subarray(0, boundary - at)
+      run.bufs.push(head)
+      run.bytes += head.length
+      wait = this.#flush(run) ?? wait
+      rest = rest.subarray(head.length)
+      at = boundary
+      run = { pos: at, bufs: [], bytes: 0 }
+    }
+    if (rest.length > 0) {
+      run.bufs.push(rest)
+      run.bytes += rest.length
+      this.#runs.set(at + rest.length, run)
+    }
+    return wait
   }
 
   /** Write what is left and wait for every write to finish. */
   async end(): Promise<void> {
-    if (this.#bytes > 0) await this.#flush()
-    await this.#inflight
+    for (const run of this.#runs.values()) void this.#flush(run)
+    this.#runs.clear()
+    await Promise.all(this.#inflight)
+    if (this.#error) throw this.#error.e
   }
 
-  async #flush(): Promise<void> {
-    const bufs = this.#pending
-    const pos = this.#pos
-    this.#pos += this.#bytes
-    this.#pending = []
-    this.#bytes = 0
-    await this.#inflight // at most one batch in flight; its failure surfaces here
-    const p = this.#writeAll(bufs, pos)
-    p.catch(() => {}) // awaited by the next flush or by end()
-    this.#inflight = p
+  /** Start writing a batch; when too many are on their way, the oldest to wait for. */
+  #flush(run: { pos: number; bufs: Buffer[] }): Promise<void> | undefined {
+    const p = this.#writeAll(run.bufs, run.pos)
+    p.catch((e: unknown) => void (this.#error ??= { e }))
+    this.#inflight.push(p)
+    return this.#inflight.length > this.inflight ? this.#inflight.shift() : undefined
   }
 
   async #writeAll(bufs: Buffer[], pos: number): Promise<void> {
@@ -125,8 +153,8 @@ export const getCommand: CommandModule<object, GetArgv> = {
       const bar = progressBar(r.name, size)
       let closed = false
       try {
-        const out = new BatchWriter(fh)
-        const res = await client.download(r.ref, (chunk) => out.write(chunk), { signal, onProgress: (n) => bar.update(n) })
+        const out = new BatchWriter(fh, BATCH, STREAMS)
+        const res = await client.download(r.ref, (chunk, at) => out.write(chunk, at), { signal, streams: STREAMS, onProgress: (n) => bar.update(n) })
         await out.end()
         bar.stop()
         const mtime = mtimeOf(r.item)
