@@ -21,6 +21,8 @@
  * and the start-up lines; the emulator and the sign-in still use this checkout's.
  * --baseline PATH times another build's bin/odfs as well, in the same rounds (rows
  * "get base", "put base"): a before/after comparison under the same machine load.
+ * --cpu-prof DIR writes a V8 CPU profile of each `odfs get` and `odfs put` to DIR
+ * (open it in Chrome DevTools; profiling slows them, so read their rows accordingly).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { appendFileSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs'
@@ -48,6 +50,9 @@ const ODFS = argIndex > 0 ? process.argv[argIndex + 1]! : ODFS_BIN
 const baseIndex = process.argv.indexOf('--baseline')
 /** Another build's bin/odfs timed alongside (--baseline), or undefined. */
 const BASE = baseIndex > 0 ? process.argv[baseIndex + 1]! : undefined
+const profIndex = process.argv.indexOf('--cpu-prof')
+/** Node options of the timed odfs get and put: a CPU profile into --cpu-prof DIR. */
+const PROF = profIndex > 0 ? ['--cpu-prof', '--cpu-prof-dir', process.argv[profIndex + 1]!] : []
 
 interface Info { graph: string; authority: string; ca: string; apps: { client_id: string; secret?: string; account_types: string }[] }
 interface Measured { wall: number; cpu: number; rss: number }
@@ -308,7 +313,7 @@ async function main(): Promise<void> {
 
   for (let r = 0; r < ROUNDS; r++) {
     // Downloads.
-    add('get odfs', timed(process.execPath, [ODFS, 'get', ...store, 'My files/bench/big.bin', out], env))
+    add('get odfs', timed(process.execPath, [...PROF, ODFS, 'get', ...store, 'My files/bench/big.bin', out], env))
     checkSize('odfs get')
     drop()
     if (BASE) {
@@ -329,7 +334,7 @@ async function main(): Promise<void> {
 
     // Uploads: odfs, an upload session driven by curl, rclone (order rotates each round).
     const uploads: [string, () => Measured | Promise<Measured>][] = [
-      ['put odfs', () => timed(process.execPath, [ODFS, 'put', ...store, src, `My files/bench/up-odfs-${r}.bin`], env)],
+      ['put odfs', () => timed(process.execPath, [...PROF, ODFS, 'put', ...store, src, `My files/bench/up-odfs-${r}.bin`], env)],
       ['put curl', async () => {
         // The session is created here (one small request, outside the timed span); curl sends every fragment.
         const session = await graph<{ uploadUrl: string }>(d, token, `${info.graph}/me/drive/root:/bench/up-curl-${r}.bin:/createUploadSession`, {

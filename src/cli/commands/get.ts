@@ -53,7 +53,8 @@ const STREAMS = 4
 export class BatchWriter {
   /** Batches being gathered, by the file offset their next chunk will have. */
   readonly #runs = new Map<number, { pos: number; bufs: Buffer[]; bytes: number }>()
-  readonly #inflight: Promise<void>[] = []
+  /** Writes under way, oldest first. */
+  readonly #inflight = new Set<Promise<void>>()
   #error: { e: unknown } | undefined
 
   constructor(private readonly fh: FileHandle, private readonly batch = BATCH, private readonly inflight = 1) {}
@@ -63,14 +64,15 @@ export class BatchWriter {
     let run = this.#runs.get(offset)
     if (run) this.#runs.delete(offset)
     else run = { pos: offset, bufs: [], bytes: 0 }
-    let wait: Promise<void> | undefined
+    let flushed = false
     let at = offset
     let rest = chunk
     for (let boundary = (Math.floor(at / this.batch) + 1) * this.batch; at + rest.length >= boundary; boundary += this.batch) {
       const head = rest.subarray(0, boundary - at)
       run.bufs.push(head)
       run.bytes += head.length
-      wait = this.#flush(run) ?? wait
+      this.#flush(run)
+      flushed = true
       rest = rest.subarray(head.length)
       at = boundary
       run = { pos: at, bufs: [], bytes: 0 }
@@ -80,23 +82,30 @@ export class BatchWriter {
       run.bytes += rest.length
       this.#runs.set(at + rest.length, run)
     }
-    return wait
+    // Too many batches on their way: the caller waits for the oldest.
+    return flushed && this.#inflight.size > this.inflight ? this.#inflight.values().next().value : undefined
   }
 
   /** Write what is left and wait for every write to finish. */
   async end(): Promise<void> {
-    for (const run of this.#runs.values()) void this.#flush(run)
+    for (const run of this.#runs.values()) this.#flush(run)
     this.#runs.clear()
-    await Promise.all(this.#inflight)
+    await Promise.allSettled([...this.#inflight])
     if (this.#error) throw this.#error.e
   }
 
-  /** Start writing a batch; when too many are on their way, the oldest to wait for. */
-  #flush(run: { pos: number; bufs: Buffer[] }): Promise<void> | undefined {
-    const p = this.#writeAll(run.bufs, run.pos)
-    p.catch((e: unknown) => void (this.#error ??= { e }))
-    this.#inflight.push(p)
-    return this.#inflight.length > this.inflight ? this.#inflight.shift() : undefined
+  /** Start writing a batch (its failure is kept for the next write() or end()). */
+  #flush(run: { pos: number; bufs: Buffer[] }): void {
+    const p: Promise<void> = this.#writeAll(run.bufs, run.pos).then(
+      () => void this.#inflight.delete(p),
+      (e: unknown) => {
+        this.#inflight.delete(p)
+        this.#error ??= { e }
+        throw e
+      },
+    )
+    p.catch(() => {}) // reported through #error
+    this.#inflight.add(p)
   }
 
   async #writeAll(bufs: Buffer[], pos: number): Promise<void> {
