@@ -21,6 +21,7 @@ import { sessionOptions, userOption, type SessionArgv } from '../options.js'
 interface GetArgv extends SessionArgv {
   path: string
   local: string
+  streams: number
 }
 
 /** A name from the service used as a local file name: one path segment, nothing else. */
@@ -33,12 +34,6 @@ export function checkLocalName(name: string): string {
 
 /** Bytes written at most per write: chunks are gathered and written with one writev. */
 const BATCH = 8 << 20
-/**
- * Connections a download uses at once (its parts are DEFAULT_PART, a multiple of
- * BATCH, so each part's batches end on its boundaries). Measured by `npm run bench`
- * (docs/performance.md).
- */
-const STREAMS = 4
 
 /**
  * Writes chunks to a file descriptor at their offsets, gathered into batches that
@@ -148,7 +143,13 @@ async function createTemp(target: string): Promise<{ path: string; fh: FileHandl
 export const getCommand: CommandModule<object, GetArgv> = {
   builder: (y) =>
     y.positional('path', { type: 'string', demandOption: true }).positional('local', { type: 'string', demandOption: true })
-      .options({ ...sessionOptions, ...userOption }) as never,
+      .options({ ...sessionOptions, ...userOption })
+      .option('streams', {
+        type: 'number',
+        default: 1,
+        // One is the default: on the bench (docs/performance.md) more connections cost CPU and gained nothing.
+        describe: 'Connections to download over at once, in parts of 16 MiB (helps where one connection is slow)',
+      }) as never,
   handler: async (argv) => {
     const { mtimeOf } = await import('../../graph/index.js')
     const { progressBar, withDrive } = await import('./ls.js')
@@ -162,8 +163,10 @@ export const getCommand: CommandModule<object, GetArgv> = {
       const bar = progressBar(r.name, size)
       let closed = false
       try {
-        const out = new BatchWriter(fh, BATCH, STREAMS)
-        const res = await client.download(r.ref, (chunk, at) => out.write(chunk, at), { signal, streams: STREAMS, onProgress: (n) => bar.update(n) })
+        // Parts are DEFAULT_PART bytes, a multiple of BATCH: each part's batches end on its boundaries.
+        const streams = Math.max(1, Math.min(16, Math.floor(argv.streams) || 1))
+        const out = new BatchWriter(fh, BATCH, streams)
+        const res = await client.download(r.ref, (chunk, at) => out.write(chunk, at), { signal, streams, onProgress: (n) => bar.update(n) })
         await out.end()
         bar.stop()
         const mtime = mtimeOf(r.item)
