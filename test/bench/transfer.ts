@@ -312,23 +312,21 @@ async function main(): Promise<void> {
   if (item.size !== SIZE) throw new Error(`odfs put stored ${item.size} bytes`)
 
   for (let r = 0; r < ROUNDS; r++) {
-    // Downloads.
-    add('get odfs', timed(process.execPath, [...PROF, ODFS, 'get', ...store, 'My files/bench/big.bin', out], env))
-    checkSize('odfs get')
-    drop()
-    if (BASE) {
-      add('get base', timed(process.execPath, [BASE, 'get', ...store, 'My files/bench/big.bin', out], env))
-      checkSize('baseline odfs get')
-      drop()
-    }
-    const dl = await graph<Record<string, string>>(d, token, `${info.graph}/me/drive/items/${item.id}?$select=id,@microsoft.graph.downloadUrl`)
-    const cfg = curlConfig(join(work, 'curl-get.cfg'), [`url = ${q(dl['@microsoft.graph.downloadUrl']!)}`, `output = ${q(out)}`, `cacert = ${q(info.ca)}`, 'silent', 'fail'])
-    add('get curl', timed('curl', ['-K', cfg], env))
-    checkSize('curl')
-    drop()
-    if (typeof rc !== 'string') {
-      add('get rclone', timed('rclone', ['copyto', ...rc.args, `${rc.remote}bench/big.bin`, out], rc.env))
-      checkSize('rclone copyto')
+    // Downloads: odfs, the baseline, curl, rclone (order rotates each round, as for uploads).
+    const downloads: [string, () => Measured | Promise<Measured>, string][] = [
+      ['get odfs', () => timed(process.execPath, [...PROF, ODFS, 'get', ...store, 'My files/bench/big.bin', out], env), 'odfs get'],
+      ['get curl', async () => {
+        const dl = await graph<Record<string, string>>(d, token, `${info.graph}/me/drive/items/${item.id}?$select=id,@microsoft.graph.downloadUrl`)
+        const cfg = curlConfig(join(work, 'curl-get.cfg'), [`url = ${q(dl['@microsoft.graph.downloadUrl']!)}`, `output = ${q(out)}`, `cacert = ${q(info.ca)}`, 'silent', 'fail'])
+        return timed('curl', ['-K', cfg], env)
+      }, 'curl'],
+    ]
+    if (BASE) downloads.push(['get base', () => timed(process.execPath, [BASE, 'get', ...store, 'My files/bench/big.bin', out], env), 'baseline odfs get'])
+    if (typeof rc !== 'string') downloads.push(['get rclone', () => timed('rclone', ['copyto', ...rc.args, `${rc.remote}bench/big.bin`, out], rc.env), 'rclone copyto'])
+    for (let i = 0; i < downloads.length; i++) {
+      const [k, f, what] = downloads[(i + r) % downloads.length]!
+      add(k, await f())
+      checkSize(what)
       drop()
     }
 
