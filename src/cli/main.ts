@@ -1,11 +1,25 @@
 /**
  * The odfs command line: the one composition root. Each command lives in
  * src/cli/commands/<name>.ts; commands/index.ts lists them. Only the module of the
- * command named on the command line is loaded, so `odfs --version` and
- * `odfs --help` start as fast as yargs itself.
+ * command named on the command line is loaded, so `odfs --help` starts as fast as
+ * yargs itself, and `odfs --version` alone is answered before yargs is loaded.
  */
-import yargs, { type Argv } from 'yargs'
+import { readFileSync } from 'node:fs'
+import type { Argv } from 'yargs'
 import { commandName, commands, type CommandImpl } from './commands/index.js'
+
+/**
+ * The version yargs would print (package.json's, found from this module in dist/cli).
+ * Loading yargs is most of `odfs --version`'s start-up (measured: bench, docs/performance.md).
+ */
+function packageVersion(): string | undefined {
+  try {
+    const v = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: unknown }).version
+    return typeof v === 'string' ? v : undefined
+  } catch {
+    return undefined
+  }
+}
 
 /**
  * One line on stderr for a failure: the message and the error's code, never a stack
@@ -26,7 +40,15 @@ export async function main(argv: string[]): Promise<void> {
   }
   process.on('uncaughtException', fatal)
   process.on('unhandledRejection', fatal)
+  if (argv.length === 1 && argv[0] === '--version') {
+    const v = packageVersion()
+    if (v) {
+      process.stdout.write(`${v}\n`)
+      return
+    }
+  }
   try {
+    const { default: yargs } = await import('yargs')
     const cli = yargs(argv)
       .scriptName('odfs')
       .usage('$0 <command> [options]\n\nMount Microsoft OneDrive as a local filesystem.')

@@ -105,7 +105,7 @@ export interface DriveClient {
    * with `changedDuringRead` if the file was replaced since.
    */
   openRange(ref: ItemRef, start: number, endExclusive?: number, opts?: AbortSignal | OpenRangeOptions): Promise<RangeStream>
-  download(ref: ItemRef, write: (chunk: Buffer) => Promise<void> | void, opts?: DownloadToOptions): Promise<DownloadResult>
+  download(ref: ItemRef, write: (chunk: Buffer, offset: number) => Promise<void> | void, opts?: DownloadToOptions): Promise<DownloadResult>
   upload(parent: ItemRef, name: string, source: UploadSource, opts?: UploadOptions): Promise<UploadResult>
   cancelUploadSession(uploadUrl: string): Promise<void>
   cancelAbandonedUploads(store: UploadSessionStore): Promise<number>
@@ -448,7 +448,7 @@ class GraphDriveClient implements DriveClient {
     return this.#down.openRange(ref, start, endExclusive, opts)
   }
 
-  download(ref: ItemRef, write: (chunk: Buffer) => Promise<void> | void, opts: DownloadToOptions = {}): Promise<DownloadResult> {
+  download(ref: ItemRef, write: (chunk: Buffer, offset: number) => Promise<void> | void, opts: DownloadToOptions = {}): Promise<DownloadResult> {
     return this.#transfers(() => this.#down.downloadTo(ref, write, opts))
   }
 

@@ -153,9 +153,23 @@ export interface DownloadToOptions {
   onProgress?: (bytes: number, total: number | undefined) => void
   /** Compare the quickXorHash of a whole-file download with the server's (default true). */
   verify?: boolean
+  /**
+   * Connections a whole-file download uses at once (default 1). With more, the file
+   * is fetched in parts of `partSize` bytes (as `rclone --multi-thread-streams` does),
+   * `streams` parts at a time, each pinned to the version of the first: `write` then
+   * gets chunks in order within a part but interleaved across parts (its offset says
+   * where each goes), and the quickXorHash is taken at each chunk's offset. Memory
+   * stays bounded: a part's connection is paused while its write is pending.
+   */
+  streams?: number
+  /** Bytes per part of a download over several connections (default 16 MiB). */
+  partSize?: number
   /** The bytes must belong to this version (a cTag the caller knows); else `changedDuringRead`. */
   pin?: string
 }
+
+/** Default part of a download over several connections (a multiple of every batch size a writer is likely to use). */
+export const DEFAULT_PART = 16 << 20
 
 export interface DownloadResult {
   bytes: number
@@ -289,70 +303,44 @@ export class Downloader {
   /**
    * Stream [start, end) of an item into `write`, reopening from the last byte
    * received when the connection breaks. A whole-file download is hashed and
-   * compared with the server's quickXorHash.
+   * compared with the server's quickXorHash; with `streams` > 1 it is fetched in
+   * parts over several connections (DownloadToOptions.streams).
    */
-  async downloadTo(ref: ItemRef, write: (chunk: Buffer) => Promise<void> | void, opts: DownloadToOptions = {}): Promise<DownloadResult> {
+  async downloadTo(ref: ItemRef, write: (chunk: Buffer, offset: number) => Promise<void> | void, opts: DownloadToOptions = {}): Promise<DownloadResult> {
     const start = opts.start ?? 0
-    let pos = start
-    let end = opts.end
-    const whole = start === 0 && end === undefined
+    const whole = start === 0 && opts.end === undefined
     const hasher = whole && opts.verify !== false ? new QuickXorHash() : undefined
-    let reopened = 0
-    const retry = this.t.retry
-    let failures = 0
-    let writeFailed = false
-    // Every reopen must serve the version the first answer belonged to (pinned), and
+    const streams = whole ? Math.max(1, Math.floor(opts.streams ?? 1)) : 1
+    const part = Math.max(1, opts.partSize ?? DEFAULT_PART)
+    // Every read must serve the version the first answer belonged to (pinned), and
     // the hash verified against is that version's.
-    let pinned: { version: string | undefined; hash: string | undefined } | undefined
-    const firstPin = opts.pin
-    for (;;) {
-      if (end !== undefined && pos >= end) break
-      const openedAt = pos
-      let rs: RangeStream
+    const job: Job = { ref, pin: opts.pin, pinned: undefined, reopened: 0, received: 0, total: undefined, writeFailed: false, onChunk: () => undefined }
+    const expected = () => (opts.end ?? job.total ?? NaN) - start
+    job.onChunk = (chunk, at) => {
+      hasher?.updateAt(at, chunk)
+      job.received += chunk.length
+      if (opts.onProgress) {
+        const n = expected()
+        opts.onProgress(job.received, Number.isNaN(n) ? undefined : n)
+      }
       try {
-        rs = await this.openRange(ref, pos, end, { signal: opts.signal, pin: pinned?.version ?? firstPin })
+        const r = write(chunk, at)
+        return r ? r.catch((e: unknown) => { job.writeFailed = true; throw e }) : undefined
       } catch (e) {
-        if (isNetworkError(e) && !opts.signal?.aborted && ++failures < retry.maxAttempts) {
-          await this.t.clock.sleep(backoffDelay(failures, retry), opts.signal)
-          reopened++
-          continue
-        }
+        job.writeFailed = true
         throw e
       }
-      pinned ??= { version: rs.version, hash: rs.hash }
-      if (end === undefined && rs.total !== undefined) end = rs.total
-      try {
-        await consume(rs.body, (chunk) => {
-          hasher?.update(chunk)
-          pos += chunk.length
-          opts.onProgress?.(pos - start, end !== undefined ? end - start : undefined)
-          try {
-            const r = write(chunk)
-            return r ? r.catch((e: unknown) => { writeFailed = true; throw e }) : undefined
-          } catch (e) {
-            writeFailed = true
-            throw e
-          }
-        })
-        if (end === undefined || pos >= end) break
-        // Body ended early: resume from where it stopped.
-        throw new GraphError({ status: 0, code: 'networkError', message: `download ended at byte ${pos} of ${end}` })
-      } catch (e) {
-        rs.body.destroy()
-        // A local write failure is not the network's fault: never retried.
-        if (opts.signal?.aborted || writeFailed) throw e
-        // A connection that delivered bytes before breaking was progress: the budget
-        // counts consecutive failures without progress (as upload fragments do), so a
-        // slow, flaky link that keeps advancing finishes a large file.
-        if (pos > openedAt) failures = 0
-        if (++failures >= retry.maxAttempts) {
-          throw new GraphError({ status: 0, code: 'downloadFailed', message: `download kept breaking at byte ${pos}`, exhausted: true, cause: e })
-        }
-        this.t.log.debug({ pos, error: (e as Error).message }, 'download broke: reopening from the last byte received')
-        reopened++
-        await this.t.clock.sleep(backoffDelay(failures, retry), opts.signal)
-      }
     }
+    if (streams === 1) {
+      await this.#fetchRange(job, start, opts.end, opts.signal)
+    } else if ((await this.#fetchRange(job, 0, part, opts.signal)) >= part) {
+      // The first part told the size and the version; the rest go `streams` at a time
+      // (over one connection when the service did not say how large the file is).
+      if (job.total !== undefined) await this.#fetchParts(job, part, job.total, part, streams, opts.signal)
+      else await this.#fetchRange(job, part, undefined, opts.signal)
+    }
+    const pinned = job.pinned
+    const pos = start + job.received
     const serverHash = pinned?.hash
     const localHash = hasher?.digest()
     const verified = !!(localHash && serverHash && localHash === serverHash)
@@ -373,6 +361,101 @@ export class Downloader {
         level: 'error',
       })
     }
-    return { bytes: pos - start, localHash, serverHash, verified, unverified, version: pinned?.version, reopened }
+    return { bytes: pos - start, localHash, serverHash, verified, unverified, version: pinned?.version, reopened: job.reopened }
   }
+
+  /** Parts [from, to) of `part` bytes each, fetched by `streams` connections at once; the first failure stops the others. */
+  async #fetchParts(job: Job, from: number, to: number, part: number, streams: number, outer: AbortSignal | undefined): Promise<void> {
+    const stop = new AbortController()
+    const signal = outer ? AbortSignal.any([outer, stop.signal]) : stop.signal
+    let next = from
+    let first: { error: unknown } | undefined
+    const worker = async () => {
+      while (next < to && !first) {
+        const a = next
+        next = Math.min(to, a + part)
+        try {
+          await this.#fetchRange(job, a, next, signal)
+        } catch (e) {
+          first ??= { error: e }
+          stop.abort(e)
+        }
+      }
+    }
+    // Every connection is waited for, so no write is still running when this returns or throws.
+    await Promise.all(Array.from({ length: Math.min(streams, Math.ceil((to - from) / part)) }, worker))
+    if (first) throw first.error
+  }
+
+  /**
+   * Fetch [from, to) (to the end of the file when `to` is undefined or past it) into
+   * job.onChunk, reopening from the last byte received when the connection breaks;
+   * the retry budget counts consecutive failures without progress. Returns where the
+   * range ended (the file's size when it reached the end).
+   */
+  async #fetchRange(job: Job, from: number, to: number | undefined, signal: AbortSignal | undefined): Promise<number> {
+    const retry = this.t.retry
+    let pos = from
+    let end = to
+    let failures = 0
+    for (;;) {
+      if (end !== undefined && pos >= end) break
+      const openedAt = pos
+      let rs: RangeStream
+      try {
+        rs = await this.openRange(job.ref, pos, end, { signal, pin: job.pinned?.version ?? job.pin })
+      } catch (e) {
+        if (isNetworkError(e) && !signal?.aborted && ++failures < retry.maxAttempts) {
+          await this.t.clock.sleep(backoffDelay(failures, retry), signal)
+          job.reopened++
+          continue
+        }
+        throw e
+      }
+      job.pinned ??= { version: rs.version, hash: rs.hash }
+      if (rs.total !== undefined) {
+        job.total ??= rs.total
+        if (end === undefined || end > rs.total) end = rs.total
+      }
+      try {
+        await consume(rs.body, (chunk) => {
+          const at = pos
+          pos += chunk.length
+          return job.onChunk(chunk, at)
+        })
+        if (end === undefined || pos >= end) break
+        // Body ended early: resume from where it stopped.
+        throw new GraphError({ status: 0, code: 'networkError', message: `download ended at byte ${pos} of ${end}` })
+      } catch (e) {
+        rs.body.destroy()
+        // A local write failure is not the network's fault: never retried.
+        if (signal?.aborted || job.writeFailed) throw e
+        // A connection that delivered bytes before breaking was progress: the budget
+        // counts consecutive failures without progress (as upload fragments do), so a
+        // slow, flaky link that keeps advancing finishes a large file.
+        if (pos > openedAt) failures = 0
+        if (++failures >= retry.maxAttempts) {
+          throw new GraphError({ status: 0, code: 'downloadFailed', message: `download kept breaking at byte ${pos}`, exhausted: true, cause: e })
+        }
+        this.t.log.debug({ pos, error: (e as Error).message }, 'download broke: reopening from the last byte received')
+        job.reopened++
+        await this.t.clock.sleep(backoffDelay(failures, retry), signal)
+      }
+    }
+    return pos
+  }
+}
+
+/** One download in progress, shared by the connections fetching its parts. */
+interface Job {
+  /** The version the caller asked for (DownloadToOptions.pin), until the first answer pins one. */
+  pin: string | undefined
+  ref: ItemRef
+  pinned: { version: string | undefined; hash: string | undefined } | undefined
+  reopened: number
+  /** Bytes handed to onChunk so far (all parts). */
+  received: number
+  total: number | undefined
+  writeFailed: boolean
+  onChunk: (chunk: Buffer, at: number) => Promise<void> | void
 }

@@ -114,10 +114,29 @@ export class QuickXorHash {
   }
 
   update(data: Uint8Array): this {
+    this.#xorAt(this.#length % LANES, data)
+    this.#length += data.length
+    return this
+  }
+
+  /**
+   * Hash `data` as the bytes at `offset` of the stream, in any order: byte i only
+   * ever meets lane i mod 160 and XOR does not care about order, so pieces of a file
+   * fetched in parallel are hashed as they arrive, each byte exactly once (the
+   * caller's duty), and digest() equals the hash of the whole in order. Not to be
+   * mixed with update() on the same instance.
+   */
+  updateAt(offset: number, data: Uint8Array): this {
+    this.#xorAt(offset % LANES, data)
+    this.#length += data.length
+    return this
+  }
+
+  /** XOR `data` into the lanes, its first byte into lane `pos`. */
+  #xorAt(pos: number, data: Uint8Array): void {
     const n = data.length
-    if (n === 0) return this
+    if (n === 0) return
     const lanes = this.#lanes
-    let pos = this.#length % LANES
     let i = 0
     // Bring the lane position to a block start byte by byte.
     if (pos !== 0) {
@@ -134,8 +153,6 @@ export class QuickXorHash {
       lanes[pos++] ^= data[i]!
       if (pos === LANES) pos = 0
     }
-    this.#length += n
-    return this
   }
 
   /** XOR `blocks` whole 160-byte blocks starting at data[start] (lane position 0). */

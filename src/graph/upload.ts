@@ -494,13 +494,25 @@ export class Uploader {
     }
     if (!s) s = await this.#createSession(parent, name, size, opts)
 
-    const persist = async () => {
-      if (store) {
-        await store.put(key, {
-          uploadUrl: s!.uploadUrl, expiresAt: s!.expiresAt, size, fragmentSize: fragSize,
-          driveId: parent.driveId, parentId: parent.itemId, name, sourceId, offset: s!.offset,
-        })
+    // The session's state is saved after each fragment while the next one goes out:
+    // the saved offset may lag behind (a resume asks the service where to continue
+    // anyway), saves never overlap, and each is awaited before the entry is deleted.
+    let saving: Promise<void> = Promise.resolve()
+    let saveFailed: { e: unknown } | undefined
+    const persist = (): Promise<void> => {
+      if (!store) return saving
+      const entry: PersistedUploadSession = {
+        uploadUrl: s!.uploadUrl, expiresAt: s!.expiresAt, size, fragmentSize: fragSize,
+        driveId: parent.driveId, parentId: parent.itemId, name, sourceId, offset: s!.offset,
       }
+      saving = saving.then(() => store.put(key, entry))
+      saving.catch((e: unknown) => void (saveFailed ??= { e }))
+      return saving
+    }
+    const forget = async () => {
+      if (!store) return
+      await saving.catch(() => {})
+      await store.delete(key)
     }
     await persist()
 
@@ -530,144 +542,177 @@ export class Uploader {
       const item = (await r.res.json()) as DriveItem
       if (item.size !== size || item.file?.hashes?.quickXorHash !== localHash) return undefined
       this.t.log.info({ name, size }, 'the last fragment\'s answer was lost but the service holds the file: upload complete')
-      if (store) await store.delete(key)
+      await forget()
       opts.onProgress?.(size, size)
       return { item, resumedFrom, bytesSent, fragments, localHash, verified: false, serviceRewrite: false }
     }
 
-    // One fragment buffer, reused (a fresh 10 MiB buffer per fragment kept the GC
-    // busy): the next fragment is read into it only after the service acknowledged
-    // the previous one, so its bytes have left the socket.
-    let fragBuf = Buffer.allocUnsafe(Math.min(fragSize, size))
+    // Two fragment buffers, reused (a fresh 10 MiB buffer per fragment kept the GC
+    // busy): while one is on the wire the next fragment is read into the other, and a
+    // buffer is refilled only after the service acknowledged the fragment it held, so
+    // its bytes have left the socket.
+    const bufLen = Math.min(fragSize, size)
+    let fragBuf = Buffer.allocUnsafe(bufLen)
+    let spareBuf = size > fragSize ? Buffer.allocUnsafe(bufLen) : fragBuf
+    /** The fragment read ahead into spareBuf while the previous one was sent. */
+    let ahead: { start: number; len: number; read: Promise<Buffer> } | undefined
     let failures = 0
     opts.onProgress?.(s.offset, size)
-    for (;;) {
-      if (opts.signal?.aborted) throw opts.signal.reason
-      const start = s.offset
-      if (start >= size) {
-        // Everything acknowledged but no item seen (e.g. resumed after the last fragment): ask again.
-        const at = await this.#status(s, opts.signal)
-        if (at === undefined) {
-          const done = await committed()
-          if (done) return done
-          throw new GraphError({ status: 404, code: 'uploadSessionNotFound', message: `upload session for ${name} vanished after the last byte and no matching file exists; run again to upload it anew` })
+    try {
+      for (;;) {
+        if (opts.signal?.aborted) throw opts.signal.reason
+        if (saveFailed) throw saveFailed.e
+        const start = s.offset
+        if (start >= size) {
+          // Everything acknowledged but no item seen (e.g. resumed after the last fragment): ask again.
+          const at = await this.#status(s, opts.signal)
+          if (at === undefined) {
+            const done = await committed()
+            if (done) return done
+            throw new GraphError({ status: 404, code: 'uploadSessionNotFound', message: `upload session for ${name} vanished after the last byte and no matching file exists; run again to upload it anew` })
+          }
+          s.offset = at
+          if (at >= size) {
+            // Every byte is there but the commit failed earlier (a name conflict keeps the
+            // session): commit it now with this call's conflict behaviour.
+            const item = await this.#commitBySourceUrl(parent, name, s, opts)
+            await forget()
+            await hashTo(size)
+            opts.onProgress?.(size, size)
+            return { item, resumedFrom, bytesSent, fragments, localHash: hs.h.digest(), verified: false, serviceRewrite: false }
+          }
+          continue
         }
-        s.offset = at
-        if (at >= size) {
-          // Every byte is there but the commit failed earlier (a name conflict keeps the
-          // session): commit it now with this call's conflict behaviour.
-          const item = await this.#commitBySourceUrl(parent, name, s, opts)
-          if (store) await store.delete(key)
-          await hashTo(size)
-          opts.onProgress?.(size, size)
-          return { item, resumedFrom, bytesSent, fragments, localHash: hs.h.digest(), verified: false, serviceRewrite: false }
-        }
-        continue
-      }
-      const len = Math.min(fragSize, size - start)
-      const buf = await source.read(start, len, fragBuf)
-      const sending = this.t.sendUrl('PUT', s.uploadUrl, {
-        body: buf,
-        headers: { 'Content-Range': contentRange(start, start + len - 1, size) },
-        auth: false,
-        idempotent: false, // a broken fragment is resumed from the server's status, not blindly resent
-        timeoutMs: 300_000,
-        signal: opts.signal,
-        label: 'PUT {uploadUrl}',
-        raw: true,
-        content: true,
-      })
-      sending.catch(() => {}) // awaited below; this only keeps an early failure from counting as unhandled
-      // Hash the fragment while it is on the wire (the service answers only once it
-      // has all of it). If the fragment is refused, hashTo() re-reads from the
-      // offset the service gives, so hashing ahead is safe.
-      await hashTo(start)
-      if (hs.to === start) {
-        hs.h.update(buf)
-        hs.to = start + len
-      }
-      let outcome: 'accepted' | 'done' | 'gone' | 'retry'
-      let item: DriveItem | undefined
-      try {
-        const r = await sending
-        bytesSent += len
-        fragments++
-        const st = r.res.status
-        if (st === 202) {
-          const body = (await r.res.json()) as { nextExpectedRanges?: string[]; expirationDateTime?: string }
-          if (body.expirationDateTime) s.expiresAt = Date.parse(body.expirationDateTime)
-          s.offset = offsetFromRanges(body.nextExpectedRanges) ?? start + len
-          outcome = 'accepted'
-          failures = 0
-        } else if (st === 200 || st === 201) {
-          item = (await r.res.json()) as DriveItem
-          outcome = 'done'
-        } else if (st === 404 || st === 401) {
-          // Gone, or the URL's embedded token expired (401 from the upload host):
-          // either way this session is over; a new one is started below.
-          await r.res.body?.cancel()
-          outcome = 'gone'
-        } else if (st === 416 || (st >= 500 && st !== 507)) {
-          // (507 Insufficient Storage is the quota: no retry helps, it is fatal below.)
-          const err = await this.t.errorOf(r, 'PUT')
-          this.t.log.debug({ status: st, code: err.code, innerCode: err.innerCode, requestId: err.requestId }, 'fragment refused: asking the session where to resume')
-          outcome = 'retry'
+        const len = Math.min(fragSize, size - start)
+        let buf: Buffer
+        if (ahead?.start === start && ahead.len === len) {
+          buf = await ahead.read
+          ;[fragBuf, spareBuf] = [spareBuf, fragBuf]
         } else {
-          const err = await this.t.errorOf(r, 'PUT')
-          if (err.classify() === 'nameConflict' && store) {
-            // A name conflict at commit: the service keeps the session with every byte
-            // (docs/graph-service.md §4.2). Keep it persisted too, so a later call (e.g. replacing) commits it
-            // without sending the bytes again; cancelAbandoned() cancels it once expired.
-            s.offset = size
-            await persist()
+          if (ahead) await ahead.read.catch(() => {}) // a read ahead of a fragment not sent next: done with its buffer first
+          buf = await source.read(start, len, fragBuf)
+        }
+        ahead = undefined
+        const sending = this.t.sendUrl('PUT', s.uploadUrl, {
+          body: buf,
+          headers: { 'Content-Range': contentRange(start, start + len - 1, size) },
+          auth: false,
+          idempotent: false, // a broken fragment is resumed from the server's status, not blindly resent
+          timeoutMs: 300_000,
+          signal: opts.signal,
+          label: 'PUT {uploadUrl}',
+          raw: true,
+          content: true,
+        })
+        sending.catch(() => {}) // awaited below; this only keeps an early failure from counting as unhandled
+        const nextStart = start + len
+        if (nextStart < size && spareBuf !== fragBuf) {
+          const nextLen = Math.min(fragSize, size - nextStart)
+          const read = source.read(nextStart, nextLen, spareBuf)
+          read.catch(() => {}) // a failed read ahead is read again, and its error reported, when that fragment is sent
+          ahead = { start: nextStart, len: nextLen, read }
+        }
+        // Hash the fragment while it is on the wire (the service answers only once it
+        // has all of it). If the fragment is refused, hashTo() re-reads from the
+        // offset the service gives, so hashing ahead is safe.
+        await hashTo(start)
+        if (hs.to === start) {
+          hs.h.update(buf)
+          hs.to = start + len
+        }
+        let outcome: 'accepted' | 'done' | 'gone' | 'retry'
+        let item: DriveItem | undefined
+        try {
+          const r = await sending
+          bytesSent += len
+          fragments++
+          const st = r.res.status
+          if (st === 202) {
+            const body = (await r.res.json()) as { nextExpectedRanges?: string[]; expirationDateTime?: string }
+            if (body.expirationDateTime) s.expiresAt = Date.parse(body.expirationDateTime)
+            s.offset = offsetFromRanges(body.nextExpectedRanges) ?? start + len
+            outcome = 'accepted'
+            failures = 0
+          } else if (st === 200 || st === 201) {
+            item = (await r.res.json()) as DriveItem
+            outcome = 'done'
+          } else if (st === 404 || st === 401) {
+            // Gone, or the URL's embedded token expired (401 from the upload host):
+            // either way this session is over; a new one is started below.
+            await r.res.body?.cancel()
+            outcome = 'gone'
+          } else if (st === 416 || (st >= 500 && st !== 507)) {
+            const err = await this.t.errorOf(r, 'PUT')
+            this.t.log.debug({ status: st, code: err.code, innerCode: err.innerCode, requestId: err.requestId }, 'fragment refused: asking the session where to resume')
+            outcome = 'retry'
+          } else {
+            const err = await this.t.errorOf(r, 'PUT')
+            if (err.classify() === 'nameConflict' && store) {
+              // A name conflict at commit: the service keeps the session with every byte
+              // (docs/graph-service.md §4.2). Keep it persisted too, so a later call (e.g. replacing) commits it
+              // without sending the bytes again; cancelAbandoned() cancels it once expired.
+              s.offset = size
+              await persist()
+              throw err
+            }
+            // Anything else is fatal, and a session nobody can resume is cancelled; so is
+            // 507 quotaLimitReached (docs/graph-service.md: fatal): resending cannot make room.
+            // The caller keeps the bytes and a later attempt starts a new session.
+            await this.cancel(s.uploadUrl)
+            await forget()
             throw err
           }
-          // Anything else is fatal, and a session nobody can resume is cancelled; so is
-          // 507 quotaLimitReached (docs/graph-service.md: fatal): resending cannot make room.
-          // The caller keeps the bytes and a later attempt starts a new session.
-          await this.cancel(s.uploadUrl)
-          if (store) await store.delete(key)
-          throw err
+        } catch (e) {
+          if (opts.signal?.aborted) throw e
+          if (!isNetworkError(e)) throw e
+          // Connection reset or timeout mid-fragment: the service discards the partial fragment.
+          this.t.log.debug({ offset: start, error: e.message }, 'fragment broke: asking the session where to resume')
+          outcome = 'retry'
         }
-      } catch (e) {
-        if (opts.signal?.aborted) throw e
-        if (!isNetworkError(e)) throw e
-        // Connection reset or timeout mid-fragment: the service discards the partial fragment.
-        this.t.log.debug({ offset: start, error: e.message }, 'fragment broke: asking the session where to resume')
-        outcome = 'retry'
-      }
-      // A refused or broken fragment's bytes may still sit in a socket's queue: read the next into a new buffer.
-      if (outcome !== 'accepted') fragBuf = Buffer.allocUnsafe(fragBuf.length)
-      if (outcome === 'retry') {
-        if (++failures > DEFAULT_RETRY.maxAttempts) {
-          throw new GraphError({ status: 0, code: 'uploadFailed', message: `upload of ${name} kept failing at byte ${start}; run again to resume`, exhausted: true })
+        // A refused or broken fragment's bytes may still sit in a socket's queue: read the next into a new buffer.
+        if (outcome !== 'accepted') fragBuf = Buffer.allocUnsafe(fragBuf.length)
+        if (outcome === 'retry') {
+          if (++failures > DEFAULT_RETRY.maxAttempts) {
+            throw new GraphError({ status: 0, code: 'uploadFailed', message: `upload of ${name} kept failing at byte ${start}; run again to resume`, exhausted: true })
+          }
+          await this.t.clock.sleep(backoffDelay(failures, DEFAULT_RETRY), opts.signal)
+          const at = await this.#status(s, opts.signal)
+          if (at === undefined) outcome = 'gone'
+          else s.offset = at
         }
-        await this.t.clock.sleep(backoffDelay(failures, DEFAULT_RETRY), opts.signal)
-        const at = await this.#status(s, opts.signal)
-        if (at === undefined) outcome = 'gone'
-        else s.offset = at
+        if (outcome === 'gone' && start + len >= size) {
+          // The last fragment went out but its answer was lost: the service may have
+          // committed the file and closed the session. Look before uploading it all again.
+          const done = await committed()
+          if (done) return done
+        }
+        if (outcome === 'gone') {
+          // Expired or cancelled on the service: start over once, cleanly.
+          if (++restarts > 2) throw new GraphError({ status: 404, code: 'uploadSessionNotFound', message: `upload session for ${name} keeps expiring` })
+          this.t.log.info({ name, offset: start }, 'upload session expired: restarting from zero')
+          s = await this.#createSession(parent, name, size, opts)
+          resumedFrom = 0
+        }
+        if (outcome === 'done') {
+          await forget()
+          await hashTo(size)
+          opts.onProgress?.(size, size)
+          return { item: item!, resumedFrom, bytesSent, fragments, localHash: hs.h.digest(), verified: false, serviceRewrite: false }
+        }
+        if (outcome === 'accepted') {
+          // Saved while the next fragment goes out; a failed save stops the upload before the one after.
+          void persist().catch(() => {})
+        } else {
+          await persist()
+        }
+        opts.onProgress?.(s.offset, size)
       }
-      if (outcome === 'gone' && start + len >= size) {
-        // The last fragment went out but its answer was lost: the service may have
-        // committed the file and closed the session. Look before uploading it all again.
-        const done = await committed()
-        if (done) return done
-      }
-      if (outcome === 'gone') {
-        // Expired or cancelled on the service: start over once, cleanly.
-        if (++restarts > 2) throw new GraphError({ status: 404, code: 'uploadSessionNotFound', message: `upload session for ${name} keeps expiring` })
-        this.t.log.info({ name, offset: start }, 'upload session expired: restarting from zero')
-        s = await this.#createSession(parent, name, size, opts)
-        resumedFrom = 0
-      }
-      if (outcome === 'done') {
-        if (store) await store.delete(key)
-        await hashTo(size)
-        opts.onProgress?.(size, size)
-        return { item: item!, resumedFrom, bytesSent, fragments, localHash: hs.h.digest(), verified: false, serviceRewrite: false }
-      }
-      await persist()
-      opts.onProgress?.(s.offset, size)
+    } catch (e) {
+      // No save may still be writing when the caller looks (or a later process
+      // resumes), nor a read ahead when it closes the source.
+      await saving.catch(() => {})
+      await ahead?.read.catch(() => {})
+      throw e
     }
   }
 }

@@ -13,18 +13,22 @@
  * and prints throughput, CPU time (user+sys) and peak RSS of each (GNU time), the
  * ratios odfs/curl and odfs/rclone, and the targets they are read against.
  *
- *   npm run bench -- [--size MiB] [--rounds N] [--install] [--no-rclone] [--odfs PATH]
+ *   npm run bench -- [--size MiB] [--rounds N] [--install] [--no-rclone] [--odfs PATH] [--baseline PATH]
  *
  * --install lets it `apt-get install rclone nginx` when they are missing; without
  * it a missing rclone or nginx only skips that comparison, with a line saying so.
  * --odfs PATH times another build's bin/odfs (e.g. an older commit) for get and put
  * and the start-up lines; the emulator and the sign-in still use this checkout's.
+ * --baseline PATH times another build's bin/odfs as well, in the same rounds (rows
+ * "get base", "put base"): a before/after comparison under the same machine load.
+ * --cpu-prof DIR writes a V8 CPU profile of each `odfs get` and `odfs put` to DIR
+ * (open it in Chrome DevTools; profiling slows them, so read their rows accordingly).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { appendFileSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { randomBytes } from 'node:crypto'
-import { tmpdir } from 'node:os'
+import { cpus, loadavg, tmpdir } from 'node:os'
 import { createInterface } from 'node:readline'
 import { join } from 'node:path'
 import { createDispatcher, type Dispatcher } from '../../src/common/index.js'
@@ -43,6 +47,12 @@ const HOSTS = '/etc/hosts'
 const argIndex = process.argv.indexOf('--odfs')
 /** The odfs under test (this checkout's unless --odfs names another build's bin/odfs). */
 const ODFS = argIndex > 0 ? process.argv[argIndex + 1]! : ODFS_BIN
+const baseIndex = process.argv.indexOf('--baseline')
+/** Another build's bin/odfs timed alongside (--baseline), or undefined. */
+const BASE = baseIndex > 0 ? process.argv[baseIndex + 1]! : undefined
+const profIndex = process.argv.indexOf('--cpu-prof')
+/** Node options of the timed odfs get and put: a CPU profile into --cpu-prof DIR. */
+const PROF = profIndex > 0 ? ['--cpu-prof', '--cpu-prof-dir', process.argv[profIndex + 1]!] : []
 
 interface Info { graph: string; authority: string; ca: string; apps: { client_id: string; secret?: string; account_types: string }[] }
 interface Measured { wall: number; cpu: number; rss: number }
@@ -102,12 +112,17 @@ function startEmulator(state: string): Promise<{ info: Info; port: number }> {
   })
 }
 
-/** fetch, once more when the pooled connection was closed by the server meanwhile (minutes pass between calls). */
+/**
+ * fetch, again when a pooled connection was closed by the server meanwhile (minutes
+ * pass between calls, and several idle connections may have gone stale).
+ */
 async function fetchAgain(url: string, init: RequestInit): Promise<Response> {
-  try {
-    return await fetch(url, init)
-  } catch {
-    return fetch(url, init)
+  for (let i = 0; ; i++) {
+    try {
+      return await fetch(url, init)
+    } catch (e) {
+      if (i >= 3) throw e
+    }
   }
 }
 
@@ -297,24 +312,27 @@ async function main(): Promise<void> {
   if (item.size !== SIZE) throw new Error(`odfs put stored ${item.size} bytes`)
 
   for (let r = 0; r < ROUNDS; r++) {
-    // Downloads.
-    add('get odfs', timed(process.execPath, [ODFS, 'get', ...store, 'My files/bench/big.bin', out], env))
-    checkSize('odfs get')
-    drop()
-    const dl = await graph<Record<string, string>>(d, token, `${info.graph}/me/drive/items/${item.id}?$select=id,@microsoft.graph.downloadUrl`)
-    const cfg = curlConfig(join(work, 'curl-get.cfg'), [`url = ${q(dl['@microsoft.graph.downloadUrl']!)}`, `output = ${q(out)}`, `cacert = ${q(info.ca)}`, 'silent', 'fail'])
-    add('get curl', timed('curl', ['-K', cfg], env))
-    checkSize('curl')
-    drop()
-    if (typeof rc !== 'string') {
-      add('get rclone', timed('rclone', ['copyto', ...rc.args, `${rc.remote}bench/big.bin`, out], rc.env))
-      checkSize('rclone copyto')
+    // Downloads: odfs, the baseline, curl, rclone (order rotates each round, as for uploads).
+    const downloads: [string, () => Measured | Promise<Measured>, string][] = [
+      ['get odfs', () => timed(process.execPath, [...PROF, ODFS, 'get', ...store, 'My files/bench/big.bin', out], env), 'odfs get'],
+      ['get curl', async () => {
+        const dl = await graph<Record<string, string>>(d, token, `${info.graph}/me/drive/items/${item.id}?$select=id,@microsoft.graph.downloadUrl`)
+        const cfg = curlConfig(join(work, 'curl-get.cfg'), [`url = ${q(dl['@microsoft.graph.downloadUrl']!)}`, `output = ${q(out)}`, `cacert = ${q(info.ca)}`, 'silent', 'fail'])
+        return timed('curl', ['-K', cfg], env)
+      }, 'curl'],
+    ]
+    if (BASE) downloads.push(['get base', () => timed(process.execPath, [BASE, 'get', ...store, 'My files/bench/big.bin', out], env), 'baseline odfs get'])
+    if (typeof rc !== 'string') downloads.push(['get rclone', () => timed('rclone', ['copyto', ...rc.args, `${rc.remote}bench/big.bin`, out], rc.env), 'rclone copyto'])
+    for (let i = 0; i < downloads.length; i++) {
+      const [k, f, what] = downloads[(i + r) % downloads.length]!
+      add(k, await f())
+      checkSize(what)
       drop()
     }
 
     // Uploads: odfs, an upload session driven by curl, rclone (order rotates each round).
     const uploads: [string, () => Measured | Promise<Measured>][] = [
-      ['put odfs', () => timed(process.execPath, [ODFS, 'put', ...store, src, `My files/bench/up-odfs-${r}.bin`], env)],
+      ['put odfs', () => timed(process.execPath, [...PROF, ODFS, 'put', ...store, src, `My files/bench/up-odfs-${r}.bin`], env)],
       ['put curl', async () => {
         // The session is created here (one small request, outside the timed span); curl sends every fragment.
         const session = await graph<{ uploadUrl: string }>(d, token, `${info.graph}/me/drive/root:/bench/up-curl-${r}.bin:/createUploadSession`, {
@@ -328,6 +346,7 @@ async function main(): Promise<void> {
         return timed('curl', ['-K', curlConfig(join(work, 'curl-put.cfg'), lines)], env)
       }],
     ]
+    if (BASE) uploads.push(['put base', () => timed(process.execPath, [BASE, 'put', ...store, src, `My files/bench/up-base-${r}.bin`], env)])
     if (typeof rc !== 'string') uploads.push(['put rclone', () => timed('rclone', ['copyto', ...rc.args, src, `${rc.remote}bench/up-rclone-${r}.bin`], rc.env)])
     for (let i = 0; i < uploads.length; i++) {
       const [k, f] = uploads[(i + r) % uploads.length]!
@@ -344,6 +363,7 @@ async function main(): Promise<void> {
     add('node -e 0', timed(process.execPath, ['-e', '0'], env))
     add('odfs --version', timed(process.execPath, [ODFS, '--version'], env))
     add('odfs --help', timed(process.execPath, [ODFS, '--help'], env))
+    if (BASE) add('base --version', timed(process.execPath, [BASE, '--version'], env))
   }
 
   report(results, typeof rc === 'string' ? rc : undefined)
@@ -362,7 +382,7 @@ function report(results: Map<string, Measured[]>, rcloneNote: string | undefined
   console.log(`odfs transfer benchmark: ${SIZE / 1048576} MiB, best of ${ROUNDS} rounds, emulator in a child process, content on tmpfs`)
   console.log('')
   console.log(`${'transfer'.padEnd(12)} ${'MiB/s'.padStart(8)} ${'wall s'.padStart(8)} ${'CPU s'.padStart(8)} ${'peak RSS MiB'.padStart(13)}`)
-  for (const k of ['get odfs', 'get curl', 'get rclone', 'put odfs', 'put curl', 'put rclone']) {
+  for (const k of ['get odfs', 'get base', 'get curl', 'get rclone', 'put odfs', 'put base', 'put curl', 'put rclone']) {
     const m = best(k)
     if (m) console.log(`${k.padEnd(12)} ${mibs(m).toFixed(1).padStart(8)} ${m.wall.toFixed(2).padStart(8)} ${m.cpu.toFixed(2).padStart(8)} ${(m.rss / 1024).toFixed(0).padStart(13)}`)
   }
@@ -371,17 +391,26 @@ function report(results: Map<string, Measured[]>, rcloneNote: string | undefined
   const ratio = (a: string, b: string, target: number, what: string) => {
     const x = best(a)
     const y = best(b)
-    if (x && y) console.log(`${what.padEnd(34)} ${(mibs(x) / mibs(y)).toFixed(2).padStart(6)}   (target >= ${target})`)
+    if (!x || !y) return
+    const v = mibs(x) / mibs(y)
+    console.log(`${what.padEnd(34)} ${v.toFixed(2).padStart(6)}   ${target ? `(target >= ${target}: ${v >= target ? 'met' : 'MISSED'})` : ''}`)
   }
   ratio('get odfs', 'get curl', 0.85, 'get: odfs / curl')
   ratio('put odfs', 'put curl', 0.85, 'put: odfs / curl-driven session')
   ratio('get odfs', 'get rclone', 1.2, 'get: odfs / rclone copyto')
   ratio('put odfs', 'put rclone', 1.2, 'put: odfs / rclone copyto')
+  ratio('get odfs', 'get base', 0, 'get: odfs / baseline odfs')
+  ratio('put odfs', 'put base', 0, 'put: odfs / baseline odfs')
   const n = mean('node -e 0')
-  for (const k of ['odfs --version', 'odfs --help']) {
+  for (const k of ['odfs --version', 'odfs --help', 'base --version']) {
+    if (!results.get(k)?.length) continue
     const v = mean(k)
-    console.log(`${(k + ' / node -e 0').padEnd(34)} ${(v.wall / n.wall).toFixed(2).padStart(6)}   (target <= 2; ${(v.wall * 1000).toFixed(0)} ms vs ${(n.wall * 1000).toFixed(0)} ms wall, ${(v.cpu * 1000).toFixed(0)} vs ${(n.cpu * 1000).toFixed(0)} ms CPU)`)
+    const r = v.wall / n.wall
+    const target = k === 'odfs --version' ? `target <= 2: ${r <= 2 ? 'met' : 'MISSED'}; ` : ''
+    console.log(`${(k + ' / node -e 0').padEnd(34)} ${r.toFixed(2).padStart(6)}   (${target}${(v.wall * 1000).toFixed(0)} ms vs ${(n.wall * 1000).toFixed(0)} ms wall, ${(v.cpu * 1000).toFixed(0)} vs ${(n.cpu * 1000).toFixed(0)} ms CPU)`)
   }
+  console.log('')
+  console.log(`machine: ${cpus().length} cores, load average ${loadavg().map((x) => x.toFixed(1)).join(' ')} at the end (other work on the machine slows every row)`)
 }
 
 main().then(cleanup, (e) => {

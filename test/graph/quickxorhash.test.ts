@@ -63,3 +63,18 @@ t.test('stream helper', async (t) => {
   }
   t.same(await quickXorHashStream(gen()), { hash: 'aCgDG9jwBhDc4Q1yawMZAAAAAAA=', size: 11 })
 })
+
+t.test('pieces hashed at their offsets in any order equal the hash in order', async (t) => {
+  for (const size of [161, 1000, 100_003, 3 * 327_680 + 17]) {
+    const data = randomBytes(size)
+    const want = reference(data)
+    // Uneven pieces (most not at a multiple of 160), hashed last first, then the rest interleaved.
+    const pieces: [number, number][] = []
+    for (let off = 0, step = 7; off < size; off += step, step = (step * 13 + 5) % 40_009 || 1) pieces.push([off, Math.min(size, off + step)])
+    const order = [...pieces.filter((_, i) => i % 2 === 1).reverse(), ...pieces.filter((_, i) => i % 2 === 0)]
+    const h = new QuickXorHash()
+    for (const [a, b] of order) h.updateAt(a, data.subarray(a, b))
+    t.equal(h.digest(), want, `size ${size}: ${pieces.length} pieces out of order`)
+    t.equal(h.length, size)
+  }
+})

@@ -128,3 +128,82 @@ t.test('a download of a version without a server hash says it is unverified', as
   t.equal(r.unverified, 'noServerHash', 'the result says why it is not verified')
   t.equal(r.serverHash, undefined)
 })
+
+t.test('over several connections: every byte once at its offset, verified, at most `streams` parts at once, broken parts resumed', async (t) => {
+  const fd = faultDispatcher(emu.dispatcher)
+  const c = await client({ dispatcher: fd.dispatcher })
+  const drive = await c.getMyDrive()
+  const data = pattern(1024 * 1024 + 12345)
+  const up = await c.upload({ driveId: drive.id, itemId: 'root' }, 'parallel.bin', { size: data.length, read: async (o, n) => data.subarray(o, o + n) })
+  const part = 64 * 1024
+  const parts = Math.ceil(data.length / part)
+  // Three answers break after 20 KiB of their body.
+  fd.add({ method: 'GET', path: /^\/_download\//, breakAfter: 20 * 1024, times: 3 })
+  const out = Buffer.alloc(data.length)
+  const seen = new Uint8Array(data.length)
+  const left = new Map<number, number>()
+  let most = 0
+  let twice = 0
+  const r = await c.download({ driveId: drive.id, itemId: up.item.id }, async (b, at) => {
+    b.copy(out, at)
+    for (let i = at; i < at + b.length; i++) if (seen[i]++) twice++
+    const p = Math.floor(at / part)
+    const l = (left.get(p) ?? Math.min(part, data.length - p * part)) - b.length
+    left.set(p, l)
+    most = Math.max(most, [...left.values()].filter((x) => x > 0).length)
+    await new Promise((res) => setImmediate(res)) // a write that takes a moment
+  }, { streams: 4, partSize: part })
+  t.equal(twice, 0, 'no byte delivered twice')
+  t.ok(out.equals(data), 'every byte at its offset')
+  t.equal(r.bytes, data.length)
+  t.equal(r.verified, true, 'quickXorHash over the whole file verified')
+  t.equal(r.reopened, 3, 'each broken part reopened from its last byte')
+  t.equal(fd.count('GET', /^\/_download\//), parts + 3, `one ranged GET per part (${parts}) and per break`)
+  t.ok(most > 1 && most <= 4, `parts in flight at once: ${most} (1 < n <= 4)`)
+})
+
+t.test('over several connections: a failed write stops every connection and is not retried', async (t) => {
+  const fd = faultDispatcher(emu.dispatcher)
+  const c = await client({ dispatcher: fd.dispatcher })
+  const drive = await c.getMyDrive()
+  const data = pattern(512 * 1024)
+  const up = await c.upload({ driveId: drive.id, itemId: 'root' }, 'parallel-enospc.bin', { size: data.length, read: async (o, n) => data.subarray(o, o + n) })
+  let failedAt: number | undefined
+  let writes = 0
+  const e = await c.download({ driveId: drive.id, itemId: up.item.id }, async (b, at) => {
+    writes++
+    if (at >= 200 * 1024 && failedAt === undefined) {
+      failedAt = at
+      throw Object.assign(new Error('no space left on device'), { code: 'ENOSPC' })
+    }
+  }, { streams: 3, partSize: 64 * 1024 }).catch((x: unknown) => x)
+  t.equal((e as { code?: string }).code, 'ENOSPC', 'the write failure is what the download reports')
+  const calls = fd.count('GET', /^\/_download\//)
+  const atReturn = writes
+  for (let i = 0; i < 20; i++) await new Promise((res) => setImmediate(res))
+  t.equal(writes, atReturn, 'no write after it returned: every connection had stopped')
+  t.equal(fd.count('GET', /^\/_download\//), calls, 'nor any request')
+  t.ok(calls <= Math.ceil(data.length / (64 * 1024)), `no part retried (${calls} GETs)`)
+})
+
+t.test('over several connections: a file replaced during the download never mixes versions', async (t) => {
+  const c = await client()
+  const drive = await c.getMyDrive()
+  const root = { driveId: drive.id, itemId: 'root' }
+  const v1 = Buffer.alloc(300_000, 1)
+  const v2 = Buffer.alloc(300_000, 2)
+  const up = await c.upload(root, 'parallel-replaced.bin', { size: v1.length, read: async (o, n) => v1.subarray(o, o + n) })
+  let replaced = false
+  const out = Buffer.alloc(v1.length)
+  const e = await c.download({ driveId: drive.id, itemId: up.item.id }, async (b, at) => {
+    b.copy(out, at)
+    if (!replaced) {
+      replaced = true
+      await c.upload(root, 'parallel-replaced.bin', { size: v2.length, read: async (o, n) => v2.subarray(o, o + n) })
+    }
+  }, { streams: 3, partSize: 64 * 1024 }).catch((x: unknown) => x)
+  t.ok(replaced)
+  if (e instanceof GraphError) t.equal(e.code, 'changedDuringRead', e.message)
+  else t.equal((e as { verified?: boolean }).verified, true, 'the first version, whole and verified')
+  t.notOk(out.includes(2), 'no byte of the second version')
+})

@@ -31,17 +31,14 @@ t.test('a later process resumes a persisted session; an expired one restarts', a
   const size = frag * 8 + 12345
   const parent = { driveId: (await mk().getMyDrive()).id, itemId: 'root' }
 
-  // Process 1: stops (aborts) when asked for the fifth fragment.
+  // Process 1: stops (aborts) once the service has acknowledged four fragments.
   const ac = new AbortController()
-  const src1: UploadSource = {
-    size,
-    async read(o, n) {
-      if (o === 4 * frag) ac.abort(new Error('process killed'))
-      return pattern(o, n)
-    },
-  }
+  const src1: UploadSource = { size, read: async (o, n) => pattern(o, n) }
   const c1 = mk()
-  const err = await c1.upload(parent, 'resume.bin', src1, { sessionStore: new FileUploadSessionStore(dir), sourceId: 'v1', signal: ac.signal }).catch((e: unknown) => e)
+  const stopAt4 = (n: number) => {
+    if (n >= 4 * frag) ac.abort(new Error('process killed'))
+  }
+  const err = await c1.upload(parent, 'resume.bin', src1, { sessionStore: new FileUploadSessionStore(dir), sourceId: 'v1', signal: ac.signal, onProgress: stopAt4 }).catch((e: unknown) => e)
   t.match(String(err), /process killed/)
   const files = await readdir(dir)
   t.equal(files.length, 1, 'one persisted session')
@@ -81,4 +78,31 @@ t.test('a later process resumes a persisted session; an expired one restarts', a
   t.equal(res3.verified, true)
   t.ok(Object.keys(emu.stats.routes).some((r) => r.startsWith('DELETE /_upload')), 'the expired session was cancelled')
   t.type(GraphError, 'function')
+})
+
+t.test('the next fragment is read while the previous one is on the wire, into a buffer whose fragment was acknowledged', async (t) => {
+  const token = await tokenFor(emu, 'user1')
+  const frag = 327_680 * 2
+  const c = createGraphDriveClient({ baseUrl: emu.info.graph, tokenProvider: { getAccessToken: async () => token }, dispatcher: emu.dispatcher, fragmentSize: frag })
+  const parent = { driveId: (await c.getMyDrive()).id, itemId: 'root' }
+  const size = frag * 5 + 999
+  const events: string[] = []
+  const buffers = new Set<ArrayBufferLike>()
+  const src: UploadSource = {
+    size,
+    async read(o, n, into) {
+      events.push(`read ${o / frag}`)
+      const b = into && into.length >= n ? into.subarray(0, n) : Buffer.allocUnsafe(n)
+      pattern(o, n).copy(b)
+      buffers.add(b.buffer)
+      return b
+    },
+  }
+  const res = await c.upload(parent, 'read-ahead.bin', src, { sessionStore: new FileUploadSessionStore(dir), onProgress: (n) => void events.push(`ack ${n / frag}`) })
+  t.equal(res.verified, true, 'every fragment arrived intact although its buffer is refilled')
+  t.equal(res.item.size, size)
+  for (let k = 1; k <= 5; k++) {
+    t.ok(events.indexOf(`read ${k}`) < events.indexOf(`ack ${k}`), `fragment ${k} read before fragment ${k - 1} was acknowledged (${events.join(', ')})`)
+  }
+  t.equal(buffers.size, 2, 'two fragment buffers, reused')
 })

@@ -21,6 +21,7 @@ import { sessionOptions, userOption, type SessionArgv } from '../options.js'
 interface GetArgv extends SessionArgv {
   path: string
   local: string
+  streams: number
 }
 
 /** A name from the service used as a local file name: one path segment, nothing else. */
@@ -35,40 +36,71 @@ export function checkLocalName(name: string): string {
 const BATCH = 8 << 20
 
 /**
- * Writes a stream of chunks to a file descriptor in batches of BATCH bytes, one
- * batch on its way to the disk while the next one fills (no copies: writev of the
- * chunks themselves). write() returns a promise only when the caller must wait.
+ * Writes chunks to a file descriptor at their offsets, gathered into batches that
+ * end on multiples of `batch` bytes of the file (a chunk across such a boundary is
+ * split, not copied), then written with one writev of the chunks themselves. The
+ * chunks of each connection of a parallel download (in order within a connection,
+ * interleaved across them) gather into batches of their own. At most `inflight`
+ * batches are on their way to the disk while the next ones fill; write() returns a
+ * promise only when the caller must wait, and a failed write is reported by the
+ * next write() or by end().
  */
 export class BatchWriter {
-  #pending: Buffer[] = []
-  #bytes = 0
-  #pos = 0
-  #inflight: Promise<void> | undefined
+  /** Batches being gathered, by the file offset their next chunk will have. */
+  readonly #runs = new Map<number, { pos: number; bufs: Buffer[]; bytes: number }>()
+  /** Writes under way, oldest first. */
+  readonly #inflight = new Set<Promise<void>>()
+  #error: { e: unknown } | undefined
 
-  constructor(private readonly fh: FileHandle, private readonly batch = BATCH) {}
+  constructor(private readonly fh: FileHandle, private readonly batch = BATCH, private readonly inflight = 1) {}
 
-  write(chunk: Buffer): Promise<void> | undefined {
-    this.#pending.push(chunk)
-    this.#bytes += chunk.length
-    return this.#bytes >= this.batch ? this.#flush() : undefined
+  write(chunk: Buffer, offset: number): Promise<void> | undefined {
+    if (this.#error) throw this.#error.e
+    let run = this.#runs.get(offset)
+    if (run) this.#runs.delete(offset)
+    else run = { pos: offset, bufs: [], bytes: 0 }
+    let flushed = false
+    let at = offset
+    let rest = chunk
+    for (let boundary = (Math.floor(at / this.batch) + 1) * this.batch; at + rest.length >= boundary; boundary += this.batch) {
+      const head = rest.subarray(0, boundary - at)
+      run.bufs.push(head)
+      run.bytes += head.length
+      this.#flush(run)
+      flushed = true
+      rest = rest.subarray(head.length)
+      at = boundary
+      run = { pos: at, bufs: [], bytes: 0 }
+    }
+    if (rest.length > 0) {
+      run.bufs.push(rest)
+      run.bytes += rest.length
+      this.#runs.set(at + rest.length, run)
+    }
+    // Too many batches on their way: the caller waits for the oldest.
+    return flushed && this.#inflight.size > this.inflight ? this.#inflight.values().next().value : undefined
   }
 
   /** Write what is left and wait for every write to finish. */
   async end(): Promise<void> {
-    if (this.#bytes > 0) await this.#flush()
-    await this.#inflight
+    for (const run of this.#runs.values()) this.#flush(run)
+    this.#runs.clear()
+    await Promise.allSettled([...this.#inflight])
+    if (this.#error) throw this.#error.e
   }
 
-  async #flush(): Promise<void> {
-    const bufs = this.#pending
-    const pos = this.#pos
-    this.#pos += this.#bytes
-    this.#pending = []
-    this.#bytes = 0
-    await this.#inflight // at most one batch in flight; its failure surfaces here
-    const p = this.#writeAll(bufs, pos)
-    p.catch(() => {}) // awaited by the next flush or by end()
-    this.#inflight = p
+  /** Start writing a batch (its failure is kept for the next write() or end()). */
+  #flush(run: { pos: number; bufs: Buffer[] }): void {
+    const p: Promise<void> = this.#writeAll(run.bufs, run.pos).then(
+      () => void this.#inflight.delete(p),
+      (e: unknown) => {
+        this.#inflight.delete(p)
+        this.#error ??= { e }
+        throw e
+      },
+    )
+    p.catch(() => {}) // reported through #error
+    this.#inflight.add(p)
   }
 
   async #writeAll(bufs: Buffer[], pos: number): Promise<void> {
@@ -111,7 +143,13 @@ async function createTemp(target: string): Promise<{ path: string; fh: FileHandl
 export const getCommand: CommandModule<object, GetArgv> = {
   builder: (y) =>
     y.positional('path', { type: 'string', demandOption: true }).positional('local', { type: 'string', demandOption: true })
-      .options({ ...sessionOptions, ...userOption }) as never,
+      .options({ ...sessionOptions, ...userOption })
+      .option('streams', {
+        type: 'number',
+        default: 1,
+        // One is the default: on the bench (docs/performance.md) more connections cost CPU and gained nothing.
+        describe: 'Connections to download over at once, in parts of 16 MiB (helps where one connection is slow)',
+      }) as never,
   handler: async (argv) => {
     const { mtimeOf } = await import('../../graph/index.js')
     const { progressBar } = await import('../output.js')
@@ -126,8 +164,10 @@ export const getCommand: CommandModule<object, GetArgv> = {
       const bar = progressBar(r.name, size)
       let closed = false
       try {
-        const out = new BatchWriter(fh)
-        const res = await client.download(r.ref, (chunk) => out.write(chunk), { signal, onProgress: (n) => bar.update(n) })
+        // Parts are DEFAULT_PART bytes, a multiple of BATCH: each part's batches end on its boundaries.
+        const streams = Math.max(1, Math.min(16, Math.floor(argv.streams) || 1))
+        const out = new BatchWriter(fh, BATCH, streams)
+        const res = await client.download(r.ref, (chunk, at) => out.write(chunk, at), { signal, streams, onProgress: (n) => bar.update(n) })
         await out.end()
         bar.stop()
         const mtime = mtimeOf(r.item)

@@ -1,0 +1,31 @@
+// `odfs --version` start-up: answered from package.json before yargs (most of the
+// start-up cost) is loaded, with the same answer yargs gives. A module hook makes
+// loading yargs fail, so the test fails if the fast path goes.
+import t from 'tap'
+import { spawnSync } from 'node:child_process'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
+import { ensureBuilt, ODFS_BIN, ROOT } from '../support/build.js'
+
+t.test('odfs --version prints the package version without loading yargs', async (t) => {
+  await ensureBuilt()
+  const dir = await mkdtemp(join(tmpdir(), 'odfs-startup-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  // Resolving 'yargs' throws in a process started with this hook.
+  await writeFile(join(dir, 'hooks.mjs'), "export async function resolve(s, c, next) { if (s === 'yargs') throw new Error('yargs was loaded'); return next(s, c) }\n")
+  await writeFile(join(dir, 'register.mjs'), `import { register } from 'node:module'\nregister(${JSON.stringify(pathToFileURL(join(dir, 'hooks.mjs')).href)})\n`)
+  const version = (JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version
+  const fast = spawnSync(process.execPath, ['--import', pathToFileURL(join(dir, 'register.mjs')).href, ODFS_BIN, '--version'], { encoding: 'utf8' })
+  t.equal(fast.stderr, '', 'nothing on stderr')
+  t.equal(fast.status, 0)
+  t.equal(fast.stdout, `${version}\n`, 'the version of package.json')
+
+  // The hook does bite: anything else goes through yargs.
+  const viaYargs = spawnSync(process.execPath, ['--import', pathToFileURL(join(dir, 'register.mjs')).href, ODFS_BIN, '--help'], { encoding: 'utf8' })
+  t.match(viaYargs.stderr, /yargs was loaded/, 'the hook stops yargs')
+  // And yargs, when it answers --version (after a command word), says the same.
+  const slow = spawnSync(process.execPath, [ODFS_BIN, 'status', '--version'], { encoding: 'utf8' })
+  t.equal(slow.stdout, fast.stdout, 'the same answer as yargs')
+})
