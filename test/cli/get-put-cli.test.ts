@@ -108,10 +108,10 @@ t.test('get into a folder that does not exist: one clear line, nothing written',
 
 t.test('get --streams 3 fetches a file in parts over three connections, byte for byte', async (t) => {
   const size = 40 * 1024 * 1024 + 4321 // three 16 MiB parts, the last short
-  await emu.store.writeFile('user1', 'parts/ramp.bin', { size, pattern: 'ramp' })
-  emu.resetStats()
-  const out = join(dir, 'ramp.bin')
-  const r = await odfs(['get', ...store, '--streams', '3', 'My files/parts/ramp.bin', out])
+  await cli.emu.store.writeFile('user1', 'parts/ramp.bin', { size, pattern: 'ramp' })
+  cli.emu.resetStats()
+  const out = join(cli.dir, 'ramp.bin')
+  const r = await cli.odfs(['get', ...cli.store, '--streams', '3', 'My files/parts/ramp.bin', out])
   t.equal(r.code, 0, r.stderr)
   t.match(r.stderr, /quickXorHash verified/)
   const got = await readFile(out)
@@ -119,6 +119,6 @@ t.test('get --streams 3 fetches a file in parts over three connections, byte for
   let wrong = -1
   for (let i = 0; i < size && wrong < 0; i++) if (got[i] !== (i & 0xff)) wrong = i
   t.equal(wrong, -1, 'every byte where it belongs')
-  const gets = Object.entries(emu.stats.routes).filter(([k]) => k.startsWith('GET /_download')).reduce((a, [, n]) => a + n, 0)
+  const gets = Object.entries(cli.emu.stats.routes).filter(([k]) => k.startsWith('GET /_download')).reduce((a, [, n]) => a + n, 0)
   t.equal(gets, 3, 'one ranged GET per part')
 })
