@@ -303,7 +303,8 @@ export class WriteBack {
     this.#clock.sleep(delayMs, ac.signal).then(
       () => {
         if (lf.wake === ac) lf.wake = undefined
-        void this.#start(lf)
+        // A failed run is logged and rescheduled by #upload; nobody awaits this one.
+        this.#start(lf).catch(() => undefined)
       },
       () => undefined,
     )

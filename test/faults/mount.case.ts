@@ -76,12 +76,17 @@ async function teardown(_ctx: CaseContext, s: State): Promise<void> {
 
 const dst = (s: State) => join(s.m.mnt, 'My files', s.folder)
 
+/** The last line of a daemon's log (its fatal error, when it died). */
+const lastLine = (text: string) => text.trim().split('\n').pop() ?? ''
+
 async function syncAndStop(s: State): Promise<string[]> {
   const problems: string[] = []
+  const died = s.m.proc.exitCode !== null || s.m.proc.signalCode !== null
   const sync = await s.w.odfs(['sync', s.m.mnt])
-  if (sync.code !== 0) problems.push(`odfs sync: ${sync.stderr.trim().split('\n').pop()}`)
+  if (sync.code !== 0) problems.push(`odfs sync: ${lastLine(sync.stderr)}`)
   const r = await s.m.stop()
-  if (r.code !== 0) problems.push(`unmount: exit ${r.code}`)
+  if (died) problems.push(`the daemon died during the workload (exit ${r.code}): ${lastLine(r.stderr)}`)
+  else if (r.code !== 0) problems.push(`unmount: exit ${r.code}: ${lastLine(r.stderr)}`)
   return problems
 }
 
