@@ -50,6 +50,8 @@ export class LocalFile {
   readonly ctimeMs: number
   /** cTag (content tag) of the remote file the copy started from: a different one now is a conflict. */
   baseCTag: string | undefined
+  /** The spool that accounts for the copy's space (set when it is indexed). */
+  spool: Spool | undefined
 
   constructor(
     readonly id: string,
@@ -88,6 +90,7 @@ export class LocalFile {
 
   async write(buf: Buffer, len: number, offset: number, now: number): Promise<number> {
     if (offset + len > MAX_FILE_SIZE) throw new VfsError('tooLarge', `${this.name}: OneDrive files end at 250 GB`)
+    if (offset + len > this.size) await this.spool?.claim(this.id, offset + len)
     let done = 0
     while (done < len) {
       const { bytesWritten } = await this.fh.write(buf, done, len - done, offset + done)
@@ -101,7 +104,9 @@ export class LocalFile {
 
   async truncate(size: number, now: number): Promise<void> {
     if (size > MAX_FILE_SIZE) throw new VfsError('tooLarge', `${this.name}: OneDrive files end at 250 GB`)
+    if (size > this.size) await this.spool?.claim(this.id, size)
     await this.fh.truncate(size)
+    if (size < this.size) await this.spool?.claim(this.id, size)
     this.size = size
     this.mtimeMs = now
     this.dataGen++
@@ -181,6 +186,7 @@ export class WriteBack {
   }
 
   #index(lf: LocalFile): void {
+    lf.spool = this.#o.spool
     this.#byId.set(lf.id, lf)
     this.#byName.set(`${lf.parentKey}\0${lower(lf.name)}`, lf)
     if (lf.itemId) this.#byItem.set(lf.key, lf)
@@ -229,6 +235,7 @@ export class WriteBack {
     const fh = await this.#o.spool.create(id)
     try {
       if (!truncate && remote.size > 0) {
+        await this.#o.spool.claim(id, remote.size)
         let pos = 0
         await this.#o.client.download(ref, async (chunk) => {
           let off = 0

@@ -112,6 +112,38 @@ const faultCopy = (name: string, key: string, description: string): FaultCase<St
   teardown,
 })
 
+/**
+ * A copy into a write-back spool that fills up (a small disk, or --cache-max-size):
+ * the writer gets ENOSPC and the daemon says why; every file closed before must
+ * arrive. 200 files of 1–20 KB are about 2 MB: they are copied three times over.
+ */
+function spoolFull(c: Pick<FaultCase<State>, 'name' | 'description' | 'requires' | 'setup'>): FaultCase<State> {
+  return defineCase<State>({
+    ...c,
+    async workload(ctx, s) {
+      const problems: string[] = []
+      const log = join(s.w.dir, 'closed.log')
+      const copy = await sh(`mkdir -p '${dst(s)}' && for r in 1 2 3; do for f in '${s.src}'/*; do cp "$f" '${dst(s)}'/r$r-$(basename "$f") 2>>'${s.w.dir}/cp.err' || exit 7; echo r$r-$(basename "$f") >> '${log}'; done; done`)
+      const err = await readFile(join(s.w.dir, 'cp.err'), 'utf8').catch(() => '')
+      s.extra.enospc = copy.code === 7 && /No space left on device/.test(err)
+      if (!s.extra.enospc) problems.push(`the copy did not end with ENOSPC (exit ${copy.code}: ${err.split('\n')[0]})`)
+      const closed = (await readFile(log, 'utf8').catch(() => '')).split('\n').filter(Boolean)
+      ctx.log(`${closed.length} files closed before the spool was full`)
+      // The failed file is removed by the user, as after any ENOSPC; everything else must arrive.
+      const inMount = await readdir(dst(s))
+      for (const n of inMount) if (!closed.includes(n)) await rm(join(dst(s), n), { force: true })
+      problems.push(...(await syncAndStop(s)))
+      if (s.extra.enospc && !/write refused: /.test(s.m.output().stderr)) problems.push('the daemon did not log why the write was refused')
+      const bySrc = new Map((s.extra.expected as FileSummary[]).map((f) => [f.name, f]))
+      const expected = closed.map((n) => ({ ...bySrc.get(n.replace(/^r\d-/, ''))!, name: n }))
+      return { operations: closed.length + 1, expected, problems }
+    },
+    faults: async (_ctx, s) => ({ stop: async () => (s.extra.enospc ? 1 : 0) }),
+    verify: (ctx, s, work) => verifyRemote(ctx, s, work),
+    teardown,
+  })
+}
+
 export default [
   faultCopy('mount: 429 storm', '429 storm', `cp -r of ${FILES} files through the mount while the emulator allows 10 resource units/s per user (429 activityLimitReached with Retry-After)`),
   faultCopy('mount: 503s', '503s', `cp -r of ${FILES} files through the mount while 20% of Graph requests answer 503 with Retry-After`),
@@ -158,7 +190,7 @@ export default [
     verify: (ctx, s, work) => verifyRemote(ctx, s, work),
     teardown,
   }),
-  defineCase<State>({
+  spoolFull({
     name: 'mount: full spool tmpfs',
     description: 'the write-back spool is a 4 MiB tmpfs (--cache-dir) and the write-back delay long: a copy beyond it gets ENOSPC; every file closed before stays and reaches OneDrive',
     requires: () => (process.getuid?.() === 0 ? undefined : 'mounting a tmpfs needs root'),
@@ -173,27 +205,11 @@ export default [
       })
       return s
     },
-    async workload(ctx, s) {
-      const problems: string[] = []
-      const log = join(s.w.dir, 'closed.log')
-      // 200 files of 1–20 KB are about 2 MB: copy them three times over into one folder per round.
-      const copy = await sh(`mkdir -p '${dst(s)}' && for r in 1 2 3; do for f in '${s.src}'/*; do cp "$f" '${dst(s)}'/r$r-$(basename "$f") 2>>'${s.w.dir}/cp.err' || exit 7; echo r$r-$(basename "$f") >> '${log}'; done; done`)
-      const err = await readFile(join(s.w.dir, 'cp.err'), 'utf8').catch(() => '')
-      s.extra.enospc = copy.code === 7 && /No space left on device/.test(err)
-      if (!s.extra.enospc) problems.push(`the copy did not end with ENOSPC (exit ${copy.code}: ${err.split('\n')[0]})`)
-      const closed = (await readFile(log, 'utf8').catch(() => '')).split('\n').filter(Boolean)
-      ctx.log(`${closed.length} files closed before the spool was full`)
-      // The failed file is removed by the user, as after any ENOSPC; everything else must arrive.
-      const inMount = await readdir(dst(s))
-      for (const n of inMount) if (!closed.includes(n)) await rm(join(dst(s), n), { force: true })
-      problems.push(...(await syncAndStop(s)))
-      const bySrc = new Map((s.extra.expected as FileSummary[]).map((f) => [f.name, f]))
-      const expected = closed.map((n) => ({ ...bySrc.get(n.replace(/^r\d-/, ''))!, name: n }))
-      return { operations: closed.length + 1, expected, problems }
-    },
-    faults: async (_ctx, s) => ({ stop: async () => (s.extra.enospc ? 1 : 0) }),
-    verify: (ctx, s, work) => verifyRemote(ctx, s, work),
-    teardown,
+  }),
+  spoolFull({
+    name: 'mount: --cache-max-size',
+    description: 'the write-back spool may hold 2 MiB (--cache-max-size 2M) and the write-back delay is long: a copy beyond it gets ENOSPC; every file closed before stays and reaches OneDrive',
+    setup: (ctx) => setupMount(ctx, 'spool-limit', ['--write-back', '600', '--cache-max-size', '2M']),
   }),
   defineCase<State>({
     name: 'mount: conflict',
