@@ -151,11 +151,38 @@ export default [
   faultCopy('mount: connection resets', 'connection resets', `cp -r of ${FILES} files through the mount while 20% of downloads and upload fragments are cut mid-body`),
   defineCase<State>({
     name: 'mount: emulator down 30 s',
-    description: 'the emulator process stops for 30 s mid-copy and restarts on the same port and state',
-    requires: () => 'the mount support (test/fuse/support.ts) runs the emulator in-process and cannot restart it on the same port and state dir yet',
-    setup: () => Promise.reject(new Error('not run')),
-    workload: () => Promise.reject(new Error('not run')),
-    verify: () => Promise.reject(new Error('not run')),
+    description: `cp of ${FILES} files through the mount; after half of them the service is unreachable for 30 s (port closed, connections cut, state kept): the copy goes on into the spool, files read before read the same, ls answers; everything arrives once the service is back`,
+    setup: (ctx) => setupMount(ctx, 'down'),
+    async workload(ctx, s) {
+      const problems: string[] = []
+      const half = FILES / 2
+      const cp = (from: number, to: number) => sh(`mkdir -p '${dst(s)}' && for i in $(seq ${from} ${to}); do cp '${s.src}'/f$i.bin '${dst(s)}'/ || exit 7; done`)
+      const first = await cp(1, half)
+      if (first.code !== 0) problems.push(`cp before the outage: ${first.stderr.trim().split('\n')[0]}`)
+      const sums = (names: string[]) => sh(`cd '${dst(s)}' && sha256sum ${names.join(' ')}`)
+      const early = Array.from({ length: 5 }, (_, i) => `f${i + 1}.bin`)
+      const before = await sums(early)
+      const downAt = Date.now()
+      await s.w.emu.goDown()
+      s.extra.outages = 1
+      ctx.log('the service is down')
+      const second = await cp(half + 1, FILES)
+      if (second.code !== 0) problems.push(`cp during the outage: ${second.stderr.trim().split('\n')[0]}`)
+      const during = await sums(early)
+      if (during.code !== 0 || during.stdout !== before.stdout) problems.push(`reading files written before the outage: ${during.code !== 0 ? during.stderr.trim().split('\n')[0] : 'other bytes'}`)
+      const ls = await sh(`ls -l '${dst(s)}' | wc -l`)
+      if (ls.code !== 0 || Number(ls.stdout.trim()) !== FILES + 1) problems.push(`ls during the outage: ${ls.code !== 0 ? ls.stderr.trim() : `${Number(ls.stdout.trim()) - 1} files listed`}`)
+      const left = 30_000 - (Date.now() - downAt)
+      if (left > 0) await new Promise((r) => setTimeout(r, left))
+      else problems.push(`the copy took ${Math.round((Date.now() - downAt) / 1000)} s of the 30 s outage: the mount waited for the service`)
+      await s.w.emu.comeBack()
+      ctx.log(`the service is back after ${Math.round((Date.now() - downAt) / 1000)} s`)
+      problems.push(...(await syncAndStop(s)))
+      return { operations: FILES + 10, expected: s.extra.expected as FileSummary[], problems }
+    },
+    faults: async (_ctx, s) => ({ stop: async () => (s.extra.outages as number | undefined) ?? 0 }),
+    verify: (ctx, s, work) => verifyRemote(ctx, s, work),
+    teardown,
   }),
   defineCase<State>({
     name: 'mount: SIGKILL ×10 + remount',
