@@ -297,6 +297,57 @@ export default [
     teardown,
   }),
   defineCase<State>({
+    name: 'mount: hostile answers',
+    description: 'the emulator reports names with /, NUL, .. and 300 characters, a wrong size, a wrong hash, a listing that is not JSON and a download cut short, while 20 files are copied through the mount: no unsafe name is listed, the damaged answers give EIO to the reader, the daemon lives, the copied files arrive',
+    setup: (ctx) => setupMount(ctx, 'hostile-writes'),
+    async workload(ctx, s) {
+      const problems: string[] = []
+      const emu = s.w.emu
+      const names = ['slash.txt', 'zero.txt', 'dotdot.txt', 'long.txt', 'size.bin', 'hash.bin', 'trunc.bin', 'ok.txt']
+      for (const n of names) await emu.store.writeFile('user1', `hostile/${n}`, `content of ${n}\n`.repeat(100))
+      await emu.store.writeFile('user1', 'hostile/json/inner.txt', 'inner')
+      const knobs: Partial<Faults> = {
+        hostileNameSlash: 'hostile/slash.txt', hostileNameNul: 'hostile/zero.txt', hostileNameDotDot: 'hostile/dotdot.txt', hostileNameLong: 'hostile/long.txt',
+        hostileSize: 'hostile/size.bin', hostileHash: 'hostile/hash.bin', hostileJson: 'hostile/json', hostileTruncate: 'hostile/trunc.bin',
+      }
+      emu.setFaults(knobs)
+      s.extra.knobs = Object.keys(knobs).length
+      try {
+        const dir = join(s.m.mnt, 'My files', 'hostile')
+        const ls = await readdir(dir).catch((e: NodeJS.ErrnoException) => e)
+        if (!Array.isArray(ls)) problems.push(`ls hostile: ${ls.code}`)
+        else {
+          const unsafe = ls.filter((n) => n.includes('/') || n.includes('\0') || n === '.' || n === '..' || Buffer.byteLength(n) > 255)
+          if (unsafe.length) problems.push(`unsafe names listed: ${JSON.stringify(unsafe)}`)
+          if (!ls.includes('ok.txt')) problems.push('ok.txt is not listed')
+        }
+        const eio = async (what: string, cmd: string) => {
+          const r = await sh(cmd)
+          if (r.code === 0) problems.push(`${what}: no error (EIO expected)`)
+          else if (!/Input\/output error/.test(r.stderr)) problems.push(`${what}: ${r.stderr.trim().split('\n')[0]} (EIO expected)`)
+        }
+        await eio('cat of a file reported one byte larger', `cat '${dir}/size.bin' > /dev/null`)
+        await eio('cat of a file with a wrong hash', `cat '${dir}/hash.bin' > /dev/null`)
+        await eio('cat of a download cut short', `cat '${dir}/trunc.bin' > /dev/null`)
+        await eio('ls of a folder whose listing is not JSON', `ls '${dir}/json'`)
+        const ok = await sh(`cat '${dir}/ok.txt'`)
+        if (ok.code !== 0 || ok.stdout !== 'content of ok.txt\n'.repeat(100)) problems.push(`cat ok.txt: ${ok.stderr.trim() || 'other bytes'}`)
+        const cp = await sh(`mkdir -p '${dst(s)}' && for i in $(seq 1 20); do cp '${s.src}'/f$i.bin '${dst(s)}'/ || exit 7; done`)
+        if (cp.code !== 0) problems.push(`cp: ${cp.stderr.trim().split('\n')[0]}`)
+      } finally {
+        emu.setFaults(Object.fromEntries(Object.keys(knobs).map((k) => [k, ''])))
+      }
+      const log = s.m.output().stderr
+      if (!/I\/O error/.test(log)) problems.push('the daemon logged no I/O error')
+      problems.push(...(await syncAndStop(s)))
+      ctx.log(`${problems.length} problem(s)`)
+      return { operations: 30, expected: (s.extra.expected as FileSummary[]).slice(0, 20), problems }
+    },
+    faults: async (_ctx, s) => ({ stop: async () => (s.extra.knobs as number | undefined) ?? 0 }),
+    verify: (ctx, s, work) => verifyRemote(ctx, s, work),
+    teardown,
+  }),
+  defineCase<State>({
     name: 'mount: exerciser',
     description: `the seeded random-ops data-integrity exerciser on a folder of the mount (${MOUNT_OPS} ops at most), then the emulator's content of every file it left`,
     setup: (ctx) => setupMount(ctx, 'unused'),
