@@ -14,7 +14,7 @@ import { chmod, readdir, rm } from 'node:fs/promises'
 import { createConnection, createServer, type Server, type Socket } from 'node:net'
 import { homedir, userInfo } from 'node:os'
 import { join, resolve } from 'node:path'
-import { privateDir } from '../vfs/index.js'
+import { ensurePrivateDir } from '../common/index.js'
 
 export function cacheRoot(env: NodeJS.ProcessEnv = process.env, user = userInfo().username): string {
   return join(env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'odfs', user)
@@ -55,7 +55,7 @@ export type Reply = Record<string, unknown>
 export type Handler = (req: Reply, send: (r: Reply) => void) => Promise<void>
 
 export async function serveControl(path: string, handler: Handler): Promise<Server> {
-  await privateDir(join(path, '..'))
+  await ensurePrivateDir(join(path, '..'))
   await rm(path, { force: true })
   const server = createServer((sock: Socket) => {
     let buf = ''

@@ -22,9 +22,11 @@
  */
 import { randomBytes } from 'node:crypto'
 import { constants } from 'node:fs'
-import { lstat, mkdir, open, readdir, readFile, rename, rm, statfs, type FileHandle } from 'node:fs/promises'
+import { open, readdir, readFile, rename, rm, statfs, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
-import { OdfsError, silentLogger, type Logger } from '../common/index.js'
+import {
+  createPrivateFileExclusive, ensurePrivateDir, OdfsError, processAlive, readPrivateFile, removePrivateFile, silentLogger, type Logger,
+} from '../common/index.js'
 import { VfsError } from './errors.js'
 
 export type LocalState = 'open' | 'waiting' | 'uploading' | 'failed'
@@ -57,29 +59,6 @@ async function fsyncDir(dir: string): Promise<void> {
     await fh.sync()
   } finally {
     await fh.close()
-  }
-}
-
-/** Create (or check) a private directory: ours, a directory, not a symlink, 0700. */
-export async function privateDir(dir: string): Promise<void> {
-  await mkdir(dir, { recursive: true, mode: 0o700 })
-  const st = await lstat(dir)
-  if (!st.isDirectory()) throw new OdfsError('EINVAL', `${dir} is not a directory`)
-  if (typeof process.getuid === 'function' && st.uid !== process.getuid()) {
-    throw new OdfsError('EACCES', `${dir} belongs to another user; choose another --cache-dir`)
-  }
-  if ((st.mode & 0o077) !== 0) {
-    const { chmod } = await import('node:fs/promises')
-    await chmod(dir, 0o700)
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM'
   }
 }
 
@@ -194,30 +173,24 @@ export class Spool {
 
   /** Make the directories and take the lock; refuses when another live daemon holds it. */
   async open(): Promise<void> {
-    await privateDir(this.dir)
-    await privateDir(this.sessionsDir)
-    const lock = join(this.dir, 'lock')
+    await ensurePrivateDir(this.dir)
+    await ensurePrivateDir(this.sessionsDir)
     for (let i = 0; i < 2; i++) {
-      try {
-        const fh = await open(lock, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY | constants.O_NOFOLLOW, 0o600)
-        await fh.writeFile(`${process.pid}\n`)
-        await fh.close()
+      if (await createPrivateFileExclusive(this.dir, 'lock', `${process.pid}\n`)) {
         this.#locked = true
         return
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e
       }
-      const pid = Number((await readFile(lock, 'utf8').catch(() => '')).trim())
-      if (pid && pid !== process.pid && alive(pid)) {
+      const pid = Number((await readPrivateFile(this.dir, 'lock', { what: 'spool lock' }))?.trim())
+      if (pid && pid !== process.pid && processAlive(pid)) {
         throw new OdfsError('EBUSY', `another odfs mount (pid ${pid}) uses the write-back spool ${this.dir}; unmount it first or give this mount another --cache-dir`)
       }
-      await rm(lock, { force: true }) // left by a daemon that died
+      await removePrivateFile(this.dir, 'lock') // left by a daemon that died
     }
     throw new OdfsError('EBUSY', `cannot lock the write-back spool ${this.dir}`)
   }
 
   async close(): Promise<void> {
-    if (this.#locked) await rm(join(this.dir, 'lock'), { force: true })
+    if (this.#locked) await removePrivateFile(this.dir, 'lock')
     this.#locked = false
   }
 

@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os'
 import { basename, join } from 'node:path'
 import type { Faults } from '../../src/emulator/index.js'
 import { graphCaller, tokenFor } from '../support/emulator.js'
+import { prng } from '../support/prng.js'
 import { sh, world, type Mounted, type World } from '../fuse/support.js'
 import { runExerciser, type FileSummary } from './exerciser.js'
 import { defineCase, emulatorFaultInjector, emulatorGraphReader, verifyRemoteFolder, type CaseContext, type FaultCase, type VerifyResult, type WorkloadResult } from './harness.js'
@@ -41,23 +42,11 @@ interface State {
   extra: Record<string, unknown>
 }
 
-/** A seeded generator (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let x = a
-    x = Math.imul(x ^ (x >>> 15), x | 1)
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
-    return ((x ^ (x >>> 14)) >>> 0) / 2 ** 32
-  }
-}
-
 async function setupMount(ctx: CaseContext, folder: string, mountArgs: string[] = ['--write-back', '1']): Promise<State> {
   const teardowns: Array<() => unknown> = []
   const w = await world({ teardown: (f) => teardowns.push(f) })
   const src = join(w.dir, 'src')
-  const rand = rng(ctx.seed)
+  const rand = prng(ctx.seed)
   const expected: FileSummary[] = []
   await sh(`mkdir -p '${src}'`)
   for (let i = 1; i <= FILES; i++) {
@@ -189,7 +178,7 @@ export default [
     description: `cp -r of ${FILES} files; the daemon is SIGKILLed at 10 seeded random moments and remounted each time, the copy is rerun until it completes; every file must then be whole on OneDrive`,
     setup: (ctx) => setupMount(ctx, 'sigkill'),
     async workload(ctx, s) {
-      const rand = rng(ctx.seed ^ 0x5eed)
+      const rand = prng(ctx.seed ^ 0x5eed)
       let kills = 0
       const problems: string[] = []
       for (let round = 0; round < 10; round++) {

@@ -13,9 +13,9 @@ import { spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { open, stat } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
-import { createLogger, errorMessage, OdfsError, type Logger } from '../../common/index.js'
+import { createLogger, ensurePrivateDir, errorMessage, OdfsError, type Logger } from '../../common/index.js'
 import { createGraphDriveClient } from '../../graph/index.js'
-import { privateDir, TreeResolver, Vfs } from '../../vfs/index.js'
+import { TreeResolver, Vfs } from '../../vfs/index.js'
 import { mountVfs, unmountPath, type MountedFs } from '../../fuse/index.js'
 import { openUserSession, sessionOptions, userOption, type SessionArgv, type UserSession } from '../session.js'
 import { cacheRoot, controlSocketPath, serveControl } from '../control.js'
@@ -126,7 +126,7 @@ export async function startMount(argv: MountArgv, log: Logger, say: (m: string) 
       maxConcurrentTransfers: transfers,
     })
     const cacheDir = resolve(argv['cache-dir'] ?? cacheRoot())
-    await privateDir(cacheDir)
+    await ensurePrivateDir(cacheDir)
     const vfs = new Vfs({
       client,
       tree: new TreeResolver(client, { links: await rememberedLinks(session.config, argv.user) }),
@@ -223,7 +223,7 @@ export const mountCommand: CommandModule<object, MountArgv> = {
     if (argv.daemon) {
       // The detached daemon logs to a private file; this process waits for its ready line.
       const dir = resolve(argv['cache-dir'] ?? cacheRoot())
-      await privateDir(dir)
+      await ensurePrivateDir(dir)
       const logPath = join(dir, 'mount.log')
       const logFile = await open(logPath, 'a', 0o600)
       const args = process.argv.slice(1).filter((a) => a !== '--daemon')
