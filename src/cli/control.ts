@@ -15,8 +15,8 @@ import { createHash } from 'node:crypto'
 import { chmod, readdir, rm } from 'node:fs/promises'
 import { createConnection, createServer, type Server, type Socket } from 'node:net'
 import { join, resolve } from 'node:path'
+import { ensurePrivateDir } from '../common/index.js'
 import { currentUser, odfsDirs } from '../config/index.js'
-import { privateDir } from '../vfs/index.js'
 
 /** The argument of the commands that talk to a mount's daemon (sync, unmount). */
 export interface MountpointArgv {
@@ -89,7 +89,7 @@ export type Reply = Record<string, unknown>
 export type Handler = (req: Reply, send: (r: Reply) => void) => Promise<void>
 
 export async function serveControl(path: string, handler: Handler): Promise<Server> {
-  await privateDir(join(path, '..'))
+  await ensurePrivateDir(join(path, '..'))
   await rm(path, { force: true })
   const server = createServer((sock: Socket) => {
     let buf = ''

@@ -29,7 +29,7 @@ import {
   type AuthError, type MsalApp, type TokenStore, type TokenStoreMode,
 } from '../auth/index.js'
 import { createGraphDriveClient, type DriveClient, type GraphDriveClientOptions } from '../graph/index.js'
-import { privateDir, TreeResolver } from '../vfs/index.js'
+import { TreeResolver } from '../vfs/index.js'
 import type { SessionArgv } from './options.js'
 import { openLinkStore, type LinkStore } from './shared-links.js'
 
@@ -88,7 +88,7 @@ export async function openContext(argv: SessionArgv, deps: SessionDeps = {}): Pr
 export async function mountCacheDir(given: string | undefined, ctx: Pick<UserContext, 'user' | 'paths'>): Promise<string> {
   const dir = resolve(given ?? ctx.paths.mountCache)
   if (given === undefined && ctx.user.other) await ensurePrivateDir(dirname(dir), { uid: ctx.user.uid, gid: ctx.user.gid })
-  await privateDir(dir)
+  await ensurePrivateDir(dir)
   return dir
 }
 

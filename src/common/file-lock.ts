@@ -35,7 +35,8 @@ export interface FileLockOptions extends PrivateOwner {
 
 const held = new AsyncLocalStorage<ReadonlySet<string>>()
 
-function alive(pid: number): boolean {
+/** True when a process with this pid exists on this host (ours to signal or not). */
+export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0)
     return true
@@ -65,7 +66,7 @@ export async function withFileLock<T>(dir: string, name: string, fn: () => Promi
     if (content === null) continue
     const [pidText, holderHost] = content.split(/\s+/)
     const pid = Number(pidText)
-    if (holderHost === host && Number.isInteger(pid) && pid > 0 && !alive(pid)) {
+    if (holderHost === host && Number.isInteger(pid) && pid > 0 && !processAlive(pid)) {
       if ((await readPrivateFile(dir, name, owner)) === content) {
         await removePrivateFile(dir, name, owner)
         log.warn({ lockFile: path, pid }, `${what}: broke a stale lock left by process ${pid}, which is gone`)

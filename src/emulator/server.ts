@@ -118,6 +118,13 @@ export interface Emulator {
   store: Store
   identity: IdentityPlatform
   env: Env
+  /**
+   * The service becomes unreachable, as in an outage or a network cut: the port
+   * refuses connections and open ones are cut. Everything it holds is kept.
+   */
+  goDown(): Promise<void>
+  /** Back on the same port with the same state (drives, tokens, upload sessions). */
+  comeBack(): Promise<void>
   close(): Promise<void>
 }
 
@@ -535,6 +542,7 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
   }
 
   let closed = false
+  let down = false
   return {
     info,
     port,
@@ -549,14 +557,29 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
     store,
     identity,
     env,
+    async goDown() {
+      if (down || closed) return
+      down = true
+      const stopped = new Promise<void>((r) => server.close(() => r()))
+      server.closeAllConnections()
+      await stopped
+    },
+    async comeBack() {
+      if (!down || closed) return
+      server.listen(port, '127.0.0.1')
+      await once(server, 'listening')
+      down = false
+    },
     async close() {
       if (closed) return
       closed = true
       clearInterval(sweeper)
       store.close()
       identity.close()
-      server.closeAllConnections()
-      await new Promise<void>((r) => server.close(() => r()))
+      if (!down) {
+        server.closeAllConnections()
+        await new Promise<void>((r) => server.close(() => r()))
+      }
       if (createdState) rmSync(stateDir, { recursive: true, force: true })
     },
   }

@@ -14,7 +14,7 @@
  */
 import Fuse from 'fuse-native'
 import { silentLogger, type Logger } from '../common/index.js'
-import { errnoFor, errnoValue, type Vfs } from '../vfs/index.js'
+import { errnoFor, errnoValue, type ErrnoName, type Vfs } from '../vfs/index.js'
 
 export interface FuseMountOptions {
   allowOther?: boolean
@@ -53,27 +53,64 @@ function timeOf(ms: number): number | 'now' | undefined {
 }
 
 export function fuseOps(vfs: Vfs, log: Logger = silentLogger): Record<string, (...a: any[]) => void> {
-  const fail = (op: string, path: string, err: unknown, cb: Cb, ...rest: unknown[]) => {
-    const name = errnoFor(err)
-    if (name === 'EIO') log.error({ op, path, err: vfs.describe(err) }, 'I/O error')
-    else log.debug({ op, path, errno: name }, 'operation failed')
-    cb(-errnoValue(name), ...rest)
+  /**
+   * Run one operation and answer the kernel exactly once, whatever happens: a
+   * synchronous throw, a rejection, or a throw while answering. An exception that
+   * escaped here would reach fuse-native's native callback and end the daemon; a
+   * callback never called would leave the caller hanging until the FUSE timeout.
+   */
+  const run = <T>(op: string, path: string, cb: Cb, f: () => Promise<T>, ok: (v: T) => unknown[]) => {
+    let answered = false
+    const reply = (...a: [number, ...unknown[]]) => {
+      if (answered) return
+      answered = true
+      try {
+        cb(...a)
+      } catch (e) {
+        log.error({ op, path, err: String(e) }, 'answering the kernel failed')
+      }
+    }
+    const fail = (err: unknown) => {
+      let name: ErrnoName = 'EIO'
+      try {
+        name = errnoFor(err)
+        if (name === 'EIO') log.error({ op, path, err: vfs.describe(err) }, 'I/O error')
+        else log.debug({ op, path, errno: name }, 'operation failed')
+      } catch {
+        log.error({ op, path }, 'I/O error (the error could not be described)')
+      }
+      reply(-errnoValue(name))
+    }
+    let p: Promise<T>
+    try {
+      p = f()
+    } catch (e) {
+      fail(e)
+      return
+    }
+    Promise.resolve(p).then((v) => {
+      let args: unknown[]
+      try {
+        args = ok(v)
+      } catch (e) {
+        fail(e)
+        return
+      }
+      reply(...(args as [number, ...unknown[]]))
+    }, fail)
   }
-  const run = <T>(op: string, path: string, cb: Cb, f: () => Promise<T>, ok: (v: T) => void) => {
-    f().then(ok, (e) => fail(op, path, e, cb))
-  }
-  const done = (op: string, path: string, cb: Cb, f: () => Promise<unknown>) => run(op, path, cb, f, () => cb(0))
+  const done = (op: string, path: string, cb: Cb, f: () => Promise<unknown>) => run(op, path, cb, f, () => [0])
   return {
-    getattr: (path: string, cb: Cb) => run('getattr', path, cb, () => vfs.getattr(path), (a) => cb(0, a)),
-    fgetattr: (path: string, _fd: number, cb: Cb) => run('getattr', path, cb, () => vfs.getattr(path), (a) => cb(0, a)),
-    readdir: (path: string, cb: Cb) => run('readdir', path, cb, () => vfs.readdir(path), (r) => cb(0, r.names, r.attrs)),
-    statfs: (path: string, cb: Cb) => run('statfs', path, cb, () => vfs.statfs(), (s) => cb(0, s)),
-    open: (path: string, flags: number, cb: Cb) => run('open', path, cb, () => vfs.open(path, flags), (fd) => cb(0, fd)),
-    create: (path: string, mode: number, cb: Cb) => run('create', path, cb, () => vfs.create(path, mode), (fd) => cb(0, fd)),
+    getattr: (path: string, cb: Cb) => run('getattr', path, cb, () => vfs.getattr(path), (a) => [0, a]),
+    fgetattr: (path: string, _fd: number, cb: Cb) => run('getattr', path, cb, () => vfs.getattr(path), (a) => [0, a]),
+    readdir: (path: string, cb: Cb) => run('readdir', path, cb, () => vfs.readdir(path), (r) => [0, r.names, r.attrs]),
+    statfs: (path: string, cb: Cb) => run('statfs', path, cb, () => vfs.statfs(), (s) => [0, s]),
+    open: (path: string, flags: number, cb: Cb) => run('open', path, cb, () => vfs.open(path, flags), (fd) => [0, fd]),
+    create: (path: string, mode: number, cb: Cb) => run('create', path, cb, () => vfs.create(path, mode), (fd) => [0, fd]),
     read: (path: string, fd: number, buf: Buffer, len: number, pos: number, cb: Cb) =>
-      vfs.read(fd, buf, len, pos).then((n) => cb(n), (e) => fail('read', path, e, cb)),
+      run('read', path, cb, () => vfs.read(fd, buf, len, pos), (n) => [n]),
     write: (path: string, fd: number, buf: Buffer, len: number, pos: number, cb: Cb) =>
-      vfs.write(fd, buf, len, pos).then((n) => cb(n), (e) => fail('write', path, e, cb)),
+      run('write', path, cb, () => vfs.write(fd, buf, len, pos), (n) => [n]),
     flush: (path: string, fd: number, cb: Cb) => done('flush', path, cb, () => vfs.flush(fd)),
     fsync: (path: string, _datasync: number, fd: number, cb: Cb) => done('fsync', path, cb, () => vfs.fsync(fd)),
     release: (path: string, fd: number, cb: Cb) => done('release', path, cb, () => vfs.release(fd)),
@@ -89,8 +126,8 @@ export function fuseOps(vfs: Vfs, log: Logger = silentLogger): Record<string, (.
     symlink: (target: string, path: string, cb: Cb) => done('symlink', path, cb, () => vfs.symlink(target, path)),
     link: (from: string, to: string, cb: Cb) => done('link', to, cb, () => vfs.link(from, to)),
     mknod: (path: string, mode: number, _dev: number, cb: Cb) => done('mknod', path, cb, () => vfs.mknod(path, mode)),
-    getxattr: (path: string, name: string, _pos: number, cb: Cb) => run('getxattr', path, cb, () => vfs.getxattr(path, name), (v) => cb(0, v)),
-    listxattr: (path: string, cb: Cb) => run('listxattr', path, cb, () => vfs.listxattr(path), (l) => cb(0, l)),
+    getxattr: (path: string, name: string, _pos: number, cb: Cb) => run('getxattr', path, cb, () => vfs.getxattr(path, name), (v) => [0, v]),
+    listxattr: (path: string, cb: Cb) => run('listxattr', path, cb, () => vfs.listxattr(path), (l) => [0, l]),
     setxattr: (path: string, name: string, _v: Buffer, _pos: number, _flags: number, cb: Cb) => done('setxattr', path, cb, () => vfs.setxattr(path, name)),
     removexattr: (path: string, name: string, cb: Cb) => done('removexattr', path, cb, () => vfs.removexattr(path, name)),
   }

@@ -9,7 +9,7 @@ import pLimit from 'p-limit'
 import { DeltaCursor } from './delta.js'
 import { Downloader, type DownloadResult, type DownloadToOptions, type OpenRangeOptions, type RangeStream } from './download.js'
 import { GraphError, isGraphError } from './errors.js'
-import { encodePath, shareIdOf } from './paths.js'
+import { encodePath, encodeSegment, shareIdOf } from './paths.js'
 import type { RateLimiter } from './ratelimit.js'
 import { GraphTransport, type TransportOptions } from './transport.js'
 import { Uploader, type UploadOptions, type UploadResult, type UploadSessionStore, type UploadSource } from './upload.js'
@@ -389,11 +389,26 @@ class GraphDriveClient implements DriveClient {
     return this.#allPages<Drive>(`/sites/${d(siteId)}/drives?$select=id,driveType,name,owner,quota,webUrl`, signal)
   }
 
-  createFolder(parent: ItemRef, name: string, conflictBehavior: ConflictBehavior = 'fail', signal?: AbortSignal): Promise<DriveItem> {
-    return this.#t.json<DriveItem>('POST', `/drives/${d(parent.driveId)}/items/${d(parent.itemId)}/children`, {
-      body: { name, folder: {}, '@microsoft.graph.conflictBehavior': conflictBehavior },
-      signal,
-    })
+  async createFolder(parent: ItemRef, name: string, conflictBehavior: ConflictBehavior = 'fail', signal?: AbortSignal): Promise<DriveItem> {
+    const path = `/drives/${d(parent.driveId)}/items/${d(parent.itemId)}/children`
+    try {
+      // Resent after a 5xx or a lost answer, except with `rename`, where a resend could make a second folder.
+      return await this.#t.json<DriveItem>('POST', path, {
+        body: { name, folder: {}, '@microsoft.graph.conflictBehavior': conflictBehavior },
+        signal,
+        idempotent: conflictBehavior !== 'rename',
+      })
+    } catch (e) {
+      // A `fail` POST resent after its first attempt went through meets that folder (409):
+      // a folder at the name is exactly what was asked.
+      if (!(conflictBehavior === 'fail' && isGraphError(e) && e.attempts > 1 && e.classify() === 'nameConflict')) throw e
+      const there = await this.#t.json<DriveItem>('GET', `/drives/${d(parent.driveId)}/items/${d(parent.itemId)}:/${encodeSegment(name)}:?$select=${ITEM_SELECT}`, {
+        signal,
+        label: 'GET /drives/{id}/items/{id}:{path}:',
+      }).catch(() => undefined)
+      if (!there?.folder) throw e
+      return there
+    }
   }
 
   async move(ref: ItemRef, opts: MoveOptions): Promise<DriveItem> {

@@ -377,7 +377,10 @@ export class Uploader {
     const r = await this.t.json<{ uploadUrl: string; expirationDateTime?: string; nextExpectedRanges?: string[] }>(
       'POST',
       `${this.#target(parent, name)}/createUploadSession`,
-      { body: { item }, signal: opts.signal, label: 'POST /drives/{id}/items/{id}:{path}:/createUploadSession' },
+      // Safe to resend (after a 5xx or a lost answer): a session creates no item, and one
+      // left unused expires on its own (docs/graph-service.md §4.2). A service that refuses
+      // the second session (409) fails this upload, which the caller retries later.
+      { body: { item }, signal: opts.signal, idempotent: true, label: 'POST /drives/{id}/items/{id}:{path}:/createUploadSession' },
     )
     try {
       issuedUploadHosts.add(new URL(r.uploadUrl).host)

@@ -15,7 +15,7 @@ export type ErrnoName =
 /** What went wrong in filesystem terms; errnoFor() decides the errno of each. */
 export type VfsErrorCode =
   | 'notFound' | 'exists' | 'notEmpty' | 'notDir' | 'isDir' | 'virtualDir' | 'readOnlyMount' | 'crossDrive'
-  | 'unsupported' | 'notPermitted' | 'noAttribute' | 'tooLarge' | 'badHandle' | 'invalid' | 'uploadFailed'
+  | 'unsupported' | 'notPermitted' | 'noAttribute' | 'tooLarge' | 'badHandle' | 'invalid' | 'uploadFailed' | 'noSpace'
 
 export class VfsError extends OdfsError {
   declare readonly code: VfsErrorCode
@@ -48,6 +48,8 @@ function vfsErrno(code: VfsErrorCode): ErrnoName {
     case 'badHandle': return 'EBADF'
     case 'invalid': return 'EINVAL'
     case 'uploadFailed': return 'EIO'
+    // The write-back spool is full (--cache-max-size or its disk): the writer's ENOSPC.
+    case 'noSpace': return 'ENOSPC'
   }
 }
 

@@ -11,12 +11,23 @@
  *   sessions/       upload sessions in progress (uploadUrl is a credential)
  *
  * On the next mount every record is uploaded before the mount answers.
+ *
+ * Space: a copy's bytes are accepted only while they fit (claim()): under
+ * `maxBytes` (--cache-max-size) and on the disk with a reserve left over for the
+ * bookkeeping that gets them to OneDrive (a journal page per copy not journaled
+ * yet, record rewrites, upload-session files). So a full spool, or a full disk,
+ * gives ENOSPC to the writer only; every copy closed before still journals and
+ * uploads, and the space comes back as copies reach OneDrive (a copy leaves the
+ * spool only then).
  */
 import { randomBytes } from 'node:crypto'
 import { constants } from 'node:fs'
-import { copyFile, lstat, mkdir, open, readdir, readFile, rename, rm, type FileHandle } from 'node:fs/promises'
+import { copyFile, open, readdir, readFile, rename, rm, statfs, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
-import { OdfsError } from '../common/index.js'
+import {
+  createPrivateFileExclusive, ensurePrivateDir, OdfsError, processAlive, readPrivateFile, removePrivateFile, silentLogger, type Logger,
+} from '../common/index.js'
+import { VfsError } from './errors.js'
 
 export type LocalState = 'open' | 'waiting' | 'uploading' | 'failed'
 
@@ -56,63 +67,135 @@ async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
-/** Create (or check) a private directory: ours, a directory, not a symlink, 0700. */
-export async function privateDir(dir: string): Promise<void> {
-  await mkdir(dir, { recursive: true, mode: 0o700 })
-  const st = await lstat(dir)
-  if (!st.isDirectory()) throw new OdfsError('EINVAL', `${dir} is not a directory`)
-  if (typeof process.getuid === 'function' && st.uid !== process.getuid()) {
-    throw new OdfsError('EACCES', `${dir} belongs to another user; choose another --cache-dir`)
-  }
-  if ((st.mode & 0o077) !== 0) {
-    const { chmod } = await import('node:fs/promises')
-    await chmod(dir, 0o700)
-  }
+export interface SpoolOptions {
+  /** Most bytes the copies and their records may take (--cache-max-size); 0 or undefined: the disk's free space. */
+  maxBytes?: number
+  log?: Logger
+  /** Free bytes for this process on the spool's disk (injectable for tests; default statfs). */
+  freeBytes?: (dir: string) => Promise<{ free: number; blockSize: number }>
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM'
-  }
+/** Disk space kept for bookkeeping of copies already accepted: record rewrites (tmp, then rename) and upload-session files. */
+export const BOOKKEEPING_RESERVE = 256 * 1024
+
+/** Below this much free space (estimated), the disk is asked again before every claim. */
+const RECHECK_BELOW = 64 * 1024 * 1024
+const RECHECK_MS = 1_000
+
+async function diskFree(dir: string): Promise<{ free: number; blockSize: number }> {
+  const s = await statfs(dir)
+  return { free: s.bavail * s.bsize, blockSize: s.bsize }
 }
 
 export class Spool {
   readonly sessionsDir: string
   #locked = false
+  readonly #maxBytes: number
+  readonly #log: Logger
+  readonly #freeBytes: (dir: string) => Promise<{ free: number; blockSize: number }>
+  /** Accounted size of every copy (its data rounded up to blocks). */
+  readonly #sizes = new Map<string, number>()
+  /** Copies whose record is on disk. */
+  readonly #journaled = new Set<string>()
+  /** Copies refused for space already logged (one line per copy). */
+  readonly #refused = new Set<string>()
+  #used = 0
+  #block = 4096
+  /** Free bytes on the disk at the last check, less what was claimed since. */
+  #disk: { at: number; free: number } | undefined
 
-  constructor(readonly dir: string) {
+  constructor(readonly dir: string, o: SpoolOptions = {}) {
     this.sessionsDir = join(dir, 'sessions')
+    this.#maxBytes = o.maxBytes ?? 0
+    this.#log = o.log ?? silentLogger
+    this.#freeBytes = o.freeBytes ?? diskFree
+  }
+
+  #round(n: number): number {
+    return Math.ceil(n / this.#block) * this.#block
+  }
+
+  /** Bytes the copies and their records take, as accounted against --cache-max-size. */
+  get usedBytes(): number {
+    return this.#used + this.#sizes.size * this.#block
+  }
+
+  #account(id: string, size: number): void {
+    this.#used += size - (this.#sizes.get(id) ?? 0)
+    this.#sizes.set(id, size)
+  }
+
+  #forget(id: string): void {
+    this.#used -= this.#sizes.get(id) ?? 0
+    this.#sizes.delete(id)
+    this.#journaled.delete(id)
+    this.#refused.delete(id)
+  }
+
+  async #free(): Promise<number> {
+    const now = Date.now()
+    if (!this.#disk || this.#disk.free < RECHECK_BELOW || now - this.#disk.at > RECHECK_MS) {
+      const d = await this.#freeBytes(this.dir)
+      this.#block = Math.max(4096, d.blockSize)
+      this.#disk = { at: now, free: d.free }
+    }
+    return this.#disk.free
+  }
+
+  /**
+   * Copy `id` is about to hold `size` bytes (a write past its end, a truncate, the
+   * download of the file it starts from). Refused with ENOSPC (and a log line) when
+   * that passes --cache-max-size or would eat into the disk's bookkeeping reserve.
+   */
+  async claim(id: string, size: number): Promise<void> {
+    const before = this.#sizes.get(id) ?? 0
+    const after = this.#round(size)
+    if (after <= before) {
+      this.#account(id, after)
+      return
+    }
+    const grow = after - before
+    let why: string | undefined
+    if (this.#maxBytes > 0 && this.usedBytes + grow > this.#maxBytes) {
+      why = `the write-back spool holds ${this.usedBytes} bytes of its ${this.#maxBytes} (--cache-max-size)`
+    } else {
+      const free = await this.#free()
+      // Every copy not journaled yet will need a page for its record when it is closed.
+      const unjournaled = this.#sizes.size - this.#journaled.size + (this.#sizes.has(id) ? 0 : 1)
+      const reserve = BOOKKEEPING_RESERVE + unjournaled * this.#block
+      if (free - grow < reserve) why = `the disk of the write-back spool has ${Math.max(0, free)} bytes free, ${reserve} of them kept for uploading the files already written`
+    }
+    if (why) {
+      if (!this.#refused.has(id)) {
+        this.#refused.add(id)
+        this.#log.warn({ spool: this.dir, id, size }, `write refused: ${why}; the files already written stay and are uploaded`)
+      }
+      throw new VfsError('noSpace', `no space for ${size} bytes: ${why}`, { level: 'warn' })
+    }
+    if (this.#disk) this.#disk.free -= grow
+    this.#account(id, after)
   }
 
   /** Make the directories and take the lock; refuses when another live daemon holds it. */
   async open(): Promise<void> {
-    await privateDir(this.dir)
-    await privateDir(this.sessionsDir)
-    const lock = join(this.dir, 'lock')
+    await ensurePrivateDir(this.dir)
+    await ensurePrivateDir(this.sessionsDir)
     for (let i = 0; i < 2; i++) {
-      try {
-        const fh = await open(lock, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY | constants.O_NOFOLLOW, 0o600)
-        await fh.writeFile(`${process.pid}\n`)
-        await fh.close()
+      if (await createPrivateFileExclusive(this.dir, 'lock', `${process.pid}\n`)) {
         this.#locked = true
         return
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e
       }
-      const pid = Number((await readFile(lock, 'utf8').catch(() => '')).trim())
-      if (pid && pid !== process.pid && alive(pid)) {
+      const pid = Number((await readPrivateFile(this.dir, 'lock', { what: 'spool lock' }))?.trim())
+      if (pid && pid !== process.pid && processAlive(pid)) {
         throw new OdfsError('EBUSY', `another odfs mount (pid ${pid}) uses the write-back spool ${this.dir}; unmount it first or give this mount another --cache-dir`)
       }
-      await rm(lock, { force: true }) // left by a daemon that died
+      await removePrivateFile(this.dir, 'lock') // left by a daemon that died
     }
     throw new OdfsError('EBUSY', `cannot lock the write-back spool ${this.dir}`)
   }
 
   async close(): Promise<void> {
-    if (this.#locked) await rm(join(this.dir, 'lock'), { force: true })
+    if (this.#locked) await removePrivateFile(this.dir, 'lock')
     this.#locked = false
   }
 
@@ -126,11 +209,14 @@ export class Spool {
 
   /** A new, empty, private data file (never an existing one). */
   async create(id: string): Promise<FileHandle> {
-    return open(this.dataPath(id), constants.O_CREAT | constants.O_EXCL | constants.O_RDWR | constants.O_NOFOLLOW, 0o600)
+    const fh = await open(this.dataPath(id), constants.O_CREAT | constants.O_EXCL | constants.O_RDWR | constants.O_NOFOLLOW, 0o600)
+    this.#account(id, 0)
+    return fh
   }
 
   /** A private copy of a data file under a new id (the copy is created exclusively). */
-  async clone(fromId: string, toId: string): Promise<void> {
+  async clone(fromId: string, toId: string, size: number): Promise<void> {
+    await this.claim(toId, size)
     await copyFile(this.dataPath(fromId), this.dataPath(toId), constants.COPYFILE_EXCL)
   }
 
@@ -166,6 +252,7 @@ export class Spool {
     }
     await rename(tmp, final)
     await fsyncDir(this.dir)
+    if (this.#sizes.has(r.id)) this.#journaled.add(r.id)
   }
 
   /** Drop the record only (the bytes are on OneDrive but the copy is still open). */
@@ -173,6 +260,7 @@ export class Spool {
     await this.#writes.get(id)?.catch(() => undefined)
     await rm(join(this.dir, `${id}.json`), { force: true })
     await fsyncDir(this.dir)
+    this.#journaled.delete(id)
   }
 
   /** Forget a copy: record first (it must never point at missing data), then data. */
@@ -180,6 +268,7 @@ export class Spool {
     await this.#writes.get(id)?.catch(() => undefined)
     await rm(join(this.dir, `${id}.json`), { force: true })
     await rm(this.dataPath(id), { force: true })
+    this.#forget(id)
   }
 
   /** Every journaled record, and data files without a record (copies never closed: dropped). */
@@ -194,6 +283,8 @@ export class Spool {
         if (r.v === 1 && r.id && names.includes(`${r.id}.data`)) {
           records.push(r)
           ids.add(r.id)
+          this.#account(r.id, this.#round(r.size))
+          this.#journaled.add(r.id)
         }
       } catch {
         // a torn tmp never gets this name: rename is atomic; skip anything unreadable

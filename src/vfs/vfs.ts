@@ -50,6 +50,8 @@ export interface VfsOptions {
   readAhead?: number
   /** Read chunk cache (bytes, default 128 MiB). */
   chunkCacheBytes?: number
+  /** Most bytes the write-back spool may hold (0 or undefined: what its disk has free). */
+  spoolMaxBytes?: number
   /** Delay between the last close and the upload (ms, default 5 s). */
   writeBackMs?: number
   /** Uploads at once (default 4). */
@@ -160,7 +162,7 @@ export class Vfs {
       maxEntries: o.maxCacheEntries ?? 500_000,
     })
     this.reader = new ChunkReader(o.client, { readAhead: o.readAhead ?? 32 << 20, cacheBytes: o.chunkCacheBytes ?? 128 << 20 })
-    this.spool = new Spool(o.spoolDir)
+    this.spool = new Spool(o.spoolDir, { maxBytes: o.spoolMaxBytes, log: this.#log })
     this.writeBack = new WriteBack({
       client: o.client, spool: this.spool, clock: this.#clock, log: this.#log,
       delayMs: o.writeBackMs ?? 5_000, transfers: o.transfers ?? 4,

@@ -67,6 +67,8 @@ export class LocalFile {
   readonly ctimeMs: number
   /** cTag (content tag) of the remote file the copy started from: a different one now is a conflict. */
   baseCTag: string | undefined
+  /** The spool that accounts for the copy's space (set when it is indexed). */
+  spool: Spool | undefined
 
   constructor(
     readonly id: string,
@@ -107,6 +109,7 @@ export class LocalFile {
   async write(buf: Buffer, len: number, offset: number, now: number): Promise<number> {
     if (offset + len > MAX_FILE_SIZE) throw new VfsError('tooLarge', `${this.name}: OneDrive files end at 250 GB`)
     await this.beforeChange?.(this)
+    if (offset + len > this.size) await this.spool?.claim(this.dataId, offset + len)
     let done = 0
     while (done < len) {
       const { bytesWritten } = await this.fh.write(buf, done, len - done, offset + done)
@@ -121,7 +124,9 @@ export class LocalFile {
   async truncate(size: number, now: number): Promise<void> {
     if (size > MAX_FILE_SIZE) throw new VfsError('tooLarge', `${this.name}: OneDrive files end at 250 GB`)
     await this.beforeChange?.(this)
+    if (size > this.size) await this.spool?.claim(this.dataId, size)
     await this.fh.truncate(size)
+    if (size < this.size) await this.spool?.claim(this.dataId, size)
     this.size = size
     this.mtimeMs = now
     this.dataGen++
@@ -212,6 +217,7 @@ export class WriteBack {
 
   #index(lf: LocalFile): void {
     lf.beforeChange ??= (f) => this.beforeChange(f)
+    lf.spool = this.#o.spool
     this.#byId.set(lf.id, lf)
     this.#byName.set(`${lf.parentKey}\0${lower(lf.name)}`, lf)
     if (lf.itemId) this.#byItem.set(lf.key, lf)
@@ -262,6 +268,7 @@ export class WriteBack {
     let cTag = remote.cTag
     try {
       if (!truncate && remote.size > 0) {
+        await this.#o.spool.claim(id, remote.size)
         const fetch = async (pin: string | undefined) => {
           await fh.truncate(0)
           let pos = 0
@@ -285,6 +292,7 @@ export class WriteBack {
         if (res.version !== remote.cTag) {
           size = res.bytes
           cTag = res.version
+          await this.#o.spool.claim(id, size).catch(() => undefined) // accounted; the bytes are already there
         }
       }
     } catch (e) {
@@ -351,7 +359,7 @@ export class WriteBack {
     await this.#dropSnapshot(lf) // superseded by the live record already
     const spool = this.#o.spool
     const dataId = spool.newId()
-    await spool.clone(lf.dataId, dataId)
+    await spool.clone(lf.dataId, dataId, lf.size)
     const fh = await spool.reopen(dataId)
     lf.snapshot = { dataId: lf.dataId, fh: lf.fh, size: lf.size, mtimeMs: lf.mtimeMs }
     lf.dataId = dataId
@@ -394,7 +402,7 @@ export class WriteBack {
     this.#clock.sleep(delayMs, ac.signal).then(
       () => {
         if (lf.wake === ac) lf.wake = undefined
-        // A failure is logged and rescheduled by #upload; unhandled, it would end the daemon.
+        // A failed run is logged and rescheduled by #upload; unhandled, it would end the daemon.
         this.#start(lf).catch(() => undefined)
       },
       () => undefined,

@@ -15,7 +15,7 @@
  * driven by one curl process, 10 MiB fragments like odfs's) and downloaded (curl
  * into sha256sum) against the same emulator, as the physical reference.
  *
- *   npm run bench:memory -- [--size MiB] [--cache-max-size 128M]
+ *   npm run bench:memory -- [--size MiB] [--chunk-cache-size 128M]
  *
  * BENCH_DAEMON_NODE_OPTIONS is passed to the daemon alone as NODE_OPTIONS (to look
  * into its memory: --trace-gc, --heapsnapshot-signal=SIGUSR2, a --require'd sampler).
@@ -35,7 +35,7 @@ const arg = (name: string, def: string) => {
   return i > 0 ? process.argv[i + 1]! : def
 }
 const SIZE = Number(arg('size', '4096')) * 1024 * 1024
-const CACHE_MAX = arg('cache-max-size', '128M')
+const CACHE_MAX = arg('chunk-cache-size', '128M')
 const FRAG = 10 * 1024 * 1024
 const LIMIT_MB = 200
 const PUBLIC_CLIENT = 'a0d1f5e0-0000-4000-8000-00000000a001'
@@ -187,7 +187,7 @@ async function main(): Promise<void> {
 
   const mnt = join(work, 'mnt')
   mkdirSync(mnt)
-  const daemon = spawn(process.execPath, [ODFS_BIN, 'mount', mnt, ...store, '--write-back', '3600', '--cache-max-size', CACHE_MAX], {
+  const daemon = spawn(process.execPath, [ODFS_BIN, 'mount', mnt, ...store, '--write-back', '3600', '--chunk-cache-size', CACHE_MAX], {
     // BENCH_DAEMON_NODE_OPTIONS reaches the daemon only (e.g. --trace-gc, --heapsnapshot-signal=SIGUSR2).
     cwd: ROOT, env: { ...env, NODE_OPTIONS: process.env.BENCH_DAEMON_NODE_OPTIONS ?? '' }, stdio: ['ignore', 'pipe', 'pipe'],
   })
@@ -213,7 +213,7 @@ async function main(): Promise<void> {
   const want = (await sh(`sha256sum < '${src}'`)).split(' ')[0]!
 
   const mb = (kib: number) => (kib / 1024).toFixed(0)
-  console.log(`odfs mount memory benchmark: ${mib} MiB file, --cache-max-size ${CACHE_MAX}, emulator content and spool on disk`)
+  console.log(`odfs mount memory benchmark: ${mib} MiB file, --chunk-cache-size ${CACHE_MAX}, emulator content and spool on disk`)
   console.log(`daemon RSS at rest after mounting: ${mb(idle)} MiB`)
   console.log('')
   console.log(`${'phase'.padEnd(28)} ${'MiB/s'.padStart(8)} ${'wall s'.padStart(8)} ${'peak RSS MiB'.padStart(13)}`)

@@ -20,6 +20,7 @@ import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { nameKey, toRemoteName } from '../../src/vfs/names.js'
+import { prng } from '../support/prng.js'
 
 export interface ExerciserOptions {
   /** Directory to exercise (a private subdirectory is made in it). */
@@ -63,18 +64,6 @@ export interface ExerciserResult {
   expected: FileSummary[]
   workDir: string
   refDir: string
-}
-
-/** mulberry32: small, fast, seeded. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let x = a
-    x = Math.imul(x ^ (x >>> 15), x | 1)
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
 }
 
 /** Names a rename picks from (all valid POSIX names, several that OneDrive refuses as they are). */

@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os'
 import { basename, join } from 'node:path'
 import type { Faults } from '../../src/emulator/index.js'
 import { graphCaller, tokenFor } from '../support/emulator.js'
+import { prng } from '../support/prng.js'
 import { sh, world, type Mounted, type World } from '../fuse/support.js'
 import { runExerciser, type FileSummary } from './exerciser.js'
 import { defineCase, emulatorFaultInjector, emulatorGraphReader, verifyRemoteFolder, type CaseContext, type FaultCase, type VerifyResult, type WorkloadResult } from './harness.js'
@@ -41,23 +42,11 @@ interface State {
   extra: Record<string, unknown>
 }
 
-/** A seeded generator (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let x = a
-    x = Math.imul(x ^ (x >>> 15), x | 1)
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
-    return ((x ^ (x >>> 14)) >>> 0) / 2 ** 32
-  }
-}
-
 async function setupMount(ctx: CaseContext, folder: string, mountArgs: string[] = ['--write-back', '1']): Promise<State> {
   const teardowns: Array<() => unknown> = []
   const w = await world({ teardown: (f) => teardowns.push(f) })
   const src = join(w.dir, 'src')
-  const rand = rng(ctx.seed)
+  const rand = prng(ctx.seed)
   const expected: FileSummary[] = []
   await sh(`mkdir -p '${src}'`)
   for (let i = 1; i <= FILES; i++) {
@@ -76,12 +65,17 @@ async function teardown(_ctx: CaseContext, s: State): Promise<void> {
 
 const dst = (s: State) => join(s.m.mnt, 'My files', s.folder)
 
+/** The last line of a daemon's log (its fatal error, when it died). */
+const lastLine = (text: string) => text.trim().split('\n').pop() ?? ''
+
 async function syncAndStop(s: State): Promise<string[]> {
   const problems: string[] = []
+  const died = s.m.proc.exitCode !== null || s.m.proc.signalCode !== null
   const sync = await s.w.odfs(['sync', s.m.mnt])
-  if (sync.code !== 0) problems.push(`odfs sync: ${sync.stderr.trim().split('\n').pop()}`)
+  if (sync.code !== 0) problems.push(`odfs sync: ${lastLine(sync.stderr)}`)
   const r = await s.m.stop()
-  if (r.code !== 0) problems.push(`unmount: exit ${r.code}`)
+  if (died) problems.push(`the daemon died during the workload (exit ${r.code}): ${lastLine(r.stderr)}`)
+  else if (r.code !== 0) problems.push(`unmount: exit ${r.code}: ${lastLine(r.stderr)}`)
   return problems
 }
 
@@ -107,6 +101,38 @@ const faultCopy = (name: string, key: string, description: string): FaultCase<St
   teardown,
 })
 
+/**
+ * A copy into a write-back spool that fills up (a small disk, or --cache-max-size):
+ * the writer gets ENOSPC and the daemon says why; every file closed before must
+ * arrive. 200 files of 1–20 KB are about 2 MB: they are copied three times over.
+ */
+function spoolFull(c: Pick<FaultCase<State>, 'name' | 'description' | 'requires' | 'setup'>): FaultCase<State> {
+  return defineCase<State>({
+    ...c,
+    async workload(ctx, s) {
+      const problems: string[] = []
+      const log = join(s.w.dir, 'closed.log')
+      const copy = await sh(`mkdir -p '${dst(s)}' && for r in 1 2 3; do for f in '${s.src}'/*; do cp "$f" '${dst(s)}'/r$r-$(basename "$f") 2>>'${s.w.dir}/cp.err' || exit 7; echo r$r-$(basename "$f") >> '${log}'; done; done`)
+      const err = await readFile(join(s.w.dir, 'cp.err'), 'utf8').catch(() => '')
+      s.extra.enospc = copy.code === 7 && /No space left on device/.test(err)
+      if (!s.extra.enospc) problems.push(`the copy did not end with ENOSPC (exit ${copy.code}: ${err.split('\n')[0]})`)
+      const closed = (await readFile(log, 'utf8').catch(() => '')).split('\n').filter(Boolean)
+      ctx.log(`${closed.length} files closed before the spool was full`)
+      // The failed file is removed by the user, as after any ENOSPC; everything else must arrive.
+      const inMount = await readdir(dst(s))
+      for (const n of inMount) if (!closed.includes(n)) await rm(join(dst(s), n), { force: true })
+      problems.push(...(await syncAndStop(s)))
+      if (s.extra.enospc && !/write refused: /.test(s.m.output().stderr)) problems.push('the daemon did not log why the write was refused')
+      const bySrc = new Map((s.extra.expected as FileSummary[]).map((f) => [f.name, f]))
+      const expected = closed.map((n) => ({ ...bySrc.get(n.replace(/^r\d-/, ''))!, name: n }))
+      return { operations: closed.length + 1, expected, problems }
+    },
+    faults: async (_ctx, s) => ({ stop: async () => (s.extra.enospc ? 1 : 0) }),
+    verify: (ctx, s, work) => verifyRemote(ctx, s, work),
+    teardown,
+  })
+}
+
 export default [
   faultCopy('mount: 429 storm', '429 storm', `cp -r of ${FILES} files through the mount while the emulator allows 10 resource units/s per user (429 activityLimitReached with Retry-After)`),
   faultCopy('mount: 503s', '503s', `cp -r of ${FILES} files through the mount while 20% of Graph requests answer 503 with Retry-After`),
@@ -114,18 +140,45 @@ export default [
   faultCopy('mount: connection resets', 'connection resets', `cp -r of ${FILES} files through the mount while 20% of downloads and upload fragments are cut mid-body`),
   defineCase<State>({
     name: 'mount: emulator down 30 s',
-    description: 'the emulator process stops for 30 s mid-copy and restarts on the same port and state',
-    requires: () => 'the mount support (test/fuse/support.ts) runs the emulator in-process and cannot restart it on the same port and state dir yet',
-    setup: () => Promise.reject(new Error('not run')),
-    workload: () => Promise.reject(new Error('not run')),
-    verify: () => Promise.reject(new Error('not run')),
+    description: `cp of ${FILES} files through the mount; after half of them the service is unreachable for 30 s (port closed, connections cut, state kept): the copy goes on into the spool, files read before read the same, ls answers; everything arrives once the service is back`,
+    setup: (ctx) => setupMount(ctx, 'down'),
+    async workload(ctx, s) {
+      const problems: string[] = []
+      const half = FILES / 2
+      const cp = (from: number, to: number) => sh(`mkdir -p '${dst(s)}' && for i in $(seq ${from} ${to}); do cp '${s.src}'/f$i.bin '${dst(s)}'/ || exit 7; done`)
+      const first = await cp(1, half)
+      if (first.code !== 0) problems.push(`cp before the outage: ${first.stderr.trim().split('\n')[0]}`)
+      const sums = (names: string[]) => sh(`cd '${dst(s)}' && sha256sum ${names.join(' ')}`)
+      const early = Array.from({ length: 5 }, (_, i) => `f${i + 1}.bin`)
+      const before = await sums(early)
+      const downAt = Date.now()
+      await s.w.emu.goDown()
+      s.extra.outages = 1
+      ctx.log('the service is down')
+      const second = await cp(half + 1, FILES)
+      if (second.code !== 0) problems.push(`cp during the outage: ${second.stderr.trim().split('\n')[0]}`)
+      const during = await sums(early)
+      if (during.code !== 0 || during.stdout !== before.stdout) problems.push(`reading files written before the outage: ${during.code !== 0 ? during.stderr.trim().split('\n')[0] : 'other bytes'}`)
+      const ls = await sh(`ls -l '${dst(s)}' | wc -l`)
+      if (ls.code !== 0 || Number(ls.stdout.trim()) !== FILES + 1) problems.push(`ls during the outage: ${ls.code !== 0 ? ls.stderr.trim() : `${Number(ls.stdout.trim()) - 1} files listed`}`)
+      const left = 30_000 - (Date.now() - downAt)
+      if (left > 0) await new Promise((r) => setTimeout(r, left))
+      else problems.push(`the copy took ${Math.round((Date.now() - downAt) / 1000)} s of the 30 s outage: the mount waited for the service`)
+      await s.w.emu.comeBack()
+      ctx.log(`the service is back after ${Math.round((Date.now() - downAt) / 1000)} s`)
+      problems.push(...(await syncAndStop(s)))
+      return { operations: FILES + 10, expected: s.extra.expected as FileSummary[], problems }
+    },
+    faults: async (_ctx, s) => ({ stop: async () => (s.extra.outages as number | undefined) ?? 0 }),
+    verify: (ctx, s, work) => verifyRemote(ctx, s, work),
+    teardown,
   }),
   defineCase<State>({
     name: 'mount: SIGKILL ×10 + remount',
     description: `cp -r of ${FILES} files; the daemon is SIGKILLed at 10 seeded random moments and remounted each time, the copy is rerun until it completes; every file must then be whole on OneDrive`,
     setup: (ctx) => setupMount(ctx, 'sigkill'),
     async workload(ctx, s) {
-      const rand = rng(ctx.seed ^ 0x5eed)
+      const rand = prng(ctx.seed ^ 0x5eed)
       let kills = 0
       const problems: string[] = []
       for (let round = 0; round < 10; round++) {
@@ -153,7 +206,7 @@ export default [
     verify: (ctx, s, work) => verifyRemote(ctx, s, work),
     teardown,
   }),
-  defineCase<State>({
+  spoolFull({
     name: 'mount: full spool tmpfs',
     description: 'the write-back spool is a 4 MiB tmpfs (--cache-dir) and the write-back delay long: a copy beyond it gets ENOSPC; every file closed before stays and reaches OneDrive',
     requires: () => (process.getuid?.() === 0 ? undefined : 'mounting a tmpfs needs root'),
@@ -168,27 +221,11 @@ export default [
       })
       return s
     },
-    async workload(ctx, s) {
-      const problems: string[] = []
-      const log = join(s.w.dir, 'closed.log')
-      // 200 files of 1–20 KB are about 2 MB: copy them three times over into one folder per round.
-      const copy = await sh(`mkdir -p '${dst(s)}' && for r in 1 2 3; do for f in '${s.src}'/*; do cp "$f" '${dst(s)}'/r$r-$(basename "$f") 2>>'${s.w.dir}/cp.err' || exit 7; echo r$r-$(basename "$f") >> '${log}'; done; done`)
-      const err = await readFile(join(s.w.dir, 'cp.err'), 'utf8').catch(() => '')
-      s.extra.enospc = copy.code === 7 && /No space left on device/.test(err)
-      if (!s.extra.enospc) problems.push(`the copy did not end with ENOSPC (exit ${copy.code}: ${err.split('\n')[0]})`)
-      const closed = (await readFile(log, 'utf8').catch(() => '')).split('\n').filter(Boolean)
-      ctx.log(`${closed.length} files closed before the spool was full`)
-      // The failed file is removed by the user, as after any ENOSPC; everything else must arrive.
-      const inMount = await readdir(dst(s))
-      for (const n of inMount) if (!closed.includes(n)) await rm(join(dst(s), n), { force: true })
-      problems.push(...(await syncAndStop(s)))
-      const bySrc = new Map((s.extra.expected as FileSummary[]).map((f) => [f.name, f]))
-      const expected = closed.map((n) => ({ ...bySrc.get(n.replace(/^r\d-/, ''))!, name: n }))
-      return { operations: closed.length + 1, expected, problems }
-    },
-    faults: async (_ctx, s) => ({ stop: async () => (s.extra.enospc ? 1 : 0) }),
-    verify: (ctx, s, work) => verifyRemote(ctx, s, work),
-    teardown,
+  }),
+  spoolFull({
+    name: 'mount: --cache-max-size',
+    description: 'the write-back spool may hold 2 MiB (--cache-max-size 2M) and the write-back delay is long: a copy beyond it gets ENOSPC; every file closed before stays and reaches OneDrive',
+    setup: (ctx) => setupMount(ctx, 'spool-limit', ['--write-back', '600', '--cache-max-size', '2M']),
   }),
   defineCase<State>({
     name: 'mount: conflict',
@@ -246,6 +283,57 @@ export default [
       }
       return { filesChecked: v.filesChecked + 10, bytesLost: lost, problems }
     },
+    teardown,
+  }),
+  defineCase<State>({
+    name: 'mount: hostile answers',
+    description: 'the emulator reports names with /, NUL, .. and 300 characters, a wrong size, a wrong hash, a listing that is not JSON and a download cut short, while 20 files are copied through the mount: no unsafe name is listed, the damaged answers give EIO to the reader, the daemon lives, the copied files arrive',
+    setup: (ctx) => setupMount(ctx, 'hostile-writes'),
+    async workload(ctx, s) {
+      const problems: string[] = []
+      const emu = s.w.emu
+      const names = ['slash.txt', 'zero.txt', 'dotdot.txt', 'long.txt', 'size.bin', 'hash.bin', 'trunc.bin', 'ok.txt']
+      for (const n of names) await emu.store.writeFile('user1', `hostile/${n}`, `content of ${n}\n`.repeat(100))
+      await emu.store.writeFile('user1', 'hostile/json/inner.txt', 'inner')
+      const knobs: Partial<Faults> = {
+        hostileNameSlash: 'hostile/slash.txt', hostileNameNul: 'hostile/zero.txt', hostileNameDotDot: 'hostile/dotdot.txt', hostileNameLong: 'hostile/long.txt',
+        hostileSize: 'hostile/size.bin', hostileHash: 'hostile/hash.bin', hostileJson: 'hostile/json', hostileTruncate: 'hostile/trunc.bin',
+      }
+      emu.setFaults(knobs)
+      s.extra.knobs = Object.keys(knobs).length
+      try {
+        const dir = join(s.m.mnt, 'My files', 'hostile')
+        const ls = await readdir(dir).catch((e: NodeJS.ErrnoException) => e)
+        if (!Array.isArray(ls)) problems.push(`ls hostile: ${ls.code}`)
+        else {
+          const unsafe = ls.filter((n) => n.includes('/') || n.includes('\0') || n === '.' || n === '..' || Buffer.byteLength(n) > 255)
+          if (unsafe.length) problems.push(`unsafe names listed: ${JSON.stringify(unsafe)}`)
+          if (!ls.includes('ok.txt')) problems.push('ok.txt is not listed')
+        }
+        const eio = async (what: string, cmd: string) => {
+          const r = await sh(cmd)
+          if (r.code === 0) problems.push(`${what}: no error (EIO expected)`)
+          else if (!/Input\/output error/.test(r.stderr)) problems.push(`${what}: ${r.stderr.trim().split('\n')[0]} (EIO expected)`)
+        }
+        await eio('cat of a file reported one byte larger', `cat '${dir}/size.bin' > /dev/null`)
+        await eio('cat of a file with a wrong hash', `cat '${dir}/hash.bin' > /dev/null`)
+        await eio('cat of a download cut short', `cat '${dir}/trunc.bin' > /dev/null`)
+        await eio('ls of a folder whose listing is not JSON', `ls '${dir}/json'`)
+        const ok = await sh(`cat '${dir}/ok.txt'`)
+        if (ok.code !== 0 || ok.stdout !== 'content of ok.txt\n'.repeat(100)) problems.push(`cat ok.txt: ${ok.stderr.trim() || 'other bytes'}`)
+        const cp = await sh(`mkdir -p '${dst(s)}' && for i in $(seq 1 20); do cp '${s.src}'/f$i.bin '${dst(s)}'/ || exit 7; done`)
+        if (cp.code !== 0) problems.push(`cp: ${cp.stderr.trim().split('\n')[0]}`)
+      } finally {
+        emu.setFaults(Object.fromEntries(Object.keys(knobs).map((k) => [k, ''])))
+      }
+      const log = s.m.output().stderr
+      if (!/I\/O error/.test(log)) problems.push('the daemon logged no I/O error')
+      problems.push(...(await syncAndStop(s)))
+      ctx.log(`${problems.length} problem(s)`)
+      return { operations: 30, expected: (s.extra.expected as FileSummary[]).slice(0, 20), problems }
+    },
+    faults: async (_ctx, s) => ({ stop: async () => (s.extra.knobs as number | undefined) ?? 0 }),
+    verify: (ctx, s, work) => verifyRemote(ctx, s, work),
     teardown,
   }),
   defineCase<State>({

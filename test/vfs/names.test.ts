@@ -3,6 +3,7 @@ import { GraphError } from '../../src/graph/index.js'
 import { errnoFor } from '../../src/vfs/errors.js'
 import { checkName } from '../../src/emulator/store/names.js'
 import { startTestEmulator, tokenFor, graphCaller } from '../support/emulator.js'
+import { prng } from '../support/prng.js'
 import {
   toRemoteName, toLocalName, sameName, nameKey, isCanonicalRemoteName, checkPathLength, pathPrefixOf,
   MAX_NAME_LENGTH, MAX_PATH_LENGTH,
@@ -40,18 +41,6 @@ function serviceRefuses(name: string): string | undefined {
 /** The emulator's own rules, as a second opinion (folders on Business are the strictest case). */
 function emulatorRefuses(name: string): string | undefined {
   return checkName(name, { folder: true, kind: 'business' })?.message
-}
-
-/** mulberry32: a small seeded PRNG, so a failure names the seed that replays it. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let x = a
-    x = Math.imul(x ^ (x >>> 15), x | 1)
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
 }
 
 // Pieces names are built from: every special character, its look-alike, the quote, escapes, reserved words.

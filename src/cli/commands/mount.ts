@@ -40,6 +40,7 @@ export interface MountArgv extends SessionArgv {
   'read-only': boolean
   'log-level': string
   'cache-max-size': string
+  'chunk-cache-size': string
 }
 
 /** "32M", "1G", "512K", "1048576" -> bytes. */
@@ -75,7 +76,8 @@ export const mountOptions = {
   'allow-other': { type: 'boolean', default: false, describe: 'Let other users see the mount (modes are then enforced)', group: 'Mount:' },
   'read-only': { type: 'boolean', default: false, describe: 'Mount read-only', group: 'Mount:' },
   'log-level': { type: 'string', default: 'warn', choices: ['trace', 'debug', 'info', 'warn', 'error', 'silent'], describe: 'Log level (stderr)', group: 'Mount:' },
-  'cache-max-size': { type: 'string', default: '128M', describe: 'Memory for cached file chunks', group: 'Mount:' },
+  'cache-max-size': { type: 'string', default: '0', describe: 'Most disk space the write-back spool may take (e.g. 20G; 0: what its disk has free); a write past it fails with ENOSPC', group: 'Mount:' },
+  'chunk-cache-size': { type: 'string', default: '128M', describe: 'Memory for cached chunks of files being read', group: 'Mount:' },
 } as const satisfies Record<string, Options>
 
 /** Spool of one user at one gateway: a journal left by a crash is found by the next mount of the same pair. */
@@ -130,7 +132,8 @@ export async function startMount(argv: MountArgv, log: Logger, say: (m: string) 
       dirCacheTimeMs: argv['dir-cache-time'] * 1000,
       pollIntervalMs: argv['poll-interval'] * 1000,
       readAhead: parseSize(argv['read-ahead']),
-      chunkCacheBytes: parseSize(argv['cache-max-size']),
+      chunkCacheBytes: parseSize(argv['chunk-cache-size']),
+      spoolMaxBytes: parseSize(argv['cache-max-size']),
       writeBackMs: argv['write-back'] * 1000,
       transfers,
       ...(argv.uid !== undefined ? { uid: argv.uid } : {}),
