@@ -13,6 +13,7 @@ import { createHash } from 'node:crypto'
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { basename, join } from 'node:path'
+import { askControl, controlSocketPath } from '../../src/cli/control.js'
 import type { Faults } from '../../src/emulator/index.js'
 import { graphCaller, tokenFor } from '../support/emulator.js'
 import { prng } from '../support/prng.js'
@@ -29,7 +30,7 @@ export const FAULTS: Record<string, Partial<Faults>> = {
 }
 
 /** Exerciser operations through the mount (the CI default of 20,000 would take hours here). */
-export const MOUNT_OPS = 1500
+export const MOUNT_OPS = 5000
 
 const FILES = 200
 
@@ -341,7 +342,14 @@ export default [
     description: `the seeded random-ops data-integrity exerciser on a folder of the mount (${MOUNT_OPS} ops at most), then the emulator's content of every file it left`,
     setup: (ctx) => setupMount(ctx, 'unused'),
     async workload(ctx, s) {
-      const r = await runExerciser({ dir: join(s.m.mnt, 'My files'), seed: ctx.seed, ops: Math.min(ctx.ops, MOUNT_OPS), keep: true, log: ctx.log, dropKernelCaches: false })
+      // Caches dropped before every reopen: the kernel's page cache (as root) and the daemon's own.
+      const r = await runExerciser({
+        dir: join(s.m.mnt, 'My files'), seed: ctx.seed, ops: Math.min(ctx.ops, MOUNT_OPS), keep: true, log: ctx.log,
+        dropKernelCaches: process.getuid?.() === 0,
+        dropCaches: async () => {
+          await askControl(controlSocketPath(s.m.mnt, s.w.env), { op: 'drop-caches' })
+        },
+      })
       s.folder = basename(r.workDir)
       s.extra.refDir = r.refDir
       const problems = r.divergence ? [r.divergence] : []
