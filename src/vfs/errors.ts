@@ -16,6 +16,7 @@ export type ErrnoName =
 export type VfsErrorCode =
   | 'notFound' | 'exists' | 'notEmpty' | 'notDir' | 'isDir' | 'virtualDir' | 'readOnlyMount' | 'crossDrive'
   | 'unsupported' | 'notPermitted' | 'noAttribute' | 'tooLarge' | 'badHandle' | 'invalid' | 'uploadFailed' | 'noSpace'
+  | 'badData'
 
 export class VfsError extends OdfsError {
   declare readonly code: VfsErrorCode
@@ -48,6 +49,7 @@ function vfsErrno(code: VfsErrorCode): ErrnoName {
     case 'badHandle': return 'EBADF'
     case 'invalid': return 'EINVAL'
     case 'uploadFailed': return 'EIO'
+    case 'badData': return 'EIO'
     // The write-back spool is full (--cache-max-size or its disk): the writer's ENOSPC.
     case 'noSpace': return 'ENOSPC'
   }

@@ -11,6 +11,7 @@
 import { LRUCache } from 'lru-cache'
 import pLimit from 'p-limit'
 import type { DriveClient, ItemRef } from '../graph/index.js'
+import { VfsError } from './errors.js'
 
 /** 1 MiB: Linux sends 128 KiB reads; one chunk serves 8 of them with one request. */
 export const CHUNK = 1 << 20
@@ -94,8 +95,12 @@ export class ChunkReader {
       const c = await this.#chunk(t, i)
       const from = Math.max(offset, i * CHUNK) - i * CHUNK
       const to = Math.min(end, (i + 1) * CHUNK) - i * CHUNK
-      n += c.copy(buf, n, from, Math.min(to, c.length))
-      if (c.length < to) break // the file is shorter than the metadata said
+      if (c.length < Math.min(t.size, (i + 1) * CHUNK) - i * CHUNK) {
+        // The service said the file (this version of it) is longer than the bytes it
+        // serves: a wrong size, or a truncated body. Never hand out a short or padded file.
+        throw new VfsError('badData', `${t.key}: OneDrive serves ${i * CHUNK + c.length} bytes of a file it says holds ${t.size}`, { level: 'error' })
+      }
+      n += c.copy(buf, n, from, to)
     }
     return n
   }

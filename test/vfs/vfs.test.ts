@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createLogger, ManualClock } from '../../src/common/index.js'
 import { createGraphDriveClient, type DriveClient } from '../../src/graph/index.js'
-import { CHUNK, conflictName, Vfs } from '../../src/vfs/index.js'
+import { CHUNK, conflictName, errnoFor, Vfs } from '../../src/vfs/index.js'
 import { startTestEmulator, tokenFor, type TestEmulator } from '../support/emulator.js'
 
 let emu: TestEmulator
@@ -314,4 +314,18 @@ t.test('a permanent upload failure keeps the data, is logged once with its fix, 
   await clock.advance(700_000)
   t.same(await vfs.sync(), [], 'uploaded once the cause is gone')
   t.equal((await client.getItemByPath(emu.store.driveOf('user1').id, 'full/data.bin')).size, 50_000)
+})
+
+t.test('a file the service says is longer than the bytes it serves reads as EIO, not short', async (t) => {
+  await emu.store.writeFile('user1', 'hostile-size/f.bin', Buffer.alloc(10_000, 5))
+  emu.setFaults({ hostileSize: 'hostile-size/f.bin' })
+  t.teardown(() => emu.setFaults({ hostileSize: '' }))
+  const { vfs } = await newVfs(t)
+  t.equal((await vfs.getattr('/My files/hostile-size/f.bin')).size, 10_001, 'the size as reported')
+  const fh = await vfs.open('/My files/hostile-size/f.bin', constants.O_RDONLY)
+  const buf = Buffer.alloc(20_000)
+  const err = await vfs.read(fh, buf, 20_000, 0).then(() => undefined, (e: unknown) => e)
+  t.equal(errnoFor(err), 'EIO', 'EIO')
+  t.match(String((err as Error)?.message), /serves 10000 bytes of a file it says holds 10001/)
+  await vfs.release(fh)
 })
