@@ -131,6 +131,19 @@ function localNameProblem(name: string): string | undefined {
   return undefined
 }
 
+/**
+ * Why a name read from the service cannot be shown on the mount (it is hidden, with
+ * a log line), or undefined: not a POSIX name ("/", NUL, "." or "..", empty), or
+ * longer than the 255 bytes a Linux name may hold (the kernel would fail the whole
+ * listing with EIO).
+ */
+export function unshowableName(localName: string): string | undefined {
+  const problem = localNameProblem(localName)
+  if (problem) return problem
+  const bytes = Buffer.byteLength(localName)
+  return bytes > 255 ? `name is ${bytes} bytes long; a name on Linux holds at most 255` : undefined
+}
+
 /** Where in a local name a reserved word's last character sits (-1: nowhere). */
 function reservedIndex(name: string): number {
   const lower = asciiFold(name)

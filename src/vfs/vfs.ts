@@ -25,7 +25,7 @@ import {
 import { MetadataCache, type Entry } from './cache.js'
 import { VfsError } from './errors.js'
 import { InodeTable } from './inodes.js'
-import { sameName, toLocalName, toRemoteName } from './names.js'
+import { sameName, toLocalName, toRemoteName, unshowableName } from './names.js'
 import { ChunkReader, type ReadCursor, type ReadTarget } from './reader.js'
 import { Spool } from './spool.js'
 import { itemKey, LocalFile, MAX_FILE_SIZE, WriteBack, type Conflict, type PendingUpload } from './writeback.js'
@@ -394,7 +394,16 @@ export class Vfs {
           entries = []
           this.#drives.add(dir.ref!.driveId)
           for await (const page of this.client.iterateChildren(dir.ref!)) {
-            for (const item of page) entries.push(this.#entryOfItem(item, dir.ref!.driveId, at))
+            for (const item of page) {
+              const e = this.#entryOfItem(item, dir.ref!.driveId, at)
+              const why = unshowableName(e.name)
+              if (why) {
+                // Never an unsafe name on the mount; the rest of the folder stays readable.
+                this.#log.warn({ folder: dir.name, itemId: item.id, why }, 'an item the service listed is hidden: its name cannot be shown on this filesystem')
+                continue
+              }
+              entries.push(e)
+            }
             const parentId = page[0]?.parentReference?.id
             if (dir.ref!.itemId === 'root' && parentId) this.#rootIds.set(dir.ref!.driveId, parentId)
           }

@@ -330,3 +330,17 @@ t.test('a file the service says is longer than the bytes it serves reads as EIO,
   t.match(String((err as Error)?.message), /serves 10000 bytes of a file it says holds 10001/)
   await vfs.release(fh)
 })
+
+t.test('names the service sends that no Linux name can hold are hidden, the rest of the folder listed', async (t) => {
+  for (const n of ['ok.txt', 'slash.txt', 'zero.txt', 'dots.txt', 'long.txt']) await emu.store.writeFile('user1', `hostile-names/${n}`, n)
+  emu.setFaults({ hostileNameSlash: 'hostile-names/slash.txt', hostileNameNul: 'hostile-names/zero.txt', hostileNameDotDot: 'hostile-names/dots.txt', hostileNameLong: 'hostile-names/long.txt' })
+  t.teardown(() => emu.setFaults({ hostileNameSlash: '', hostileNameNul: '', hostileNameDotDot: '', hostileNameLong: '' }))
+  const lines: Array<{ msg: string; why?: string }> = []
+  const log = createLogger({ level: 'warn', destination: { write: (l: string) => void lines.push(JSON.parse(l)) } })
+  const { vfs } = await newVfs(t, { log })
+  const names = (await vfs.readdir('/My files/hostile-names')).names.slice(2)
+  t.same(names, ['ok.txt'], 'only the name that can be shown')
+  const hidden = lines.filter((l) => l.msg.startsWith('an item the service listed is hidden'))
+  t.equal(hidden.length, 4, 'each hidden item is logged')
+  t.match(hidden.map((l) => l.why).sort(), [/"\.\." is not a name/, /"\/"/, /NUL/, /300 bytes long/])
+})
