@@ -527,6 +527,8 @@ export class WriteBack {
       await this.#o.client.deleteItem(ref).catch((e) => this.#log.warn({ name, err: errorMessage(e) }, 'could not remove a file deleted during its upload'))
       return
     }
+    // Re-keyed (it has an item id now) without an await in between: lookups never miss
+    // the local copy, and a failure below cannot leave it out of the index.
     this.#unindex(lf)
     lf.itemId = item.id
     lf.baseETag = item.eTag
@@ -535,12 +537,12 @@ export class WriteBack {
     lf.syncedMtimeMs = mtimeMs
     lf.failures = 0
     lf.error = undefined
+    this.#index(lf)
     await this.#dropSnapshot(lf) // OneDrive holds this version or a newer one
     if (lf.name !== name || lf.parent.itemId !== parent.itemId) {
       // Renamed during the upload: move what arrived to where the file now is.
       item = await this.#o.client.move(ref, { name: toRemoteName(lf.name), parentId: lf.parent.itemId, conflictBehavior: 'replace' })
     }
-    this.#index(lf)
     if (lf.dirty && lf.dataGen === gen && lf.opens === 0) {
       // Only the mtime changed meanwhile: set it, no second upload.
       item = await this.#o.client.setMtime(ref, new Date(lf.mtimeMs))
