@@ -61,6 +61,8 @@ export class LocalFile {
   state: LocalState = 'open'
   deleted = false
   error: string | undefined
+  /** What fixes the last failure, when its cause is permanent (FIXES). */
+  fix: string | undefined
   failures = 0
   running: Promise<void> | undefined
   wake: AbortController | undefined
@@ -180,6 +182,8 @@ export interface PendingUpload {
   size: number
   state: LocalState
   error?: string
+  /** What fixes it (a permanent cause: quota, access, sign-in, name). */
+  fix?: string
 }
 
 /** What fixes a permanent upload failure, by its kind (logged with it). */
@@ -504,6 +508,7 @@ export class WriteBack {
       // A permanent cause is logged once, at error level, with what fixes it; the same
       // failure again is only a debug line (it is retried with a growing delay).
       const fix = isGraphError(e) && !e.exhausted ? FIXES[e.classify()] : undefined
+      lf.fix = fix
       const level = again ? 'debug' : fix ? 'error' : 'warn'
       this.#log[level]({ name, parentId: parent.itemId, size, attempt: lf.failures, err: error, ...(fix ? { fix } : {}) }, 'upload failed; the file stays in the write-back spool and is retried')
       // The record names the failure (for odfs status and the next mount); a copy being
@@ -537,11 +542,14 @@ export class WriteBack {
     lf.syncedMtimeMs = mtimeMs
     lf.failures = 0
     lf.error = undefined
+    lf.fix = undefined
     this.#index(lf)
     await this.#dropSnapshot(lf) // OneDrive holds this version or a newer one
-    if (lf.name !== name || lf.parent.itemId !== parent.itemId) {
-      // Renamed during the upload: move what arrived to where the file now is.
-      item = await this.#o.client.move(ref, { name: toRemoteName(lf.name), parentId: lf.parent.itemId, conflictBehavior: 'replace' })
+    // Renamed during the upload: move what arrived to where the file now is; again if it
+    // is renamed while that move is on the wire (the last rename wins, as locally).
+    for (let at = { name, parentId: parent.itemId }; lf.name !== at.name || lf.parent.itemId !== at.parentId;) {
+      at = { name: lf.name, parentId: lf.parent.itemId }
+      item = await this.#o.client.move(ref, { name: toRemoteName(at.name), parentId: at.parentId, conflictBehavior: 'replace' })
     }
     if (lf.dirty && lf.dataGen === gen && lf.opens === 0) {
       // Only the mtime changed meanwhile: set it, no second upload.
@@ -664,7 +672,7 @@ export class WriteBack {
 
   pending(): PendingUpload[] {
     return [...this.#byId.values()].filter((lf) => lf.dirty && !lf.deleted).map((lf) => ({
-      name: lf.name, parentId: lf.parent.itemId, size: lf.size, state: lf.state, ...(lf.error ? { error: lf.error } : {}),
+      name: lf.name, parentId: lf.parent.itemId, size: lf.size, state: lf.state, ...(lf.error ? { error: lf.error } : {}), ...(lf.fix ? { fix: lf.fix } : {}),
     }))
   }
 

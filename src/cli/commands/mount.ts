@@ -154,7 +154,7 @@ export async function startMount(argv: MountArgv, log: Logger, say: (m: string) 
         try {
           send({ pending: vfs.pending().length })
           const left = await vfs.sync()
-          send({ done: true, failed: left.map((p) => ({ name: p.name, error: p.error ?? p.state })) })
+          send({ done: true, failed: left.map((p) => ({ name: p.name, error: p.error ?? p.state, ...(p.fix ? { fix: p.fix } : {}) })) })
         } finally {
           clearInterval(tick)
         }

@@ -18,9 +18,9 @@ export const syncCommand: CommandModule<object, MountpointArgv> = {
     })
     if (!last) throw new OdfsError('ENOENT', `no odfs mount daemon answers for ${mnt}`)
     if (!last.done) throw new OdfsError('EIO', `the daemon of ${mnt} did not finish the sync`)
-    const failed = (last.failed ?? []) as { name: string; error: string }[]
+    const failed = (last.failed ?? []) as { name: string; error: string; fix?: string }[]
     if (failed.length > 0) {
-      for (const f of failed) say(`not uploaded: ${f.name}: ${f.error}`)
+      for (const f of failed) say(`not uploaded: ${f.name}: ${f.error}${f.fix ? ` (${f.fix})` : ''}`)
       throw new OdfsError('EIO', `${failed.length} file(s) could not be uploaded; they stay in the write-back spool and are retried`)
     }
     const status = await askDaemon(mnt, { op: 'status' })
