@@ -22,13 +22,13 @@
  *
  * Needs root (drop_caches, clear_refs of the daemon) and /dev/fuse.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { createInterface } from 'node:readline'
 import { join } from 'node:path'
 import { createDispatcher, type Dispatcher } from '../../src/common/index.js'
 import { ensureBuilt, ODFS_BIN, ROOT } from '../support/build.js'
+import { cleanup, curlConfig, deviceCodeTokens, fetchAgain, graph, PUBLIC_CLIENT, q, run, startEmulator, stopChild, undo, type Info } from './support.js'
 
 const arg = (name: string, def: string) => {
   const i = process.argv.indexOf(`--${name}`)
@@ -38,32 +38,8 @@ const SIZE = Number(arg('size', '4096')) * 1024 * 1024
 const CACHE_MAX = arg('chunk-cache-size', '128M')
 const FRAG = 10 * 1024 * 1024
 const LIMIT_MB = 200
-const PUBLIC_CLIENT = 'a0d1f5e0-0000-4000-8000-00000000a001'
 
-interface Info { graph: string; authority: string; ca: string }
 interface Phase { name: string; seconds: number; peakKiB: number; note?: string }
-
-/** Everything to undo, newest first; run on exit, failure and Ctrl-C (synchronous on purpose). */
-const undo: (() => void)[] = []
-function cleanup(): void {
-  while (undo.length) {
-    try {
-      undo.pop()!()
-    } catch (e) {
-      console.error(`bench: cleanup step failed: ${(e as Error).message}`)
-    }
-  }
-}
-for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-  process.once(sig, () => {
-    cleanup()
-    process.exit(130)
-  })
-}
-
-function stopChild(p: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): void {
-  if (p.exitCode === null && p.signalCode === null && p.pid) process.kill(p.pid, signal)
-}
 
 /** Run a shell command line asynchronously (the sampler keeps running); throws on failure. */
 function sh(cmd: string, env: NodeJS.ProcessEnv = process.env): Promise<string> {
@@ -75,12 +51,6 @@ function sh(cmd: string, env: NodeJS.ProcessEnv = process.env): Promise<string> 
     p.stderr.on('data', (d) => (err += d))
     p.on('close', (code) => (code === 0 ? res(out) : rej(new Error(`${cmd.slice(0, 80)}: exit ${code}: ${err.trim().split('\n').slice(-3).join(' | ')}`))))
   })
-}
-
-function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): string {
-  const r = spawnSync(cmd, args, { env, encoding: 'utf8' })
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed: ${(r.stderr ?? '').trim()}`)
-  return r.stdout
 }
 
 /** VmRSS or VmHWM of a process, KiB. */
@@ -106,60 +76,6 @@ async function phase(name: string, pid: number, f: () => Promise<string | void>)
   }
 }
 
-function startEmulator(state: string): Promise<Info> {
-  const child = spawn(process.execPath, [ODFS_BIN, 'emulator', '--seed', 'empty', '--rate-limit', '0', '--auto-consent', 'user1', '--state', state], {
-    cwd: ROOT, stdio: ['ignore', 'pipe', 'ignore'],
-  })
-  undo.push(() => stopChild(child))
-  return new Promise((res, rej) => {
-    createInterface({ input: child.stdout! }).once('line', (line) => res(JSON.parse(line) as Info))
-    child.once('exit', (code) => rej(new Error(`emulator exited with ${code}`)))
-  })
-}
-
-/** fetch, once more when the pooled connection was closed by the server meanwhile (minutes pass between calls). */
-async function fetchAgain(url: string, init: RequestInit): Promise<Response> {
-  try {
-    return await fetch(url, init)
-  } catch {
-    return fetch(url, init)
-  }
-}
-
-async function post(d: Dispatcher, url: string, form: Record<string, string>): Promise<Record<string, unknown>> {
-  const r = await fetchAgain(url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(form).toString(), dispatcher: d } as RequestInit)
-  return (await r.json()) as Record<string, unknown>
-}
-
-/** An access token by device code (the emulator approves at once for user1). */
-async function token(d: Dispatcher, authority: string): Promise<string> {
-  const dc = await post(d, `${authority}/common/oauth2/v2.0/devicecode`, { client_id: PUBLIC_CLIENT, scope: 'Files.ReadWrite.All offline_access' })
-  for (let i = 0; i < 60; i++) {
-    const r = await post(d, `${authority}/common/oauth2/v2.0/token`, { grant_type: 'urn:ietf:params:oauth:grant-type:device_code', client_id: PUBLIC_CLIENT, device_code: String(dc.device_code) })
-    if (r.access_token) return String(r.access_token)
-    await new Promise((res) => setTimeout(res, Number(dc.interval ?? 1) * 1000))
-  }
-  throw new Error('no token from the device code flow')
-}
-
-async function graph<T>(d: Dispatcher, tok: string, url: string, init: { method?: string; body?: unknown } = {}): Promise<T> {
-  const r = await fetchAgain(url, {
-    method: init.method ?? 'GET',
-    headers: { authorization: `Bearer ${tok}`, ...(init.body ? { 'content-type': 'application/json' } : {}) },
-    body: init.body ? JSON.stringify(init.body) : undefined,
-    dispatcher: d,
-  } as RequestInit)
-  if (!r.ok) throw new Error(`${init.method ?? 'GET'} ${new URL(url).pathname}: HTTP ${r.status}`)
-  return (await r.json()) as T
-}
-
-/** A curl config file (0600): pre-authenticated URLs are credentials and stay out of argv. */
-function curlConfig(file: string, lines: string[]): string {
-  writeFileSync(file, lines.join('\n') + '\n', { mode: 0o600 })
-  return file
-}
-const q = (s: string) => `"${s.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`
-
 async function emulatorBytesOut(d: Dispatcher, info: Info): Promise<number> {
   const r = await fetchAgain(`${new URL(info.graph).origin}/_emulator/stats`, { dispatcher: d } as RequestInit)
   return ((await r.json()) as { bytesOut: number }).bytesOut
@@ -171,7 +87,7 @@ async function main(): Promise<void> {
   // On disk, not tmpfs: the emulator's content, the spool and the source would otherwise be RAM.
   const work = mkdtempSync(join(tmpdir(), 'odfs-bench-mem-'))
   undo.push(() => rmSync(work, { recursive: true, force: true }))
-  const info = await startEmulator(join(work, 'emulator'))
+  const { info } = await startEmulator(join(work, 'emulator'))
   const d = createDispatcher({ caFile: info.ca })
   undo.push(() => void d.close())
 
@@ -240,7 +156,7 @@ async function main(): Promise<void> {
   const daemonHwm = vm(pid, 'VmHWM')
 
   // The reference: curl against the same emulator, same bytes.
-  const tok = await token(d, info.authority)
+  const tok = (await deviceCodeTokens(d, info.authority, PUBLIC_CLIENT)).access
   const frags = join(work, 'fragments')
   mkdirSync(frags)
   run('split', ['-b', String(FRAG), '-a', '5', '-d', src, join(frags, 'f')])

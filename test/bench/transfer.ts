@@ -24,15 +24,15 @@
  * --cpu-prof DIR writes a V8 CPU profile of each `odfs get` and `odfs put` to DIR
  * (open it in Chrome DevTools; profiling slows them, so read their rows accordingly).
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { appendFileSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { randomBytes } from 'node:crypto'
 import { cpus, loadavg, tmpdir } from 'node:os'
-import { createInterface } from 'node:readline'
 import { join } from 'node:path'
 import { createDispatcher, type Dispatcher } from '../../src/common/index.js'
-import { ensureBuilt, ODFS_BIN, ROOT } from '../support/build.js'
+import { ensureBuilt, ODFS_BIN } from '../support/build.js'
+import { cleanup, curlConfig, deviceCodeTokens, graph, PUBLIC_CLIENT, q, run, startEmulator, stopChild, undo, type Info } from './support.js'
 
 const flag = (name: string) => process.argv.includes(`--${name}`)
 const arg = (name: string, def: number) => {
@@ -42,7 +42,6 @@ const arg = (name: string, def: number) => {
 const SIZE = arg('size', 1024) * 1024 * 1024
 const ROUNDS = arg('rounds', 2)
 const FRAG = 10 * 1024 * 1024 // odfs's default fragment, also used for the curl-driven session
-const PUBLIC_CLIENT = 'a0d1f5e0-0000-4000-8000-00000000a001'
 const HOSTS = '/etc/hosts'
 const argIndex = process.argv.indexOf('--odfs')
 /** The odfs under test (this checkout's unless --odfs names another build's bin/odfs). */
@@ -54,30 +53,7 @@ const profIndex = process.argv.indexOf('--cpu-prof')
 /** Node options of the timed odfs get and put: a CPU profile into --cpu-prof DIR. */
 const PROF = profIndex > 0 ? ['--cpu-prof', '--cpu-prof-dir', process.argv[profIndex + 1]!] : []
 
-interface Info { graph: string; authority: string; ca: string; apps: { client_id: string; secret?: string; account_types: string }[] }
 interface Measured { wall: number; cpu: number; rss: number }
-
-/** Everything to undo, newest first; run on exit, failure and Ctrl-C (synchronous on purpose). */
-const undo: (() => void)[] = []
-function cleanup(): void {
-  while (undo.length) {
-    try {
-      undo.pop()!()
-    } catch (e) {
-      console.error(`bench: cleanup step failed: ${(e as Error).message}`)
-    }
-  }
-}
-for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-  process.once(sig, () => {
-    cleanup()
-    process.exit(130)
-  })
-}
-
-function stopChild(p: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): void {
-  if (p.exitCode === null && p.signalCode === null && p.pid) process.kill(p.pid, signal)
-}
 
 /** Run a command under GNU time: wall seconds, CPU seconds (user+sys), peak RSS (KiB). */
 function timed(cmd: string, args: string[], env: NodeJS.ProcessEnv): Measured {
@@ -87,80 +63,9 @@ function timed(cmd: string, args: string[], env: NodeJS.ProcessEnv): Measured {
   return { wall: Number(m[1]), cpu: Number(m[2]) + Number(m[3]), rss: Number(m[4]) }
 }
 
-function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): string {
-  const r = spawnSync(cmd, args, { env, encoding: 'utf8' })
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed: ${(r.stderr ?? '').trim()}`)
-  return r.stdout
-}
-
 function have(cmd: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0
 }
-
-/** `odfs emulator` (the built CLI) in a child process; resolves with its info line. */
-function startEmulator(state: string): Promise<{ info: Info; port: number }> {
-  const child = spawn(process.execPath, [ODFS_BIN, 'emulator', '--seed', 'empty', '--rate-limit', '0', '--auto-consent', 'user1', '--state', state], {
-    cwd: ROOT, stdio: ['ignore', 'pipe', 'ignore'],
-  })
-  undo.push(() => stopChild(child))
-  return new Promise((res, rej) => {
-    createInterface({ input: child.stdout! }).once('line', (line) => {
-      const info = JSON.parse(line) as Info
-      res({ info, port: Number(new URL(info.graph).port) })
-    })
-    child.once('exit', (code) => rej(new Error(`emulator exited with ${code}`)))
-  })
-}
-
-/**
- * fetch, again when a pooled connection was closed by the server meanwhile (minutes
- * pass between calls, and several idle connections may have gone stale).
- */
-async function fetchAgain(url: string, init: RequestInit): Promise<Response> {
-  for (let i = 0; ; i++) {
-    try {
-      return await fetch(url, init)
-    } catch (e) {
-      if (i >= 3) throw e
-    }
-  }
-}
-
-async function post(d: Dispatcher, url: string, form: Record<string, string>): Promise<Record<string, unknown>> {
-  const r = await fetchAgain(url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(form).toString(), dispatcher: d } as RequestInit)
-  return (await r.json()) as Record<string, unknown>
-}
-
-/** Tokens by device code (the emulator approves at once for user1). */
-async function deviceCodeTokens(d: Dispatcher, authority: string, clientId: string, secret?: string): Promise<{ access: string; refresh: string; expiresIn: number }> {
-  const dc = await post(d, `${authority}/common/oauth2/v2.0/devicecode`, { client_id: clientId, scope: 'Files.ReadWrite.All offline_access' })
-  for (let i = 0; i < 60; i++) {
-    const form: Record<string, string> = { grant_type: 'urn:ietf:params:oauth:grant-type:device_code', client_id: clientId, device_code: String(dc.device_code) }
-    if (secret) form.client_secret = secret
-    const r = await post(d, `${authority}/common/oauth2/v2.0/token`, form)
-    if (r.access_token) return { access: String(r.access_token), refresh: String(r.refresh_token ?? ''), expiresIn: Number(r.expires_in ?? 3600) }
-    await new Promise((res) => setTimeout(res, Number(dc.interval ?? 1) * 1000))
-  }
-  throw new Error('no token from the device code flow')
-}
-
-async function graph<T>(d: Dispatcher, token: string, url: string, init: { method?: string; body?: unknown } = {}): Promise<T> {
-  const r = await fetchAgain(url, {
-    method: init.method ?? 'GET',
-    headers: { authorization: `Bearer ${token}`, ...(init.body ? { 'content-type': 'application/json' } : {}) },
-    body: init.body ? JSON.stringify(init.body) : undefined,
-    dispatcher: d,
-  } as RequestInit)
-  if (!r.ok) throw new Error(`${init.method ?? 'GET'} ${new URL(url).pathname}: HTTP ${r.status}`)
-  return (await r.json()) as T
-}
-
-/** A curl config file (0600): URLs are credentials and stay out of argv. */
-function curlConfig(file: string, lines: string[]): string {
-  writeFileSync(file, lines.join('\n') + '\n', { mode: 0o600 })
-  return file
-}
-const q = (s: string) => `"${s.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`
 
 /** Is 127.0.0.1:443 free for the proxy? */
 function portFree(port: number): Promise<boolean> {
