@@ -8,6 +8,7 @@ import { setImmediate as tick } from 'node:timers/promises'
 import { fuseOps } from '../../src/fuse/index.js'
 import { createLogger } from '../../src/common/index.js'
 import { VfsError, type Vfs } from '../../src/vfs/index.js'
+import { collectUnhandled } from '../support/unhandled.js'
 
 const { EIO, ENOENT } = constants.errno
 
@@ -46,12 +47,7 @@ t.test('results are answered as fuse-native expects', async (t) => {
 })
 
 t.test('a callback that throws does not escape and is not called twice', async (t) => {
-  const unhandled: unknown[] = []
-  const onUnhandled = (e: unknown) => unhandled.push(e)
-  process.on('unhandledRejection', onUnhandled)
-  t.teardown(() => {
-    process.off('unhandledRejection', onUnhandled)
-  })
+  const unhandled = collectUnhandled(t)
   const { ops, lines } = setup({ open: async () => 7 })
   let calls = 0
   ops.open!('/x', 0, () => {

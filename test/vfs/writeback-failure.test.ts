@@ -10,6 +10,7 @@ import { createLogger, ManualClock } from '../../src/common/index.js'
 import { createGraphDriveClient } from '../../src/graph/index.js'
 import { Vfs } from '../../src/vfs/index.js'
 import { startTestEmulator, tokenFor, type TestEmulator } from '../support/emulator.js'
+import { collectUnhandled } from '../support/unhandled.js'
 
 let emu: TestEmulator
 let dir: string
@@ -23,12 +24,7 @@ t.teardown(async () => {
 })
 
 t.test('a scheduled upload answered 500 every time: logged, kept, retried; no unhandled rejection', async (t) => {
-  const unhandled: unknown[] = []
-  const onUnhandled = (e: unknown) => unhandled.push(e)
-  process.on('unhandledRejection', onUnhandled)
-  t.teardown(() => {
-    process.off('unhandledRejection', onUnhandled)
-  })
+  const unhandled = collectUnhandled(t)
   const token = await tokenFor(emu, 'user1')
   const client = createGraphDriveClient({
     baseUrl: emu.info.graph, tokenProvider: { getAccessToken: async () => token }, dispatcher: emu.dispatcher, retry: { baseDelayMs: 1, maxDelayMs: 2 },
