@@ -21,6 +21,9 @@ async function client(extra: Record<string, unknown> = {}): Promise<DriveClient>
   return createGraphDriveClient({ baseUrl: emu.info.graph, tokenProvider: { getAccessToken: async () => token }, dispatcher: emu.dispatcher, retry: fastRetry, ...extra })
 }
 
+/** An upload source over bytes in memory. */
+const source = (b: Buffer) => ({ size: b.length, read: async (o: number, n: number) => b.subarray(o, o + n) })
+
 function pattern(size: number): Buffer {
   const b = Buffer.alloc(size)
   for (let i = 0; i < size; i++) b[i] = (i * 131 + (i >> 8)) & 0xff
@@ -44,7 +47,7 @@ t.test('a link that breaks every transfer but keeps advancing finishes the file'
   const c = await client({ dispatcher: fd.dispatcher })
   const drive = await c.getMyDrive()
   const data = pattern(256 * 1024)
-  const up = await c.upload({ driveId: drive.id, itemId: 'root' }, 'flaky-link.bin', { size: data.length, read: async (o, n) => data.subarray(o, o + n) })
+  const up = await c.upload({ driveId: drive.id, itemId: 'root' }, 'flaky-link.bin', source(data))
   // Every download answer breaks after 32 KiB of its body.
   fd.add({ method: 'GET', path: /^\/_download\//, breakAfter: 32 * 1024, times: Infinity })
   const got: Buffer[] = []
@@ -105,7 +108,7 @@ t.test('a range past the end is empty whatever its shape (416)', async (t) => {
   const c = await client()
   const drive = await c.getMyDrive()
   const data = pattern(1000)
-  const up = await c.upload({ driveId: drive.id, itemId: 'root' }, 'short.bin', { size: data.length, read: async (o, n) => data.subarray(o, o + n) })
+  const up = await c.upload({ driveId: drive.id, itemId: 'root' }, 'short.bin', source(data))
   const ref = { driveId: drive.id, itemId: up.item.id }
   for (const [a, b] of [[1000, undefined], [1000, 1010], [5000, 6000]] as const) {
     const rs = await c.openRange(ref, a, b)
@@ -122,7 +125,7 @@ t.test('a download of a version without a server hash says it is unverified', as
   const data = pattern(5000)
   emu.setFaults({ hashDelayMs: 3_600_000 })
   t.teardown(() => emu.setFaults({ hashDelayMs: 0 }))
-  const up = await c.upload({ driveId: drive.id, itemId: 'root' }, 'nohash.bin', { size: data.length, read: async (o, n) => data.subarray(o, o + n) }, { verify: false })
+  const up = await c.upload({ driveId: drive.id, itemId: 'root' }, 'nohash.bin', source(data), { verify: false })
   const r = await c.download({ driveId: drive.id, itemId: up.item.id }, () => {})
   t.equal(r.verified, false)
   t.equal(r.unverified, 'noServerHash', 'the result says why it is not verified')
@@ -134,7 +137,7 @@ t.test('over several connections: every byte once at its offset, verified, at mo
   const c = await client({ dispatcher: fd.dispatcher })
   const drive = await c.getMyDrive()
   const data = pattern(1024 * 1024 + 12345)
-  const up = await c.upload({ driveId: drive.id, itemId: 'root' }, 'parallel.bin', { size: data.length, read: async (o, n) => data.subarray(o, o + n) })
+  const up = await c.upload({ driveId: drive.id, itemId: 'root' }, 'parallel.bin', source(data))
   const part = 64 * 1024
   const parts = Math.ceil(data.length / part)
   // Three answers break after 20 KiB of their body.
@@ -167,7 +170,7 @@ t.test('over several connections: a failed write stops every connection and is n
   const c = await client({ dispatcher: fd.dispatcher })
   const drive = await c.getMyDrive()
   const data = pattern(512 * 1024)
-  const up = await c.upload({ driveId: drive.id, itemId: 'root' }, 'parallel-enospc.bin', { size: data.length, read: async (o, n) => data.subarray(o, o + n) })
+  const up = await c.upload({ driveId: drive.id, itemId: 'root' }, 'parallel-enospc.bin', source(data))
   let failedAt: number | undefined
   let writes = 0
   const e = await c.download({ driveId: drive.id, itemId: up.item.id }, async (b, at) => {
