@@ -11,6 +11,7 @@ import { Downloader, type DownloadResult, type DownloadToOptions, type OpenRange
 import { GraphError, isGraphError } from './errors.js'
 import { encodePath, encodeSegment, shareIdOf } from './paths.js'
 import type { RateLimiter } from './ratelimit.js'
+import type { Reachability } from './reachability.js'
 import { GraphTransport, type TransportOptions } from './transport.js'
 import { Uploader, type UploadOptions, type UploadResult, type UploadSessionStore, type UploadSource } from './upload.js'
 import {
@@ -73,6 +74,8 @@ export interface ClientStats {
 export interface DriveClient {
   readonly baseUrl: string
   readonly limiter: RateLimiter
+  /** Whether the service answers at all (unreachable since when; onDown/onBack). */
+  readonly reachability: Reachability
   /** The signed-in user's drive, with quota. */
   getMyDrive(signal?: AbortSignal): Promise<Drive>
   getDrive(driveId: string, signal?: AbortSignal): Promise<Drive>
@@ -167,6 +170,10 @@ class GraphDriveClient implements DriveClient {
 
   get limiter(): RateLimiter {
     return this.#t.limiter
+  }
+
+  get reachability(): Reachability {
+    return this.#t.reachability
   }
 
   stats(): ClientStats {

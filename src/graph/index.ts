@@ -6,6 +6,7 @@ export type { TokenProvider, RetryOptions, RequestPolicy, PipelineCounters } fro
 export { backoffDelay, DEFAULT_RETRY } from './middleware.js'
 export { GraphError, isGraphError, isNetworkError, parseRetryAfter, innerCodesOf, type GraphErrorKind } from './errors.js'
 export { QuickXorHash, quickXorHash, quickXorHashStream } from './quickxorhash.js'
+export { Reachability, isUnreachable } from './reachability.js'
 export { RateLimiter, type RateLimiterOptions, type RateLimiterStats } from './ratelimit.js'
 export {
   createGraphDriveClient, type DriveClient, type GraphDriveClientOptions, type ListOptions, type MoveOptions,

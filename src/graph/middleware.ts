@@ -18,6 +18,7 @@ import type { Dispatcher } from 'undici'
 import type { Clock, Logger } from '../common/index.js'
 import { GraphError, parseRetryAfter } from './errors.js'
 import type { RateLimiter } from './ratelimit.js'
+import type { Reachability } from './reachability.js'
 
 export interface TokenProvider {
   getAccessToken(opts?: { forceRefresh?: boolean; signal?: AbortSignal }): Promise<string>
@@ -176,6 +177,7 @@ export class RetryMiddleware extends Base {
     private readonly log: Logger,
     private readonly counters: PipelineCounters,
     private readonly opts: RetryOptions = DEFAULT_RETRY,
+    private readonly reach?: Reachability,
   ) {
     super()
   }
@@ -237,6 +239,7 @@ export class RetryMiddleware extends Base {
         netErr = e
       }
       if (netErr !== undefined) {
+        this.reach?.failed(netErr)
         this.counters.networkErrors++
         failures++
         const delay = backoffDelay(failures, this.opts)
@@ -248,6 +251,7 @@ export class RetryMiddleware extends Base {
         await this.#sleep(delay, policy)
         continue
       }
+      this.reach?.answered()
       const status = res!.status
       if (status === 429 || status === 503) {
         throttles++

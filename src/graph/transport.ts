@@ -13,6 +13,7 @@ import {
   type PipelineCounters, type RequestPolicy, type RetryOptions, type TokenProvider,
 } from './middleware.js'
 import { RateLimiter } from './ratelimit.js'
+import { Reachability } from './reachability.js'
 
 export interface TransportOptions {
   /** Graph root including the version, e.g. https://graph.microsoft.com/v1.0 */
@@ -86,6 +87,8 @@ export class GraphTransport {
   readonly baseUrl: string
   /** The retry settings of the pipeline (transfers that resume on their own use them too). */
   readonly retry: RetryOptions
+  /** Whether the service answers at all (every attempt reports to it). */
+  readonly reachability: Reachability
   readonly #head: RetryMiddleware
   readonly #sdk: Client
   readonly #timeoutMs: number
@@ -103,7 +106,8 @@ export class GraphTransport {
     this.#userAgent = opts.userAgent ?? 'ISV|odfs|odfs/0.1'
     this.#deadlineMs = opts.deadlineMs ?? 300_000
     this.retry = { ...DEFAULT_RETRY, ...opts.retry }
-    const retry = new RetryMiddleware(this.limiter, this.clock, this.log, this.counters, this.retry)
+    this.reachability = new Reachability(this.clock)
+    const retry = new RetryMiddleware(this.limiter, this.clock, this.log, this.counters, this.retry, this.reachability)
     const rate = new RateLimitMiddleware(this.limiter, this.clock)
     const auth = new AuthMiddleware(opts.tokenProvider, this.counters, this.baseUrl + '/')
     const fetcher = new FetchHandler(opts.dispatcher, this.#timeoutMs)
