@@ -86,6 +86,24 @@ export class MetadataCache {
     return { hit: false }
   }
 
+  /**
+   * What the cache last knew of a name, however old (the service cannot be reached):
+   * a child known, or absent from the last complete listing; a miss otherwise.
+   */
+  staleLookup(dirKey: string, name: string): Lookup {
+    const d = this.#dirs.get(dirKey)
+    if (!d) return { hit: false }
+    const e = d.entries.get(lower(name))
+    if (e || d.listedAt !== undefined) return { hit: true, entry: e }
+    return { hit: false }
+  }
+
+  /** The children of the last complete listing, however old (the service cannot be reached). */
+  staleListing(dirKey: string): Entry[] | undefined {
+    const d = this.#dirs.get(dirKey)
+    return d?.listedAt === undefined ? undefined : [...d.entries.values()]
+  }
+
   /** The children of a fresh listing, or undefined when the directory must be listed. */
   listing(dirKey: string): Entry[] | undefined {
     const d = this.#dirs.get(dirKey)

@@ -56,6 +56,12 @@ export interface JournalRecord {
    * replaces; recovery drops it if a crash left both.
    */
   supersedes?: string
+  /**
+   * A new file created while OneDrive could not be reached, on a name the mount could
+   * only check against its cache: its upload must not replace a file someone else
+   * put there meanwhile (it goes up beside it, as a conflict copy).
+   */
+  unverified?: true
 }
 
 async function fsyncDir(dir: string): Promise<void> {

@@ -117,6 +117,8 @@ export const XATTR_HASH = 'user.onedrive.quickxorhash'
 const O_ACCMODE = 3
 const ROOT_KEY = 'v:'
 const BLOCK = 4096
+/** How often an unreachable service is probed (ms). */
+const PROBE_MS = 5_000
 
 function split(path: string): string[] {
   return path.split('/').filter((s) => s !== '' && s !== '.')
@@ -192,7 +194,41 @@ export class Vfs {
       this.#inos.set(entry.key, 1)
     }
     if (this.#o.pollIntervalMs && this.#o.pollIntervalMs > 0) void this.#poll(this.#o.pollIntervalMs)
+    this.#watchReachability()
     return { recovered: r.recovered, failed: r.failed.length }
+  }
+
+  /**
+   * While OneDrive cannot be reached, lookups and listings are answered from the
+   * cache however old (#child, #children), writes go on into the spool, and the
+   * service is probed every PROBE_MS; the moment it answers again (a probe or any
+   * other call), waiting uploads start instead of sitting out their back-off.
+   */
+  #watchReachability(): void {
+    const reach = this.client.reachability
+    const signal = this.#stopPoll.signal
+    const probe = async () => {
+      while (reach.unreachableSince !== undefined && !signal.aborted) {
+        try {
+          await this.#clock.sleep(PROBE_MS, signal)
+          await this.client.getMyDrive(signal)
+        } catch {
+          // still down (or stopping): the loop condition decides
+        }
+      }
+    }
+    const offDown = reach.onDown(() => {
+      this.#log.warn({}, 'OneDrive cannot be reached: the mount answers from its cache and keeps what is written in the spool until it answers again')
+      void probe()
+    })
+    const offBack = reach.onBack((downForMs) => {
+      const resumed = this.writeBack.resume()
+      this.#log.warn({ downForS: Math.round(downForMs / 1000), resumed }, 'OneDrive answers again: waiting uploads resume')
+    })
+    signal.addEventListener('abort', () => {
+      offDown()
+      offBack()
+    }, { once: true })
   }
 
   /**
@@ -416,16 +452,66 @@ export class Vfs {
     return p
   }
 
-  async #child(dir: Entry, name: string): Promise<Entry | undefined> {
+  /**
+   * A child by name. `how.stale` is set when the answer came from a cache past its
+   * time because OneDrive cannot be reached (see #offline).
+   */
+  async #child(dir: Entry, name: string, how?: { stale: boolean }): Promise<Entry | undefined> {
     if (!dir.folder) throw new VfsError('notDir', `${dir.name} is not a folder`)
     const lf = this.writeBack.find(dir.key, name)
     if (lf) return this.#entryOfLocal(lf)
     const c = this.cache.lookup(dir.key, name)
     if (c.hit) return c.entry
+    const stale = () => {
+      const s = this.cache.staleLookup(dir.key, name)
+      if (s.hit && how) how.stale = true
+      return s
+    }
+    if (this.#offline()) {
+      const s = stale()
+      if (s.hit) return s.entry
+    }
+    try {
+      return await this.#ask(dir, name)
+    } catch (e) {
+      if (!this.#noAnswer(e)) throw e
+      const s = stale()
+      if (!s.hit) throw e
+      return s.entry
+    }
+  }
+
+  /** The service cannot be reached now (the last attempt could not connect). */
+  #offline(): boolean {
+    return this.client.reachability.unreachableSince !== undefined
+  }
+
+  /** No answer from the service (after the pipeline's retries): the cache may answer instead. */
+  #noAnswer(e: unknown): boolean {
+    return isGraphError(e) && ['network', 'timeout'].includes(e.classify())
+  }
+
+  /** The children of a directory: a fresh listing, else the service's, else (unreachable) the last one taken. */
+  async #children(dir: Entry): Promise<Entry[]> {
+    const fresh = this.cache.listing(dir.key)
+    if (fresh) return fresh
+    const stale = this.#offline() ? this.cache.staleListing(dir.key) : undefined
+    if (stale) return stale
+    try {
+      return await this.#list(dir)
+    } catch (e) {
+      const last = this.#noAnswer(e) ? this.cache.staleListing(dir.key) : undefined
+      if (!last) throw e
+      return last
+    }
+  }
+
+  /** A child by name from the service (one call per name at a time); fills the cache. */
+  #ask(dir: Entry, name: string): Promise<Entry | undefined> {
     if (dir.vpath) {
       // From the listing itself: with --dir-cache-time 0 the cache trusts it for no time at all.
       const k = name.toLowerCase()
-      return (await this.#list(dir)).find((e) => e.name.toLowerCase() === k)
+      return this.#list(dir).then((all) => all.find((e) => e.name.toLowerCase() === k))
     }
     const k = `${dir.key}\0${name.toLowerCase()}`
     let p = this.#lookups.get(k)
@@ -520,7 +606,7 @@ export class Vfs {
   async readdir(path: string): Promise<{ names: string[]; attrs: Attr[] }> {
     const { entry: dir } = await this.#resolve(path)
     if (!dir.folder) throw new VfsError('notDir', `${path} is not a folder`)
-    const entries = this.cache.listing(dir.key) ?? (await this.#list(dir))
+    const entries = await this.#children(dir)
     const byName = new Map<string, Entry>()
     for (const e of entries) byName.set(e.name.toLowerCase(), e)
     for (const lf of this.writeBack.inDir(dir.key)) byName.set(lf.name.toLowerCase(), this.#entryOfLocal(lf))
@@ -586,10 +672,11 @@ export class Vfs {
   async create(path: string, _mode: number): Promise<number> {
     this.#writable()
     const { dir, name } = await this.#parentOf(path)
-    const existing = await this.#child(dir, name)
+    const how = { stale: false }
+    const existing = await this.#child(dir, name, how)
     if (existing?.folder) throw new VfsError('isDir', `${path} is a folder`)
     if (existing) return this.open(path, constants.O_RDWR | constants.O_TRUNC)
-    const lf = await this.writeBack.createNew(dir.ref!, dir.key, name, this.#clock.now())
+    const lf = await this.writeBack.createNew(dir.ref!, dir.key, name, this.#clock.now(), { unverified: how.stale })
     lf.opens++
     this.cache.remove(dir.key, name)
     return this.#newHandle({ key: lf.key, target: undefined, lf, cursor: this.reader.newCursor(), append: false, write: true })
@@ -720,8 +807,11 @@ export class Vfs {
     const self = sameParent && sameName(src.entry.name, name)
     if (self && src.entry.name === name) return
     let replace = false
+    const how = { stale: false }
+    let replaced = false
     if (!self) {
-      const dst = await this.#child(dir, name)
+      const dst = await this.#child(dir, name, how)
+      replaced = !!dst
       if (dst) {
         if (dst.key === src.entry.key) return
         if (dst.fixed) throw new VfsError('virtualDir', `${to} cannot be replaced`)
@@ -753,7 +843,11 @@ export class Vfs {
     } else {
       this.cache.remove(src.parent.key, src.entry.name)
     }
-    if (lf) await this.writeBack.move(lf, dir.ref!, dir.key, name)
+    if (lf) {
+      // A new file moved onto a name known absent only from a stale cache must not replace what is there.
+      if (!lf.itemId && !self) lf.unverified = !replaced && how.stale
+      await this.writeBack.move(lf, dir.ref!, dir.key, name)
+    }
   }
 
   // ---- metadata-only operations -------------------------------------------------------

@@ -23,7 +23,7 @@ import type { FileHandle } from 'node:fs/promises'
 import { hostname } from 'node:os'
 import pLimit from 'p-limit'
 import { errorMessage, silentLogger, systemClock, type Clock, type Logger } from '../common/index.js'
-import { FileUploadSessionStore, isGraphError, QuickXorHash, type DriveClient, type DriveItem, type ItemRef, type UploadSource } from '../graph/index.js'
+import { FileUploadSessionStore, isGraphError, QuickXorHash, type DriveClient, type DriveItem, type ItemRef, type UploadResult, type UploadSource, type ConflictBehavior } from '../graph/index.js'
 import { VfsError } from './errors.js'
 import { toRemoteName } from './names.js'
 import { Spool, type JournalRecord, type LocalState } from './spool.js'
@@ -71,6 +71,8 @@ export class LocalFile {
   baseCTag: string | undefined
   /** The spool that accounts for the copy's space (set when it is indexed). */
   spool: Spool | undefined
+  /** Created on a name checked only against a stale cache (offline): never replace what is there. */
+  unverified = false
 
   constructor(
     readonly id: string,
@@ -139,6 +141,7 @@ export class LocalFile {
       v: 1, id: this.dataId, driveId: this.parent.driveId, parentId: this.parent.itemId, name: this.name,
       ...(this.itemId ? { itemId: this.itemId } : {}), ...(this.baseETag ? { baseETag: this.baseETag } : {}),
       ...(this.baseCTag ? { baseCTag: this.baseCTag } : {}),
+      ...(this.unverified && !this.itemId ? { unverified: true as const } : {}),
       size: this.size, mtimeMs: this.mtimeMs, state: this.state, sessionKey: this.dataId,
       ...(this.error ? { error: this.error } : {}), journaledAt: Date.now(), ...over,
     }
@@ -255,11 +258,12 @@ export class WriteBack {
   }
 
   /** A new file (create): empty, not on OneDrive yet. */
-  async createNew(parent: ItemRef, parentKey: string, name: string, now: number): Promise<LocalFile> {
+  async createNew(parent: ItemRef, parentKey: string, name: string, now: number, opts: { unverified?: boolean } = {}): Promise<LocalFile> {
     toRemoteName(name) // refuse a name OneDrive can never hold before any byte is written
     const id = this.#o.spool.newId()
     const fh = await this.#o.spool.create(id)
     const lf = new LocalFile(id, fh, parent, parentKey, name, 0, now, undefined, undefined, false)
+    lf.unverified = opts.unverified ?? false
     this.#index(lf)
     return lf
   }
@@ -413,6 +417,17 @@ export class WriteBack {
     )
   }
 
+  /** Start every failed upload now (the service answers again); returns how many. */
+  resume(): number {
+    let n = 0
+    for (const lf of this.#byId.values()) {
+      if (lf.state !== 'failed' || lf.opens > 0 || lf.running || lf.deleted) continue
+      this.#schedule(lf, 0)
+      n++
+    }
+    return n
+  }
+
   /** Start the upload if it is due and none is running; resolves when that run ends. */
   #start(lf: LocalFile): Promise<void> {
     if (lf.running) return lf.running
@@ -473,14 +488,26 @@ export class WriteBack {
         }
       }
       this.uploads++
-      const res = await this.#o.client.upload(parent, toRemoteName(target), source, {
+      const send = (to: string, cb: ConflictBehavior) => this.#o.client.upload(parent, toRemoteName(to), source, {
         mtime: new Date(mtimeMs),
-        conflictBehavior: 'replace',
+        conflictBehavior: cb,
         sessionStore: this.#sessions,
         sessionKey: lf.dataId,
-        sourceId: `${lf.dataId}:${gen}:${size}:${mtimeMs}`,
-        ...(conflict ? { conflictBehavior: 'rename' as const } : {}),
+        // A session saved for another target or behaviour is never resumed for this one.
+        sourceId: `${lf.dataId}:${gen}:${size}:${mtimeMs}:${cb}:${to}`,
       })
+      let res: UploadResult
+      if (conflict) res = await send(target, 'rename')
+      else if (lf.unverified && !lf.itemId) {
+        // Created while OneDrive could not be reached: a file of that name may have
+        // appeared there meanwhile; then both are kept.
+        res = await send(target, 'fail').catch((e: unknown) => {
+          if (!(isGraphError(e) && e.classify() === 'nameConflict')) throw e
+          conflict = true
+          target = conflictName(name, new Date(this.#clock.now()), hostname())
+          return send(target, 'rename')
+        })
+      } else res = await send(target, 'replace')
       const item = res.item
       if (conflict) {
         this.#log.warn({ name, conflictName: item.name ?? target, parentId: parent.itemId }, 'changed on OneDrive while a local copy waited: the local version was uploaded beside it')
@@ -661,6 +688,7 @@ export class WriteBack {
       const parent = { driveId: r.driveId, itemId: r.parentId }
       const lf = new LocalFile(r.id, fh, parent, keyOf(parent), r.name, r.size, r.mtimeMs, r.itemId, r.baseETag, false)
       lf.baseCTag = r.baseCTag
+      lf.unverified = r.unverified === true
       lf.state = 'waiting'
       lf.journaled = true
       this.#index(lf)
