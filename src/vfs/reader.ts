@@ -7,10 +7,18 @@
  * one ended is sequential: the read-ahead window doubles (from 2 chunks up to
  * --read-ahead) and the chunks ahead of the reader are fetched in parallel. Any
  * other read resets the window and fetches only the chunks it touches.
+ *
+ * Whole-file verification: every chunk of a pinned version (its cTag) is also fed,
+ * at its offset and exactly once, into a quickXorHash of that version; when the
+ * last one arrives the digest is compared with the hash OneDrive reported with the
+ * same cTag. A mismatch (bytes damaged on the way, or a service answering wrongly)
+ * fails that read and every later read of the version with EIO and an error log
+ * line, so `cp` and `sha256sum` of the whole file exit non-zero instead of keeping
+ * wrong bytes. A file read only in parts is not verified (its hash covers the whole).
  */
 import { LRUCache } from 'lru-cache'
 import pLimit from 'p-limit'
-import type { DriveClient, ItemRef } from '../graph/index.js'
+import { QuickXorHash, type DriveClient, type ItemRef } from '../graph/index.js'
 import { VfsError } from './errors.js'
 
 /** 1 MiB: Linux sends 128 KiB reads; one chunk serves 8 of them with one request. */
@@ -24,6 +32,18 @@ export interface ReadTarget {
   version: string
   /** The service's content tag (cTag) when known: every range must belong to it (graph's pin). */
   pin?: string
+  /** The service's quickXorHash of that version (whole-file verification; needs `pin`). */
+  hash?: string
+}
+
+/** Progress of one version's whole-file hash. */
+interface Verifier {
+  hash: QuickXorHash
+  /** One byte per chunk: fed already. */
+  fed: Uint8Array
+  count: number
+  /** undefined until every chunk is fed; then whether the digest matched. */
+  ok: boolean | undefined
 }
 
 export interface ReadCursor {
@@ -44,6 +64,8 @@ export class ChunkReader {
   readonly #cache: LRUCache<string, Promise<Buffer>>
   readonly #limit: ReturnType<typeof pLimit>
   readonly #readAhead: number
+  /** Whole-file hashes in progress, by `key@version` (bounded: an evicted one is simply not verified). */
+  readonly #verifiers = new LRUCache<string, Verifier>({ max: 32 })
   requests = 0
 
   constructor(private readonly client: DriveClient, o: ChunkReaderOptions) {
@@ -69,12 +91,30 @@ export class ChunkReader {
         const r = await this.client.openRange(t.ref, start, end, { pin: t.pin })
         const parts: Buffer[] = []
         for await (const c of r.body) parts.push(c as Buffer)
-        return Buffer.concat(parts)
+        const b = Buffer.concat(parts)
+        if (b.length === end - start) this.#verify(t, idx, b)
+        return b
       })
       p.catch(() => this.#cache.delete(k))
       this.#cache.set(k, p)
     }
     return p
+  }
+
+  /** Feed a whole chunk of a pinned version into its file's hash; compare when the last one is in. */
+  #verify(t: ReadTarget, idx: number, chunk: Buffer): void {
+    if (!t.hash || !t.pin || t.size === 0) return
+    const k = `${t.key}@${t.version}`
+    let v = this.#verifiers.get(k)
+    if (!v) {
+      v = { hash: new QuickXorHash(), fed: new Uint8Array(Math.ceil(t.size / CHUNK)), count: 0, ok: undefined }
+      this.#verifiers.set(k, v)
+    }
+    if (v.ok !== undefined || v.fed[idx]) return
+    v.fed[idx] = 1
+    v.count++
+    v.hash.updateAt(idx * CHUNK, chunk)
+    if (v.count === v.fed.length) v.ok = v.hash.digest() === t.hash
   }
 
   /** Read up to `len` bytes at `offset` into `buf`; returns the byte count. */
@@ -102,16 +142,21 @@ export class ChunkReader {
       }
       n += c.copy(buf, n, from, to)
     }
+    if (t.hash && this.#verifiers.get(`${t.key}@${t.version}`)?.ok === false) {
+      throw new VfsError('badData', `${t.key}: the bytes OneDrive serves do not match the quickXorHash it reports for them`, { level: 'error' })
+    }
     return n
   }
 
   /** Drop every cached chunk. */
   clear(): void {
     this.#cache.clear()
+    this.#verifiers.clear()
   }
 
   /** Drop cached chunks of a file (its content changed). */
   forget(key: string): void {
     for (const k of this.#cache.keys()) if (k.startsWith(`${key}@`)) this.#cache.delete(k)
+    for (const k of this.#verifiers.keys()) if (k.startsWith(`${key}@`)) this.#verifiers.delete(k)
   }
 }

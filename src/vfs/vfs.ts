@@ -665,7 +665,7 @@ export class Vfs {
       if (lf.state !== 'uploading') lf.state = 'open'
       if (trunc && lf.size > 0) await lf.truncate(0, this.#clock.now())
     }
-    const target = entry.ref ? { key: entry.key, ref: entry.ref, size: entry.size, version: entry.cTag ?? entry.eTag ?? String(entry.mtimeMs), ...(entry.cTag ? { pin: entry.cTag } : {}) } : undefined
+    const target = entry.ref ? { key: entry.key, ref: entry.ref, size: entry.size, version: entry.cTag ?? entry.eTag ?? String(entry.mtimeMs), ...(entry.cTag ? { pin: entry.cTag } : {}), ...(entry.quickXorHash ? { hash: entry.quickXorHash } : {}) } : undefined
     return this.#newHandle({ key: entry.key, target, lf, cursor: this.reader.newCursor(), append: (flags & constants.O_APPEND) !== 0, write })
   }
 
