@@ -44,6 +44,12 @@ interface DirState {
   entries: Map<string, Entry>
   /** lower-case name -> expiry of a "no such name" answer. */
   negative: Map<string, number>
+  /**
+   * A remote change inside was seen at this time: the listing and every child known
+   * before it must be asked again, but they stay as the last known state, which
+   * answers while the service cannot be reached (staleLookup, staleListing).
+   */
+  invalidAt?: number
 }
 
 export interface MetadataCacheOptions {
@@ -69,8 +75,8 @@ export class MetadataCache {
     })
   }
 
-  #fresh(at: number | undefined, ttl: number): boolean {
-    return at !== undefined && this.#o.clock.now() - at < ttl
+  #fresh(d: DirState, at: number | undefined, ttl: number): boolean {
+    return at !== undefined && this.#o.clock.now() - at < ttl && (d.invalidAt === undefined || at > d.invalidAt)
   }
 
   /** A child by name: a hit (entry, or undefined = known absent) or a miss (ask the service). */
@@ -79,8 +85,8 @@ export class MetadataCache {
     if (!d) return { hit: false }
     const k = lower(name)
     const e = d.entries.get(k)
-    if (this.#fresh(d.listedAt, this.#o.dirTtlMs)) return { hit: true, entry: e }
-    if (e && this.#fresh(e.at, this.#o.dirTtlMs)) return { hit: true, entry: e }
+    if (this.#fresh(d, d.listedAt, this.#o.dirTtlMs)) return { hit: true, entry: e }
+    if (e && this.#fresh(d, e.at, this.#o.dirTtlMs)) return { hit: true, entry: e }
     const neg = d.negative.get(k)
     if (neg !== undefined && neg > this.#o.clock.now()) return { hit: true, entry: undefined }
     return { hit: false }
@@ -107,7 +113,7 @@ export class MetadataCache {
   /** The children of a fresh listing, or undefined when the directory must be listed. */
   listing(dirKey: string): Entry[] | undefined {
     const d = this.#dirs.get(dirKey)
-    if (!d || !this.#fresh(d.listedAt, this.#o.dirTtlMs)) return undefined
+    if (!d || !this.#fresh(d, d.listedAt, this.#o.dirTtlMs)) return undefined
     return [...d.entries.values()]
   }
 
@@ -160,9 +166,15 @@ export class MetadataCache {
     d.entries.set(lower(name), { ...e, ...patch })
   }
 
-  /** Forget a directory's listing and children (a remote change inside it). */
+  /**
+   * A remote change inside a directory: its listing and children are asked again
+   * before they answer a lookup, and are kept only as the last known state.
+   */
   invalidateDir(dirKey: string): void {
-    this.#dirs.delete(dirKey)
+    const d = this.#dirs.get(dirKey)
+    if (!d) return
+    d.invalidAt = this.#o.clock.now()
+    d.negative.clear()
   }
 
   /** Forget everything (a delta resync). */

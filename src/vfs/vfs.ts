@@ -772,7 +772,10 @@ export class Vfs {
     const { dir, name } = await this.#parentOf(path)
     if (await this.#child(dir, name)) throw new VfsError('exists', `${path} exists`)
     const item = await this.client.createFolder(dir.ref!, toRemoteName(name), 'fail')
-    this.cache.put(dir.key, this.#entryOfItem(item, dir.ref!.driveId, this.#clock.now(), name))
+    const e = this.#entryOfItem(item, dir.ref!.driveId, this.#clock.now(), name)
+    this.cache.put(dir.key, e)
+    // A folder just made is empty: lookups in it (cp -r into it) need no call per name.
+    this.cache.setListing(e.key, [], e.at)
   }
 
   async rmdir(path: string): Promise<void> {

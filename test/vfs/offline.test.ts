@@ -53,6 +53,9 @@ t.test('unreachable: stale cache answers, writes wait in the spool, uploads resu
   t.same(await vfs.sync(), [], 'uploaded before the outage')
   t.same((await vfs.readdir('/My files/off')).names.sort(), ['.', '..', 'before.txt'])
   await clock.advance(20_000) // every listing is past its time now
+  // A remote change seen by the delta poll: the folder must be asked again, but its
+  // last known state stays for when the service cannot be asked.
+  vfs.invalidate([{ driveId: emu.store.driveOf('user1').id, itemId: emu.store.itemByPath('user1', 'off')!.id }])
 
   await emu.goDown()
   t.teardown(() => emu.comeBack())
@@ -86,4 +89,17 @@ t.test('unreachable: stale cache answers, writes wait in the spool, uploads resu
   t.ok(copy, `the offline version is kept as a conflict copy (${names.join(', ')})`)
   if (copy) t.equal(await bytesOf(`off/${copy}`), 'this mount\'s taken.txt')
   t.equal(vfs.conflicts().length, 1, 'and listed as a conflict')
+})
+
+t.test('a folder the mount made is known empty: files created in it cost no lookup call', async (t) => {
+  const token = await tokenFor(emu, 'user1')
+  const client = createGraphDriveClient({ baseUrl: emu.info.graph, tokenProvider: { getAccessToken: async () => token }, dispatcher: emu.dispatcher })
+  const vfs = new Vfs({ client, spoolDir: join(dir, 'spool-mkdir'), writeBackMs: 60_000 })
+  await vfs.init()
+  t.teardown(() => vfs.close({ waitMs: 0 }))
+  await vfs.mkdir('/My files/made', 0o755)
+  const asked = client.stats().requests
+  for (let i = 0; i < 20; i++) await vfs.release(await vfs.create(`/My files/made/f${i}.txt`, 0o644))
+  t.equal(client.stats().requests, asked, 'no call for 20 creates')
+  t.equal((await vfs.readdir('/My files/made')).names.length, 22, 'and they are listed')
 })
