@@ -4,7 +4,7 @@
  * 0700 directory of the user). One JSON object per line each way.
  *
  *   {"op":"sync"}     -> {"pending":N} lines while uploads run, then {"done":true,"failed":[...]}
- *   {"op":"status"}   -> {"mountpoint":..., "pending":[...]}
+ *   {"op":"status"}   -> {"mountpoint":..., "user":OS user it is for, "pending":[...], "conflicts":[...]}
  *   {"op":"unmount"}  -> {"pending":N} lines, then {"done":true,"left":N} and the daemon exits
  *   {"op":"drop-caches"} -> {"done":true} once cached metadata and file data are forgotten
  *
@@ -51,20 +51,22 @@ export interface SocketOwner {
 /**
  * Where the control sockets of `user`'s mounts can be. Our own: the one directory
  * our environment names. Another user's (root asking with --user): the places its
- * daemons use by default, as its environment cannot be read: the runtime directory
- * systemd gives it (/run/user/UID) and the cache under its home.
+ * daemons use by default, as its environment cannot be read (the runtime directory
+ * systemd gives it, /run/user/UID, and the cache under its home), and our own, where
+ * the daemons we started with --user NAME keep theirs (runningMounts keeps NAME's).
  */
 export function controlSocketDirs(user?: SocketOwner, env: NodeJS.ProcessEnv = process.env): string[] {
   if (!user?.other) return [controlSocketDir(env)]
-  return [join('/run/user', String(user.uid), 'odfs'), odfsDirs(user, env).controlSockets]
+  return [join('/run/user', String(user.uid), 'odfs'), odfsDirs(user, env).controlSockets, controlSocketDir(env)]
 }
 
 /**
  * The status of every mount daemon that answers on a socket in `dirs` (default:
  * this user's); a socket left by a daemon that died refuses the connection and is
- * skipped, and a mount found twice is listed once.
+ * skipped, and a mount found twice is listed once. With `forUser`, only mounts made
+ * for that OS user (each daemon says whose it is).
  */
-export async function runningMounts(dirs: string[] = controlSocketDirs()): Promise<Reply[]> {
+export async function runningMounts(dirs: string[] = controlSocketDirs(), forUser?: string): Promise<Reply[]> {
   const out: Reply[] = []
   const seen = new Set<string>()
   for (const dir of dirs) {
@@ -76,6 +78,7 @@ export async function runningMounts(dirs: string[] = controlSocketDirs()): Promi
     }
     for (const n of names) {
       const r = await askControl(join(dir, n), { op: 'status' }).catch(() => undefined)
+      if (forUser !== undefined && typeof r?.user === 'string' && r.user !== forUser) continue
       if (r && typeof r.mountpoint === 'string' && !seen.has(r.mountpoint)) {
         seen.add(r.mountpoint)
         out.push(r)

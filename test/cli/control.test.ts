@@ -11,7 +11,7 @@ t.test('another user\'s mounts are found in its directories', async (t) => {
   const home = await mkdtemp(join(tmpdir(), 'odfs-control-'))
   const alice = { name: 'alice', uid: 4242, home, other: true }
   const dirs = controlSocketDirs(alice, { XDG_RUNTIME_DIR: '/run/user/0' })
-  t.same(dirs, ['/run/user/4242/odfs', join(home, '.cache', 'odfs', 'alice', 'run')], 'not the asker\'s own directory')
+  t.same(dirs, ['/run/user/4242/odfs', join(home, '.cache', 'odfs', 'alice', 'run'), '/run/user/0/odfs'], 'hers, then the asker\'s own (mounts it made for her with --user)')
   t.same(controlSocketDirs(undefined, { XDG_RUNTIME_DIR: '/run/user/0' }), ['/run/user/0/odfs'], 'our own: the one our environment names')
   t.same(controlSocketDirs({ ...alice, other: false }, { XDG_CACHE_HOME: '/c' }), [controlSocketDir({ XDG_CACHE_HOME: '/c' })])
 
@@ -27,5 +27,15 @@ t.test('another user\'s mounts are found in its directories', async (t) => {
   })
   const found = await runningMounts(dirs)
   t.same(found.map((r) => r.mountpoint), ['/home/alice/od'])
+
+  // The asker (root) runs two daemons in its own directory: one it started with
+  // --user alice, and its own mount. `status --user alice` lists the first only.
+  const own = join(home, 'root-run')
+  servers.push(
+    await serveControl(join(own, 'c.sock'), async (req, send) => send({ mountpoint: '/srv/alice-od', user: 'alice', pending: [] })),
+    await serveControl(join(own, 'd.sock'), async (req, send) => send({ mountpoint: '/root/od', user: 'root', pending: [] })),
+  )
+  t.same((await runningMounts([dirs[1]!, own], 'alice')).map((r) => r.mountpoint), ['/home/alice/od', '/srv/alice-od'], 'alice\'s, wherever their sockets are')
+  t.same((await runningMounts([own])).map((r) => r.mountpoint), ['/srv/alice-od', '/root/od'], 'without a user: every mount that answers')
   t.same(await runningMounts([join(home, 'nothing-here')]), [], 'no directory, no mounts')
 })

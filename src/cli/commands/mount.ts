@@ -148,7 +148,7 @@ export async function startMount(argv: MountArgv, log: Logger, say: (m: string) 
     const fs = await mountVfs(vfs, mountpoint, { allowOther: argv['allow-other'], readOnly: argv['read-only'], log })
     const control = await serveControl(controlSocketPath(mountpoint), async (req, send) => {
       if (req.op === 'status') {
-        send({ mountpoint, pending: vfs.pending(), conflicts: vfs.conflicts() })
+        send({ mountpoint, user: session.user.name, pending: vfs.pending(), conflicts: vfs.conflicts() })
       } else if (req.op === 'sync') {
         const tick = setInterval(() => send({ pending: vfs.pending().length }), 1000)
         try {

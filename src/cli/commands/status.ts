@@ -32,8 +32,10 @@ export const statusCommand: CommandModule<object, StatusArgv> = {
         authority: g.config.authority,
         token_store: g.store.location,
       }
-      // --user NAME (root): NAME's mounts, whose sockets are in NAME's directories, not ours.
-      const mounts = (await runningMounts(controlSocketDirs(await lookupUser(argv.user)))).map(mountSummary)
+      // --user NAME (root): NAME's mounts: those NAME started (sockets in NAME's
+      // directories) and those we started for NAME with --user (in ours).
+      const owner = await lookupUser(argv.user)
+      const mounts = (await runningMounts(controlSocketDirs(owner), owner.other ? owner.name : undefined)).map(mountSummary)
       if (argv.json) {
         process.stdout.write(JSON.stringify({ ...doc, account: extra, ...(mounts.length ? { mounts } : {}) }, null, 2) + '\n')
       } else {
