@@ -25,7 +25,7 @@ import {
 import { MetadataCache, type Entry } from './cache.js'
 import { VfsError } from './errors.js'
 import { InodeTable } from './inodes.js'
-import { sameName, toLocalName, toRemoteName, unshowableName } from './names.js'
+import { checkPathLength, pathPrefixOf, sameName, toLocalName, toRemoteName, unshowableName } from './names.js'
 import { ChunkReader, type ReadCursor, type ReadTarget } from './reader.js'
 import { Spool } from './spool.js'
 import { itemKey, LocalFile, MAX_FILE_SIZE, WriteBack, type Conflict, type PendingUpload } from './writeback.js'
@@ -565,6 +565,18 @@ export class Vfs {
     return { dir, name }
   }
 
+  /**
+   * A file that will exist only locally until its upload: refuse now (ENAMETOOLONG)
+   * a path OneDrive will refuse then. Checked where the path from the drive root is
+   * known from the mount path (My files); elsewhere the upload's refusal says so.
+   */
+  async #checkNewPath(path: string): Promise<void> {
+    const segs = [...split(this.#o.root ?? ''), ...split(path)]
+    if (segs[0] !== MY_FILES || segs.length < 2) return
+    const prefix = pathPrefixOf(await this.#tree.myDrive())
+    checkPathLength('/' + segs.slice(1).map(toRemoteName).join('/'), prefix)
+  }
+
   #writable(): void {
     if (this.#o.readOnly) throw new VfsError('readOnlyMount', 'mounted read-only')
   }
@@ -676,6 +688,7 @@ export class Vfs {
     const existing = await this.#child(dir, name, how)
     if (existing?.folder) throw new VfsError('isDir', `${path} is a folder`)
     if (existing) return this.open(path, constants.O_RDWR | constants.O_TRUNC)
+    await this.#checkNewPath(path)
     const lf = await this.writeBack.createNew(dir.ref!, dir.key, name, this.#clock.now(), { unverified: how.stale })
     lf.opens++
     this.cache.remove(dir.key, name)
@@ -799,6 +812,8 @@ export class Vfs {
     if (src.entry.fixed || !src.parent || src.parent.vpath) throw new VfsError('virtualDir', `${from} cannot be moved`)
     const srcDrive = src.entry.ref?.driveId ?? this.writeBack.byKey(src.entry.key)?.parent.driveId
     if (srcDrive !== dir.ref!.driveId) throw new VfsError('crossDrive', `${from} and ${to} are on different drives`)
+    // A file not uploaded yet is refused now a path OneDrive would refuse; OneDrive checks the others' moves itself.
+    if (!src.entry.ref) await this.#checkNewPath(to)
     if (src.entry.folder) {
       // A folder cannot be moved into itself.
       for (let p = split(to), i = p.length - 1; i > 0; i--) {

@@ -45,6 +45,12 @@ t.test('names and paths too long for OneDrive: ENAMETOOLONG', async (t) => {
   const deep = join(mine, 'a'.repeat(150), 'b'.repeat(150))
   await mkdir(deep, { recursive: true })
   await t.rejects(mkdir(join(deep, 'c'.repeat(100))), { code: 'ENAMETOOLONG' }, 'a folder past the path limit')
+  // A file stays local until its upload: its path is checked at create, not refused only then.
+  await t.rejects(writeFile(join(deep, 'c'.repeat(100)), 'x'), { code: 'ENAMETOOLONG' }, 'a new file past the path limit, at create')
+  await t.rejects(stat(join(deep, 'c'.repeat(100))), { code: 'ENOENT' }, 'and nothing is left behind')
+  await writeFile(join(mine, 'local.txt'), 'not uploaded yet')
+  await t.rejects(rename(join(mine, 'local.txt'), join(deep, 'c'.repeat(100))), { code: 'ENAMETOOLONG' }, 'a rename of a file not uploaded yet past the limit')
+  t.ok((await stat(join(mine, 'local.txt'))).isFile(), 'it stays where it was')
   await writeFile(join(mine, 'short.txt'), 'x')
   t.equal((await w.odfs(['sync', m.mnt])).code, 0)
   await t.rejects(rename(join(mine, 'short.txt'), join(deep, 'c'.repeat(100))), { code: 'ENAMETOOLONG' }, 'a rename past the path limit')
