@@ -46,9 +46,9 @@ export interface VfsOptions {
   negativeTtlMs?: number
   /** Metadata cache bound, in entries (default 500,000). */
   maxCacheEntries?: number
-  /** Largest read-ahead window (bytes, default 32 MiB). */
+  /** Largest read-ahead window (bytes, default 16 MiB; at most half the chunk cache). */
   readAhead?: number
-  /** Read chunk cache (bytes, default 128 MiB). */
+  /** Read chunk cache (bytes, default 32 MiB). */
   chunkCacheBytes?: number
   /** Most bytes the write-back spool may hold (0 or undefined: what its disk has free). */
   spoolMaxBytes?: number
@@ -163,7 +163,7 @@ export class Vfs {
       negativeTtlMs: o.negativeTtlMs ?? 5_000,
       maxEntries: o.maxCacheEntries ?? 500_000,
     })
-    this.reader = new ChunkReader(o.client, { readAhead: o.readAhead ?? 32 << 20, cacheBytes: o.chunkCacheBytes ?? 128 << 20 })
+    this.reader = new ChunkReader(o.client, { readAhead: o.readAhead ?? 16 << 20, cacheBytes: o.chunkCacheBytes ?? 32 << 20 })
     this.spool = new Spool(o.spoolDir, { maxBytes: o.spoolMaxBytes, log: this.#log })
     this.writeBack = new WriteBack({
       client: o.client, spool: this.spool, clock: this.#clock, log: this.#log,

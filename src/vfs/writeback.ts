@@ -455,9 +455,16 @@ export class WriteBack {
     let fh: FileHandle | undefined
     const source: UploadSource = {
       size,
-      read: async (offset, length) => {
-        const buf = Buffer.alloc(length)
-        await fh!.read(buf, 0, length, offset) // short read: zeros (sparse tail)
+      // Into the uploader's own fragment buffers when it passes them (no 10 MiB garbage per fragment).
+      read: async (offset, length, into) => {
+        const buf = into && into.length >= length ? into.subarray(0, length) : Buffer.allocUnsafe(length)
+        let got = 0
+        while (got < length) {
+          const { bytesRead } = await fh!.read(buf, got, length - got, offset + got)
+          if (bytesRead === 0) break
+          got += bytesRead
+        }
+        buf.fill(0, got) // past the data file's end: zeros (a sparse tail)
         return buf
       },
     }

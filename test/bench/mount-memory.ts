@@ -15,7 +15,14 @@
  * driven by one curl process, 10 MiB fragments like odfs's) and downloaded (curl
  * into sha256sum) against the same emulator, as the physical reference.
  *
- *   npm run bench:memory -- [--size MiB] [--chunk-cache-size 128M]
+ *   npm run bench:memory -- [--size MiB] [--chunk-cache-size SIZE] [--as unit|foreground]
+ *
+ * Without --chunk-cache-size the daemon runs with its default.
+ *
+ * --as unit (the default) runs the daemon with the environment the systemd unit
+ * gives it (its Environment= lines, read from systemd/odfs-mount@.service; `odfs
+ * mount --daemon` sets the same); --as foreground runs it as a plain `odfs mount`
+ * in a terminal, with whatever environment this process has.
  *
  * BENCH_DAEMON_NODE_OPTIONS is passed to the daemon alone as NODE_OPTIONS (to look
  * into its memory: --trace-gc, --heapsnapshot-signal=SIGUSR2, a --require'd sampler).
@@ -35,7 +42,23 @@ const arg = (name: string, def: string) => {
   return i > 0 ? process.argv[i + 1]! : def
 }
 const SIZE = Number(arg('size', '4096')) * 1024 * 1024
-const CACHE_MAX = arg('chunk-cache-size', '128M')
+const CACHE_MAX = arg('chunk-cache-size', '')
+const AS = arg('as', 'unit')
+if (AS !== 'unit' && AS !== 'foreground') throw new Error('--as wants unit or foreground')
+
+/** The Environment= assignments of the systemd unit (what a daemon started by it gets). */
+function unitEnvironment(): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (const line of readFileSync(join(ROOT, 'systemd', 'odfs-mount@.service'), 'utf8').split('\n')) {
+    const m = /^Environment=(.*)$/.exec(line.trim())
+    if (!m) continue
+    for (const kv of m[1]!.split(/\s+/)) {
+      const i = kv.indexOf('=')
+      if (i > 0) out[kv.slice(0, i)] = kv.slice(i + 1)
+    }
+  }
+  return out
+}
 const FRAG = 10 * 1024 * 1024
 const LIMIT_MB = 200
 
@@ -103,9 +126,9 @@ async function main(): Promise<void> {
 
   const mnt = join(work, 'mnt')
   mkdirSync(mnt)
-  const daemon = spawn(process.execPath, [ODFS_BIN, 'mount', mnt, ...store, '--write-back', '3600', '--chunk-cache-size', CACHE_MAX], {
+  const daemon = spawn(process.execPath, [ODFS_BIN, 'mount', mnt, ...store, '--write-back', '3600', ...(CACHE_MAX ? ['--chunk-cache-size', CACHE_MAX] : [])], {
     // BENCH_DAEMON_NODE_OPTIONS reaches the daemon only (e.g. --trace-gc, --heapsnapshot-signal=SIGUSR2).
-    cwd: ROOT, env: { ...env, NODE_OPTIONS: process.env.BENCH_DAEMON_NODE_OPTIONS ?? '' }, stdio: ['ignore', 'pipe', 'pipe'],
+    cwd: ROOT, env: { ...env, ...(AS === 'unit' ? unitEnvironment() : {}), NODE_OPTIONS: process.env.BENCH_DAEMON_NODE_OPTIONS ?? '' }, stdio: ['ignore', 'pipe', 'pipe'],
   })
   let daemonErr = ''
   daemon.stderr!.on('data', (x) => (daemonErr = (daemonErr + x).slice(-4000)))
@@ -129,7 +152,9 @@ async function main(): Promise<void> {
   const want = (await sh(`sha256sum < '${src}'`)).split(' ')[0]!
 
   const mb = (kib: number) => (kib / 1024).toFixed(0)
-  console.log(`odfs mount memory benchmark: ${mib} MiB file, --chunk-cache-size ${CACHE_MAX}, emulator content and spool on disk`)
+  const daemonEnv = AS === 'unit' ? Object.entries(unitEnvironment()).map(([k, v]) => `${k}=${v}`).join(' ') : 'none added'
+  console.log(`odfs mount memory benchmark: ${mib} MiB file, --chunk-cache-size ${CACHE_MAX || 'default'}, emulator content and spool on disk`)
+  console.log(`daemon run as: ${AS} (environment: ${daemonEnv})`)
   console.log(`daemon RSS at rest after mounting: ${mb(idle)} MiB`)
   console.log('')
   console.log(`${'phase'.padEnd(28)} ${'MiB/s'.padStart(8)} ${'wall s'.padStart(8)} ${'peak RSS MiB'.padStart(13)}`)

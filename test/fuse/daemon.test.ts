@@ -18,6 +18,10 @@ t.test('mount --daemon, then odfs unmount', async (t) => {
   t.equal(r.code, 0, r.stderr)
   t.equal(r.stdout, `ready: ${mnt}\n`)
   t.ok((await readdir(join(mnt, 'My files'))).includes('README.txt'), 'the mount answers after the command returned')
+  const pid = /daemon pid (\d+)/.exec(r.stderr)?.[1]
+  t.ok(pid, 'the command names the daemon\'s pid')
+  const environ = (await readFile(`/proc/${pid}/environ`, 'latin1')).split('\0')
+  t.ok(environ.includes('MALLOC_ARENA_MAX=2') && environ.includes('MALLOC_MMAP_THRESHOLD_=131072'), 'the daemon runs with the malloc settings of the systemd unit (docs/performance.md)')
   await writeFile(join(mnt, 'My files/from-daemon.txt'), 'daemon\n')
   const u = await w.odfs(['unmount', mnt])
   t.equal(u.code, 0, u.stderr)

@@ -64,7 +64,7 @@ export const mountOptions = {
   'cache-dir': { type: 'string', describe: 'Write-back spool and control socket (default $XDG_CACHE_HOME/odfs/<user>, 0700)', group: 'Mount:' },
   'dir-cache-time': { type: 'number', default: 60, describe: 'Seconds a directory listing is trusted', group: 'Mount:' },
   'poll-interval': { type: 'number', default: 60, describe: 'Seconds between checks for remote changes (0: never)', group: 'Mount:' },
-  'read-ahead': { type: 'string', default: '32M', describe: 'Largest read-ahead window for sequential reads', group: 'Mount:' },
+  'read-ahead': { type: 'string', default: '16M', describe: 'Largest read-ahead window for sequential reads (at most half of --chunk-cache-size)', group: 'Mount:' },
   'write-back': { type: 'number', default: 5, describe: 'Seconds between the last close of a file and its upload', group: 'Mount:' },
   transfers: { type: 'number', default: 4, describe: 'Uploads running at once', group: 'Mount:' },
   'stop-timeout': { type: 'number', default: 600, describe: 'Seconds an unmount or SIGTERM waits for pending uploads; what is left stays journaled for the next mount (keep it below systemd\'s TimeoutStopSec)', group: 'Mount:' },
@@ -77,7 +77,7 @@ export const mountOptions = {
   'read-only': { type: 'boolean', default: false, describe: 'Mount read-only', group: 'Mount:' },
   'log-level': { type: 'string', default: 'warn', choices: ['trace', 'debug', 'info', 'warn', 'error', 'silent'], describe: 'Log level (stderr)', group: 'Mount:' },
   'cache-max-size': { type: 'string', default: '0', describe: 'Most disk space the write-back spool may take (e.g. 20G; 0: what its disk has free); a write past it fails with ENOSPC', group: 'Mount:' },
-  'chunk-cache-size': { type: 'string', default: '128M', describe: 'Memory for cached chunks of files being read', group: 'Mount:' },
+  'chunk-cache-size': { type: 'string', default: '32M', describe: 'Memory for cached chunks of files being read (raise it with --read-ahead for long fat links)', group: 'Mount:' },
 } as const satisfies Record<string, Options>
 
 /** Spool of one user at one gateway: a journal left by a crash is found by the next mount of the same pair. */
@@ -225,7 +225,11 @@ export const mountCommand: CommandModule<object, MountArgv> = {
       const logPath = join(dir, 'mount.log')
       const logFile = await open(logPath, 'a', 0o600)
       const args = process.argv.slice(1).filter((a) => a !== '--daemon')
-      const child = spawn(process.execPath, [...process.execArgv, ...args], { detached: true, stdio: ['ignore', 'pipe', logFile.fd] })
+      // glibc's per-thread arenas and its moving mmap threshold keep freed transfer
+      // buffers resident; these settings measurably lower the daemon's RSS
+      // (docs/performance.md). The caller's own settings win.
+      const env = { MALLOC_ARENA_MAX: '2', MALLOC_MMAP_THRESHOLD_: '131072', ...process.env }
+      const child = spawn(process.execPath, [...process.execArgv, ...args], { detached: true, stdio: ['ignore', 'pipe', logFile.fd], env })
       await logFile.close()
       const ok = await new Promise<boolean>((res) => {
         let out = ''
