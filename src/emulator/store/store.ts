@@ -7,7 +7,7 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto'
 import { mkdirSync, createWriteStream, rmSync, copyFileSync, linkSync } from 'node:fs'
 import { join } from 'node:path'
-import { once } from 'node:events'
+import { once, setMaxListeners } from 'node:events'
 import type { Account } from '../directory.js'
 import { ACCOUNTS, CONTOSO, findAccount } from '../directory.js'
 import { QuickXorHash } from '../quickxor.js'
@@ -204,7 +204,12 @@ export class Store {
   readonly maxTombstones: number
   readonly #clock: Clock
   /** Aborts the pending eTag settlements when the store closes. */
-  readonly #closing = new AbortController()
+  /** Aborted at close: every pending eTag settle waits on it (one listener each, removed when it fires). */
+  readonly #closing = (() => {
+    const ac = new AbortController()
+    setMaxListeners(0, ac.signal)
+    return ac
+  })()
 
   constructor(readonly opts: StoreOptions) {
     this.#clock = opts.clock ?? systemClock
