@@ -9,7 +9,7 @@
  * runs the seeded random-ops exerciser on the mount (its op count capped: every op
  * is a FUSE round trip and a Graph call on this machine, see MOUNT_OPS).
  */
-import { createHash } from 'node:crypto'
+import { createCipheriv, createHash } from 'node:crypto'
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { basename, join } from 'node:path'
@@ -65,6 +65,23 @@ async function teardown(_ctx: CaseContext, s: State): Promise<void> {
 }
 
 const dst = (s: State) => join(s.m.mnt, 'My files', s.folder)
+
+/** Large files for the upload-session case: several 10 MiB fragments each. */
+const BIG = { count: 4, mib: 24 }
+
+/** BIG.count seeded pseudo-random files (AES-CTR of zeros) in w.dir/big; their summaries. */
+async function bigFiles(ctx: CaseContext, s: State): Promise<FileSummary[]> {
+  await sh(`mkdir -p '${s.w.dir}/big'`)
+  const out: FileSummary[] = []
+  for (let i = 1; i <= BIG.count; i++) {
+    const key = createHash('sha256').update(`${ctx.seed}:big:${i}`).digest().subarray(0, 16)
+    const buf = createCipheriv('aes-128-ctr', key, Buffer.alloc(16)).update(Buffer.alloc(BIG.mib << 20))
+    const name = `big${i}.bin`
+    await writeFile(join(s.w.dir, 'big', name), buf)
+    out.push({ name, size: buf.length, sha256: createHash('sha256').update(buf).digest('hex') })
+  }
+  return out
+}
 
 /** The last line of a daemon's log (its fatal error, when it died). */
 const lastLine = (text: string) => text.trim().split('\n').pop() ?? ''
@@ -334,6 +351,87 @@ export default [
       return { operations: 30, expected: (s.extra.expected as FileSummary[]).slice(0, 20), problems }
     },
     faults: async (_ctx, s) => ({ stop: async () => (s.extra.knobs as number | undefined) ?? 0 }),
+    verify: (ctx, s, work) => verifyRemote(ctx, s, work),
+    teardown,
+  }),
+  defineCase<State>({
+    name: 'mount: upload sessions expire',
+    description: `${BIG.count} files of ${BIG.mib} MiB copied through the mount while uploads run at 4 MiB/s and upload sessions expire 2 s after their last fragment; the daemon is SIGKILLed mid-upload and remounted after the sessions expired: every file must arrive through new sessions`,
+    setup: async (ctx) => {
+      const s = await setupMount(ctx, 'expire')
+      s.extra.big = await bigFiles(ctx, s)
+      return s
+    },
+    async workload(ctx, s) {
+      const problems: string[] = []
+      const emu = s.w.emu
+      emu.setFaults({ bandwidth: 4 << 20, uploadSessionTtlSec: 2 })
+      const cp = await sh(`mkdir -p '${dst(s)}' && cp '${s.w.dir}'/big/* '${dst(s)}'/`)
+      if (cp.code !== 0) problems.push(`cp: ${cp.stderr.trim().split('\n')[0]}`)
+      // Wait until uploads are under way (sessions holding bytes), then kill the daemon.
+      const open = () => [...emu.env.sessions.values()].filter((x) => x.received > 0).length
+      for (let i = 0; i < 200 && open() < BIG.count; i++) await new Promise((r) => setTimeout(r, 100))
+      const left = open()
+      if (left === 0) problems.push('no upload session held bytes when the daemon was killed: nothing could expire')
+      s.m.proc.kill('SIGKILL')
+      await s.m.done
+      await sh(`fusermount -uz '${s.m.mnt}' 2>/dev/null; true`)
+      emu.setFaults({ bandwidth: 0 })
+      await new Promise((r) => setTimeout(r, 3_000)) // past the sessions' 2 s
+      const still = [...emu.env.sessions.values()].filter((x) => x.expiresAt >= emu.store.now()).length
+      if (still > 0) problems.push(`${still} upload session(s) had not expired before the remount`)
+      s.extra.expired = left
+      ctx.log(`${left} upload session(s) with bytes left to expire`)
+      s.m = await s.w.mount(['--write-back', '1'], s.m.mnt)
+      problems.push(...(await syncAndStop(s)))
+      emu.setFaults({ uploadSessionTtlSec: 900 })
+      return { operations: BIG.count + 1, expected: s.extra.big as FileSummary[], problems }
+    },
+    faults: async (_ctx, s) => ({ stop: async () => (s.extra.expired as number | undefined) ?? 0 }),
+    verify: (ctx, s, work) => verifyRemote(ctx, s, work),
+    teardown,
+  }),
+  defineCase<State>({
+    name: 'mount: access tokens expire',
+    description: `cp -r of ${FILES} files through the mount while the emulator expires the user's access tokens every 300 ms (each request with an expired one answers 401): the daemon must get new ones from its refresh token and retry, invisibly`,
+    setup: (ctx) => setupMount(ctx, 'token-expiry'),
+    async faults(_ctx, s) {
+      let expired = 0
+      const timer = setInterval(() => (expired += s.w.emu.identity.expireAccessTokens('user1')), 300)
+      return { stop: async () => (clearInterval(timer), expired) }
+    },
+    workload: copyWorkload,
+    verify: (ctx, s, work) => verifyRemote(ctx, s, work),
+    teardown,
+  }),
+  defineCase<State>({
+    name: 'mount: refresh token revoked',
+    description: `cp of ${FILES} files through the mount; after half of them the user's sign-in is revoked: the rest go into the spool, the mount keeps answering, odfs sync fails naming \`odfs login\`; after odfs login everything arrives, without a remount`,
+    setup: (ctx) => setupMount(ctx, 'revoked'),
+    async workload(ctx, s) {
+      const problems: string[] = []
+      const half = FILES / 2
+      const cp = (from: number, to: number) => sh(`mkdir -p '${dst(s)}' && for i in $(seq ${from} ${to}); do cp '${s.src}'/f$i.bin '${dst(s)}'/ || exit 7; done`)
+      const first = await cp(1, half)
+      if (first.code !== 0) problems.push(`cp before the revocation: ${first.stderr.trim().split('\n')[0]}`)
+      s.w.emu.identity.revoke('user1')
+      ctx.log('the sign-in is revoked')
+      const second = await cp(half + 1, FILES)
+      if (second.code !== 0) problems.push(`cp after the revocation: ${second.stderr.trim().split('\n')[0]}`)
+      const ls = await sh(`ls '${dst(s)}' | wc -l`)
+      if (ls.code !== 0 || Number(ls.stdout.trim()) !== FILES) problems.push(`ls after the revocation: ${ls.code !== 0 ? ls.stderr.trim() : `${ls.stdout.trim()} files listed`}`)
+      const sync = await s.w.odfs(['sync', s.m.mnt])
+      if (sync.code === 0) problems.push('odfs sync succeeded with a revoked sign-in')
+      else if (!/odfs login/.test(sync.stderr)) problems.push(`odfs sync did not name the fix: ${lastLine(sync.stderr)}`)
+      s.w.emu.identity.setAutoConsent('user1') // the user approves the device code
+      const login = await s.w.odfs(['login', '--token-store', 'file'])
+      s.w.emu.identity.setAutoConsent(undefined)
+      if (login.code !== 0) problems.push(`odfs login: ${lastLine(login.stderr)}`)
+      ctx.log('signed in again')
+      problems.push(...(await syncAndStop(s)))
+      return { operations: FILES + 3, expected: s.extra.expected as FileSummary[], problems }
+    },
+    faults: async () => ({ stop: async () => 1 }),
     verify: (ctx, s, work) => verifyRemote(ctx, s, work),
     teardown,
   }),
