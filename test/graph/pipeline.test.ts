@@ -3,6 +3,7 @@
 import t from 'tap'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { Agent } from 'undici'
 import { GraphTransport } from '../../src/graph/transport.js'
 import { GraphError } from '../../src/graph/errors.js'
 import { BODY_PIECE } from '../../src/graph/middleware.js'
@@ -169,7 +170,6 @@ t.test('content URL transfers skip the per-second API budget; Graph calls do not
 
 t.test('a large transfer body goes to the dispatcher in pieces, with its length, and arrives whole', async (t) => {
   const s = await scripted(t, (_q, res) => json(res, 202, {}))
-  const { Agent } = await import('undici')
   const agent = new Agent()
   t.teardown(() => agent.close())
   // What the dispatcher was handed: one Buffer (written whole) or pieces.
