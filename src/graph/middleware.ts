@@ -423,6 +423,14 @@ function lazyWebStream(body: Readable): ReadableStream<Uint8Array> {
   )
 }
 
+/** Bytes per write of a large request body (see FetchHandler.#raw). */
+export const BODY_PIECE = 256 << 10
+
+/** `body` as views of at most BODY_PIECE bytes (no copies); a fresh iterator per attempt. */
+function* pieces(body: Buffer): Generator<Buffer> {
+  for (let at = 0; at < body.length; at += BODY_PIECE) yield body.subarray(at, Math.min(body.length, at + BODY_PIECE))
+}
+
 /**
  * The end of the chain. Graph API calls go through Node's fetch over the shared
  * undici dispatcher; transfers (`policy.raw`: upload fragments and downloads) go
@@ -446,12 +454,26 @@ export class FetchHandler implements Middleware {
     const timeout = ms > 0 ? AbortSignal.timeout(ms) : undefined
     const signals = [policy.signal, timeout].filter((s): s is AbortSignal => s !== undefined)
     const signal = signals.length > 1 ? AbortSignal.any(signals) : signals[0]
+    let sendHeaders = o.headers as Record<string, string>
+    let sendBody = o.body as Buffer | undefined
+    let pieced: Iterable<Buffer> | undefined
+    if (sendBody instanceof Uint8Array && sendBody.length > BODY_PIECE) {
+      // A large body (an upload fragment) goes out in pieces, each written when the
+      // socket has room: written whole, all of it is encrypted before its first byte
+      // leaves, and the service waits meanwhile (measured: 10 MiB fragments at 0.65x
+      // the throughput of the same bytes in 256 KiB pieces, docs/performance.md).
+      sendHeaders = Object.fromEntries(Object.entries(sendHeaders).filter(([k]) => k.toLowerCase() !== 'content-length'))
+      sendHeaders['content-length'] = String(sendBody.length)
+      pieced = pieces(sendBody)
+      sendBody = undefined
+    }
     const r = await this.dispatcher!.request({
       origin: url.origin,
       path: url.pathname + url.search,
       method: (o.method ?? 'GET') as Dispatcher.HttpMethod,
-      headers: o.headers as Record<string, string>,
-      body: o.body as Buffer | undefined,
+      headers: sendHeaders,
+      // undici writes an iterable body piece by piece, waiting for 'drain' (its typings omit iterables).
+      body: pieced ? (pieced as unknown as Readable) : sendBody,
       signal,
       highWaterMark: 1 << 20, // fewer, larger chunks for bulk bodies
     })

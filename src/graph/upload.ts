@@ -32,6 +32,13 @@ export const FRAGMENT_UNIT = 327_680
 /** Largest valid fragment: 191 units = 62,586,880 bytes (< 60 MiB). */
 export const MAX_FRAGMENT = 191 * FRAGMENT_UNIT
 export const DEFAULT_FRAGMENT = 32 * FRAGMENT_UNIT // 10 MiB
+/**
+ * A persisted session's state is saved at most this often while its fragments go
+ * out (ms): each save creates, syncs and renames a private file after checking every
+ * directory on its path, which per 10 MiB fragment took ~1 s of 6 s of CPU samples
+ * of a 512 MiB `odfs put` (docs/performance.md).
+ */
+export const SAVE_EVERY_MS = 5_000
 
 /** Round a requested fragment size down to a multiple of 320 KiB within [320 KiB, ~59.7 MiB]. */
 export function validFragmentSize(requested: number): number {
@@ -497,23 +504,33 @@ export class Uploader {
     }
     if (!s) s = await this.#createSession(parent, name, size, opts)
 
-    // The session's state is saved after each fragment while the next one goes out:
-    // the saved offset may lag behind (a resume asks the service where to continue
-    // anyway), saves never overlap, and each is awaited before the entry is deleted.
+    // The session's state is saved when it starts, then at most every SAVE_EVERY_MS
+    // while fragments are acknowledged (in the background, while the next one goes
+    // out), and once more when the upload stops without finishing. The saved offset
+    // may lag behind (a resume asks the service where to continue anyway); saves never
+    // overlap, and each is awaited before the entry is deleted.
     let saving: Promise<void> = Promise.resolve()
     let saveFailed: { e: unknown } | undefined
+    let lastSaved: PersistedUploadSession | undefined
+    let savedAt = 0
+    let forgotten = false
     const persist = (): Promise<void> => {
       if (!store) return saving
       const entry: PersistedUploadSession = {
         uploadUrl: s!.uploadUrl, expiresAt: s!.expiresAt, size, fragmentSize: fragSize,
         driveId: parent.driveId, parentId: parent.itemId, name, sourceId, offset: s!.offset,
       }
+      lastSaved = entry
+      savedAt = this.t.clock.now()
       saving = saving.then(() => store.put(key, entry))
       saving.catch((e: unknown) => void (saveFailed ??= { e }))
       return saving
     }
+    /** Does the saved entry say less than what is known now? */
+    const unsaved = () => !!store && !forgotten && (lastSaved?.uploadUrl !== s!.uploadUrl || lastSaved.offset !== s!.offset || lastSaved.expiresAt !== s!.expiresAt)
     const forget = async () => {
       if (!store) return
+      forgotten = true
       await saving.catch(() => {})
       await store.delete(key)
     }
@@ -704,15 +721,18 @@ export class Uploader {
         }
         if (outcome === 'accepted') {
           // Saved while the next fragment goes out; a failed save stops the upload before the one after.
-          void persist().catch(() => {})
+          if (this.t.clock.now() - savedAt >= SAVE_EVERY_MS) void persist().catch(() => {})
         } else {
           await persist()
         }
         opts.onProgress?.(s.offset, size)
       }
     } catch (e) {
-      // No save may still be writing when the caller looks (or a later process
-      // resumes), nor a read ahead when it closes the source.
+      // What the service has acknowledged is saved for a later call to resume from
+      // (best effort: this error is the one reported). No save may still be writing
+      // when the caller looks (or a later process resumes), nor a read ahead when it
+      // closes the source.
+      if (unsaved()) await persist().catch(() => {})
       await saving.catch(() => {})
       await ahead?.read.catch(() => {})
       throw e

@@ -3,8 +3,10 @@
 import t from 'tap'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { Agent } from 'undici'
 import { GraphTransport } from '../../src/graph/transport.js'
 import { GraphError } from '../../src/graph/errors.js'
+import { BODY_PIECE } from '../../src/graph/middleware.js'
 
 type Handler = (req: IncomingMessage, res: ServerResponse, n: number) => void
 
@@ -164,4 +166,42 @@ t.test('content URL transfers skip the per-second API budget; Graph calls do not
   t.equal(tr.limiter.stats().granted, 1, 'a Graph API call takes one')
   t.equal(s.seen.length, 11)
   t.ok(s.seen.slice(0, 10).every((r) => r.auth === undefined), 'no bearer on the content URL')
+})
+
+t.test('a large transfer body goes to the dispatcher in pieces, with its length, and arrives whole', async (t) => {
+  const s = await scripted(t, (_q, res) => json(res, 202, {}))
+  const agent = new Agent()
+  t.teardown(() => agent.close())
+  // What the dispatcher was handed: one Buffer (written whole) or pieces.
+  const given: { whole: boolean; pieces: number[]; length: string | undefined }[] = []
+  const spy = {
+    request(o: Parameters<Agent['request']>[0]) {
+      const h = o.headers as Record<string, string>
+      const g = { whole: o.body instanceof Uint8Array, pieces: [] as number[], length: Object.entries(h).find(([k]) => k.toLowerCase() === 'content-length')?.[1] }
+      given.push(g)
+      const inner = o.body as Iterable<Buffer>
+      const counted = function* () {
+        for (const p of inner) {
+          g.pieces.push(p.length)
+          yield p
+        }
+      }
+      return agent.request(g.whole ? o : { ...o, body: counted() as never })
+    },
+  }
+  const tr = new GraphTransport({ baseUrl: s.base, tokenProvider: tokens().provider, retry: fast, dispatcher: spy as unknown as Agent })
+  const body = Buffer.alloc(5 * BODY_PIECE + 123)
+  for (let i = 0; i < body.length; i++) body[i] = (i * 7 + (i >> 11)) & 0xff
+  const r = await tr.sendUrl('PUT', `${s.origin}/upload/s`, { auth: false, content: true, raw: true, body, headers: { 'Content-Range': `bytes 0-${body.length - 1}/${body.length}` } })
+  await r.res.arrayBuffer()
+  t.equal(given.length, 1)
+  t.notOk(given[0]!.whole, 'not handed over as one buffer')
+  const pieces = given[0]!.pieces
+  t.ok(pieces.length >= 6 && pieces.every((n) => n <= BODY_PIECE), `${pieces.length} pieces of at most ${BODY_PIECE} bytes`)
+  t.equal(given[0]!.length, String(body.length), 'content-length given')
+  t.ok(s.seen[0]!.body.equals(body), 'the service got every byte in order')
+  // A small body is still handed over whole.
+  await (await tr.sendUrl('PUT', `${s.origin}/upload/s`, { auth: false, content: true, raw: true, body: Buffer.from('tiny') })).res.arrayBuffer()
+  t.ok(given[1]!.whole)
+  t.equal(s.seen[1]!.body.toString(), 'tiny')
 })

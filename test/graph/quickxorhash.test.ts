@@ -78,3 +78,16 @@ t.test('pieces hashed at their offsets in any order equal the hash in order', as
     t.equal(h.length, size)
   }
 })
+
+t.test('pieces longer than the SIMD window, starting at any lane', async (t) => {
+  const data = randomBytes(300_007)
+  const want = reference(data)
+  for (const k of [1, 7, 64, 159, 160, 161, 16_384]) {
+    const h = new QuickXorHash()
+    h.update(data.subarray(0, k)).update(data.subarray(k))
+    t.equal(h.digest(), want, `a ${k}-byte piece, then ${data.length - k} bytes in one`)
+    const r = new QuickXorHash()
+    r.updateAt(k, data.subarray(k)).updateAt(0, data.subarray(0, k))
+    t.equal(r.digest(), want, `the same at their offsets, last first`)
+  }
+})

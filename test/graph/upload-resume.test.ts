@@ -7,7 +7,9 @@ import { mkdtemp, rm, readdir, readFile, writeFile, stat } from 'node:fs/promise
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startTestEmulator, tokenFor, type TestEmulator } from '../support/emulator.js'
-import { createGraphDriveClient, FileUploadSessionStore, GraphError, type UploadSource } from '../../src/graph/index.js'
+import { createGraphDriveClient, FileUploadSessionStore, GraphError, type PersistedUploadSession, type UploadSource } from '../../src/graph/index.js'
+import { SAVE_EVERY_MS } from '../../src/graph/upload.js'
+import { systemClock } from '../../src/common/index.js'
 
 let emu: TestEmulator
 let dir: string
@@ -105,4 +107,40 @@ t.test('the next fragment is read while the previous one is on the wire, into a 
     t.ok(events.indexOf(`read ${k}`) < events.indexOf(`ack ${k}`), `fragment ${k} read before fragment ${k - 1} was acknowledged (${events.join(', ')})`)
   }
   t.equal(buffers.size, 2, 'two fragment buffers, reused')
+})
+
+t.test('the session is saved when it starts, at most every SAVE_EVERY_MS, and when the upload stops', async (t) => {
+  const token = await tokenFor(emu, 'user1')
+  const frag = 327_680
+  // Time moves only when the test says (sleeps are real: no retry waits here).
+  let now = Date.now()
+  const clock = { now: () => now, sleep: (ms: number, signal?: AbortSignal) => systemClock.sleep(ms, signal) }
+  const mk = () => createGraphDriveClient({
+    baseUrl: emu.info.graph, tokenProvider: { getAccessToken: async () => token }, dispatcher: emu.dispatcher, fragmentSize: frag, clock, rateLimit: 1000,
+  })
+  const saves: number[] = []
+  class CountingStore extends FileUploadSessionStore {
+    override async put(key: string, s: PersistedUploadSession): Promise<void> {
+      saves.push(s.offset / frag)
+      await super.put(key, s)
+    }
+  }
+  const sdir = await mkdtemp(join(tmpdir(), 'odfs-saves-'))
+  t.teardown(() => rm(sdir, { recursive: true, force: true }))
+  const size = frag * 8 + 5
+  const c = mk()
+  const parent = { driveId: (await c.getMyDrive()).id, itemId: 'root' }
+  const ac = new AbortController()
+  const err = await c.upload(parent, 'saves.bin', { size, read: async (o, n) => pattern(o, n) }, {
+    sessionStore: new CountingStore(sdir), sourceId: 'v1', signal: ac.signal,
+    onProgress: (n) => {
+      if (n === 3 * frag) now += SAVE_EVERY_MS
+      if (n === 6 * frag) ac.abort(new Error('stopped'))
+    },
+  }).catch((e: unknown) => e)
+  t.match(String(err), /stopped/)
+  t.same(saves, [0, 4, 6], 'saved at the start, at the first acknowledgement SAVE_EVERY_MS later, and where it stopped')
+  const res = await mk().upload(parent, 'saves.bin', { size, read: async (o, n) => pattern(o, n) }, { sessionStore: new FileUploadSessionStore(sdir), sourceId: 'v1' })
+  t.equal(res.resumedFrom, 6 * frag, 'a later call resumes where it stopped')
+  t.equal(res.verified, true)
 })
