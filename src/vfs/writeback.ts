@@ -50,6 +50,8 @@ export class LocalFile {
   /** The last closed version, journaled, while the live copy (not journaled) is written again. */
   snapshot: Snapshot | undefined
   detaching: Promise<void> | undefined
+  /** A journal of the live copy in progress (#journal): the bytes must not change until it is written. */
+  journaling: Promise<void> | undefined
   /** Run before the bytes change (WriteBack.beforeChange). */
   beforeChange: ((lf: LocalFile) => Promise<void>) | undefined
   /** Bumped by every change of the bytes. */
@@ -333,10 +335,20 @@ export class WriteBack {
 
   /** Journal the live copy as it is now (it must be complete: closed or fsync'd); it supersedes a snapshot. */
   async #journal(lf: LocalFile): Promise<void> {
-    await lf.fh.sync()
-    await this.#o.spool.writeRecord(lf.record(lf.snapshot ? { supersedes: lf.snapshot.dataId } : {}))
-    lf.journaled = true
-    await this.#dropSnapshot(lf)
+    // One at a time, never during a detach, and no write meanwhile (beforeChange waits):
+    // the record must name the bytes that were synced, in the data file they are in.
+    while (lf.detaching || lf.journaling) await (lf.detaching ?? lf.journaling)
+    const run = (async () => {
+      await lf.fh.sync()
+      await this.#o.spool.writeRecord(lf.record(lf.snapshot ? { supersedes: lf.snapshot.dataId } : {}))
+      lf.journaled = true
+      await this.#dropSnapshot(lf)
+    })()
+    const done = run.then(() => undefined, () => undefined).finally(() => {
+      if (lf.journaling === done) lf.journaling = undefined
+    })
+    lf.journaling = done
+    await run
   }
 
   async #dropSnapshot(lf: LocalFile): Promise<void> {
@@ -355,7 +367,8 @@ export class WriteBack {
    * thus recovered as of their last close or fsync, never half-written.
    */
   async beforeChange(lf: LocalFile): Promise<void> {
-    while (lf.detaching) await lf.detaching
+    // A journal being written describes the bytes as they are: wait for it, then detach from them.
+    while (lf.detaching || lf.journaling) await (lf.detaching ?? lf.journaling)
     if (!lf.journaled) return
     lf.detaching = this.#detach(lf).finally(() => {
       lf.detaching = undefined
