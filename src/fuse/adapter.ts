@@ -75,7 +75,7 @@ export function fuseOps(vfs: Vfs, log: Logger = silentLogger): Record<string, (.
       try {
         name = errnoFor(err)
         if (name === 'EIO') log.error({ op, path, err: vfs.describe(err) }, 'I/O error')
-        else log.debug({ op, path, errno: name }, 'operation failed')
+        else log.debug({ op, path, errno: name, err: vfs.describe(err) }, 'operation failed')
       } catch {
         log.error({ op, path }, 'I/O error (the error could not be described)')
       }

@@ -24,7 +24,8 @@ export const EXERCISE_OPS = Number(process.env.ODFS_EXERCISER_OPS ?? 5000)
 export async function exerciseMount(t: Test, defaultSeed: number): Promise<void> {
   const seed = Number(process.env.ODFS_EXERCISER_SEED ?? defaultSeed)
   const w = await world(t)
-  const m = await w.mount(['--write-back', '1'])
+  // At debug level, so that a divergence comes with the daemon's account of it.
+  const m = await w.mount(['--write-back', '1', '--log-level', 'debug'])
   const lines: string[] = []
   const root = process.getuid?.() === 0
   const r = await runExerciser({
@@ -36,6 +37,7 @@ export async function exerciseMount(t: Test, defaultSeed: number): Promise<void>
     },
   })
   t.comment(lines.filter((l) => !l.startsWith('  #')).join('\n'))
+  if (r.divergence) t.comment(`the daemon's last log lines:\n${m.output().stderr.trim().split('\n').slice(-80).join('\n')}`)
   t.equal(r.divergence, undefined, 'no divergence from the reference copy')
   t.equal(r.ops, EXERCISE_OPS, 'every operation ran')
   t.equal(r.bytesLost, 0, 'no byte lost')
