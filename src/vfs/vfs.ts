@@ -808,9 +808,23 @@ export class Vfs {
   async rename(from: string, to: string): Promise<void> {
     this.#writable()
     const src = await this.#resolve(from)
+    // A file with a local copy is renamed while no upload of it runs: an upload is
+    // addressed by the name it started with, and would land beside the moved item.
+    const lf = src.entry.folder ? undefined : this.writeBack.byKey(src.entry.key)
+    const busy = lf && this.writeBack.busy(lf)
+    if (busy) {
+      // Its upload or another rename is under way: let it end, then rename what there is then.
+      await busy
+      return this.rename(from, to)
+    }
+    if (lf) return this.writeBack.exclusive(lf, () => this.#rename(from, to, src, lf))
+    return this.#rename(from, to, src, undefined)
+  }
+
+  async #rename(from: string, to: string, src: Resolved, lf: LocalFile | undefined): Promise<void> {
     const { dir, name } = await this.#parentOf(to)
     if (src.entry.fixed || !src.parent || src.parent.vpath) throw new VfsError('virtualDir', `${from} cannot be moved`)
-    const srcDrive = src.entry.ref?.driveId ?? this.writeBack.byKey(src.entry.key)?.parent.driveId
+    const srcDrive = src.entry.ref?.driveId ?? lf?.parent.driveId
     if (srcDrive !== dir.ref!.driveId) throw new VfsError('crossDrive', `${from} and ${to} are on different drives`)
     // A file not uploaded yet is refused now a path OneDrive would refuse; OneDrive checks the others' moves itself.
     if (!src.entry.ref) await this.#checkNewPath(to)
@@ -849,17 +863,21 @@ export class Vfs {
         this.reader.forget(dst.key)
       }
     }
-    const lf = this.writeBack.byKey(src.entry.key)
-    if (src.entry.ref && !(lf && lf.state === 'uploading' && !lf.itemId)) {
+    await this.#move(src, dir, name, sameParent, self, replace, replaced, how, lf)
+  }
+
+  /** The move itself, on OneDrive, in the cache and in the spool (no upload of the file runs meanwhile). */
+  async #move(src: Resolved, dir: Entry, name: string, sameParent: boolean, self: boolean, replace: boolean, replaced: boolean, how: { stale: boolean }, lf: LocalFile | undefined): Promise<void> {
+    if (src.entry.ref) {
       const item = await this.client.move(src.entry.ref, {
         name: toRemoteName(name),
         ...(sameParent ? {} : { parentId: dir.ref!.itemId }),
         ...(replace ? { conflictBehavior: 'replace' as const } : {}),
       })
-      this.cache.remove(src.parent.key, src.entry.name)
+      this.cache.remove(src.parent!.key, src.entry.name)
       this.cache.put(dir.key, { ...this.#entryOfItem(item, dir.ref!.driveId, this.#clock.now(), name), key: src.entry.key, ref: src.entry.ref })
     } else {
-      this.cache.remove(src.parent.key, src.entry.name)
+      this.cache.remove(src.parent!.key, src.entry.name)
     }
     if (lf) {
       // A new file moved onto a name known absent only from a stale cache must not replace what is there.

@@ -50,6 +50,8 @@ export class LocalFile {
   /** The last closed version, journaled, while the live copy (not journaled) is written again. */
   snapshot: Snapshot | undefined
   detaching: Promise<void> | undefined
+  /** A rename is moving the file (WriteBack.exclusive): no upload starts and the copy is not dropped meanwhile. */
+  moving: Promise<void> | undefined
   /** A journal of the live copy in progress (#journal): the bytes must not change until it is written. */
   journaling: Promise<void> | undefined
   /** Run before the bytes change (WriteBack.beforeChange). */
@@ -318,7 +320,33 @@ export class WriteBack {
   }
 
   /** Follow a rename: the copy will be uploaded under its new name and folder. */
+  /**
+   * Run `f` (a rename: the move on OneDrive, then `move`) while no upload of `lf`
+   * runs or starts, so that an upload addressed by the old name cannot land beside
+   * the moved item, and the copy is not dropped under the rename's feet. The caller
+   * must have checked that none runs (`busy`); a last close meanwhile is settled after.
+   */
+  async exclusive<T>(lf: LocalFile, f: () => Promise<T>): Promise<T> {
+    if (this.busy(lf)) throw new Error('WriteBack.exclusive: an upload or a move of this file is under way')
+    let release!: () => void
+    lf.moving = new Promise<void>((r) => (release = r))
+    try {
+      return await f()
+    } finally {
+      lf.moving = undefined
+      release()
+      if (lf.opens === 0 && this.#byId.get(lf.id) === lf) await this.closed(lf).catch(() => undefined)
+    }
+  }
+
+  /** An upload or a move of `lf` is under way; resolves when it ends (undefined: none). */
+  busy(lf: LocalFile): Promise<void> | undefined {
+    const p = lf.running ?? lf.moving
+    return p?.then(() => undefined, () => undefined)
+  }
+
   async move(lf: LocalFile, parent: ItemRef, parentKey: string, name: string): Promise<void> {
+    if (this.#byId.get(lf.id) !== lf) return // dropped or discarded meanwhile: nothing local to move
     this.#unindex(lf)
     lf.parent = parent
     lf.parentKey = parentKey
@@ -392,7 +420,7 @@ export class WriteBack {
   async closed(lf: LocalFile): Promise<void> {
     if (lf.opens > 0 || lf.deleted) return
     if (!lf.dirty) {
-      if (!lf.running) await this.#drop(lf)
+      if (!lf.running && !lf.moving) await this.#drop(lf)
       return
     }
     if (lf.state !== 'uploading') lf.state = 'waiting'
@@ -443,6 +471,7 @@ export class WriteBack {
 
   /** Start the upload if it is due and none is running; resolves when that run ends. */
   #start(lf: LocalFile): Promise<void> {
+    if (lf.moving) return lf.moving.then(() => this.#start(lf))
     if (lf.running) return lf.running
     if (lf.deleted || !lf.dirty) return Promise.resolve()
     lf.wake?.abort()
