@@ -83,6 +83,10 @@ async function bigFiles(ctx: CaseContext, s: State): Promise<FileSummary[]> {
   return out
 }
 
+/** cp of source files f{from}..f{to}, one by one, into the case's folder of the mount (exit 7 at the first failure). */
+const copyRange = (s: State, from: number, to: number) =>
+  sh(`mkdir -p '${dst(s)}' && for i in $(seq ${from} ${to}); do cp '${s.src}'/f$i.bin '${dst(s)}'/ || exit 7; done`)
+
 /** The last line of a daemon's log (its fatal error, when it died). */
 const lastLine = (text: string) => text.trim().split('\n').pop() ?? ''
 
@@ -163,7 +167,7 @@ export default [
     async workload(ctx, s) {
       const problems: string[] = []
       const half = FILES / 2
-      const cp = (from: number, to: number) => sh(`mkdir -p '${dst(s)}' && for i in $(seq ${from} ${to}); do cp '${s.src}'/f$i.bin '${dst(s)}'/ || exit 7; done`)
+      const cp = (from: number, to: number) => copyRange(s, from, to)
       const first = await cp(1, half)
       if (first.code !== 0) problems.push(`cp before the outage: ${first.stderr.trim().split('\n')[0]}`)
       const sums = (names: string[]) => sh(`cd '${dst(s)}' && sha256sum ${names.join(' ')}`)
@@ -411,7 +415,7 @@ export default [
     async workload(ctx, s) {
       const problems: string[] = []
       const half = FILES / 2
-      const cp = (from: number, to: number) => sh(`mkdir -p '${dst(s)}' && for i in $(seq ${from} ${to}); do cp '${s.src}'/f$i.bin '${dst(s)}'/ || exit 7; done`)
+      const cp = (from: number, to: number) => copyRange(s, from, to)
       const first = await cp(1, half)
       if (first.code !== 0) problems.push(`cp before the revocation: ${first.stderr.trim().split('\n')[0]}`)
       s.w.emu.identity.revoke('user1')
