@@ -109,7 +109,7 @@ export async function openGateway(argv: SessionArgv, deps: SessionDeps = {}): Pr
     ...(deps.keychainService ? { service: deps.keychainService } : {}),
     warn: deps.warn ?? ((m) => process.stderr.write(`odfs: ${m}\n`)),
   })
-  const dispatcher = createDispatcher(ctx.config.caFile ? { caFile: ctx.config.caFile } : {})
+  const dispatcher = await createDispatcher(ctx.config.caFile ? { caFile: ctx.config.caFile } : {})
   const app = createMsalApp({ config: ctx.config, store, dispatcher, log: ctx.log })
   return { ...ctx, store, app, dispatcher }
 }

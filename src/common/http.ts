@@ -6,7 +6,6 @@
  * node starts. Node's global fetch accepts it as the `dispatcher` option.
  */
 import { readFileSync } from 'node:fs'
-import { createRequire } from 'node:module'
 import { createSecureContext, rootCertificates } from 'node:tls'
 import type { Dispatcher } from 'undici'
 import { OdfsError } from './errors.js'
@@ -20,7 +19,7 @@ export interface DispatcherOptions {
   connections?: number
 }
 
-export function createDispatcher(opts: DispatcherOptions = {}): Dispatcher {
+export async function createDispatcher(opts: DispatcherOptions = {}): Promise<Dispatcher> {
   let secureContext: ReturnType<typeof createSecureContext> | undefined
   if (opts.caFile) {
     let pem: string
@@ -37,8 +36,9 @@ export function createDispatcher(opts: DispatcherOptions = {}): Dispatcher {
     secureContext = createSecureContext({ ca: [...rootCertificates, pem] })
   }
   // undici is loaded on first use: it is the largest package odfs loads, and
-  // commands that make no request (odfs --help, gateway) should not pay for it.
-  const { Agent } = createRequire(import.meta.url)('undici') as typeof import('undici')
+  // commands that make no request (odfs --help, gateway) should not pay for it
+  // (in the bundle bin/odfs runs it is a chunk of its own, loaded here).
+  const { Agent } = await import('undici')
   return new Agent({
     connect: secureContext ? { secureContext } : {},
     connections: opts.connections ?? 16,

@@ -26,7 +26,7 @@ t.test('token requests are not redirected', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'odfs-redirect-'))
   t.teardown(() => rm(dir, { recursive: true, force: true }))
   const tls = ensureTls(dir)
-  const emuDispatcher = createDispatcher({ caFile: emu.ca })
+  const emuDispatcher = await createDispatcher({ caFile: emu.ca })
   t.teardown(() => emuDispatcher.close())
 
   const received: string[] = []

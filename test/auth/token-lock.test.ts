@@ -20,7 +20,7 @@ t.test('two processes refreshing at once: one refresh, one token, a working refr
   const clock = new ManualClock(Date.now())
   const process = async () => {
     const store = await resolveTokenStore({ mode: 'file', config, env: sb.env })
-    const dispatcher = createDispatcher({ caFile: config.caFile! })
+    const dispatcher = await createDispatcher({ caFile: config.caFile! })
     t.teardown(() => dispatcher.close())
     return { store, dispatcher, app: createMsalApp({ config, store, dispatcher, log: silentLogger }) }
   }

@@ -111,7 +111,7 @@ async function main(): Promise<void> {
   const work = mkdtempSync(join(tmpdir(), 'odfs-bench-mem-'))
   undo.push(() => rmSync(work, { recursive: true, force: true }))
   const { info } = await startEmulator(join(work, 'emulator'))
-  const d = createDispatcher({ caFile: info.ca })
+  const d = await createDispatcher({ caFile: info.ca })
   undo.push(() => void d.close())
 
   const env: NodeJS.ProcessEnv = {

@@ -171,7 +171,7 @@ async function main(): Promise<void> {
   const work = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'odfs-bench-'))
   undo.push(() => rmSync(work, { recursive: true, force: true }))
   const { info, port } = await startEmulator(join(work, 'emulator'))
-  const d = createDispatcher({ caFile: info.ca })
+  const d = await createDispatcher({ caFile: info.ca })
   undo.push(() => void d.close())
 
   // odfs signed in as user1 under private XDG dirs, as a user would be.

@@ -203,7 +203,7 @@ cliTest('login --browser: authorization code with PKCE through the loopback list
   emu.setAutoConsent('user1')
   t.teardown(() => emu.setAutoConsent(undefined))
   const { createDispatcher } = await import('../../src/common/index.js')
-  const dispatcher = createDispatcher({ caFile: emu.ca })
+  const dispatcher = await createDispatcher({ caFile: emu.ca })
   t.teardown(() => dispatcher.close())
   let browsed: Promise<number> | undefined
   const login = await odfs(h, ['login', '--browser', '--token-store', 'file', '--ms-client-id', PUBLIC_APP.clientId, ...emuArgs()], {

@@ -27,7 +27,7 @@ t.test('odfs emulator --seed demo', async (t) => {
   t.same(info.accounts.map((a: any) => a.handle).sort(), ['other1', 'personal1', 'personal2', 'user1', 'user2'])
   t.match(info.accounts[0], { handle: String, username: String, kind: String, tenant: String })
   t.ok(existsSync(info.ca))
-  const dispatcher = createDispatcher({ caFile: info.ca })
+  const dispatcher = await createDispatcher({ caFile: info.ca })
   t.teardown(() => (dispatcher as any).close())
   const f = (url: string, init: RequestInit = {}) => fetch(url, { ...init, dispatcher } as RequestInit)
   const form = (body: Record<string, string>) => ({ method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(body).toString() })

@@ -14,7 +14,7 @@ const SCOPES = ['Files.ReadWrite.All', 'User.Read']
 
 t.test('msal + Graph through startEmulator', async (t) => {
   const emu = await startEmulator({ port: 0, seed: 'empty', deviceCodeIntervalSec: 0 })
-  const dispatcher = createDispatcher({ caFile: emu.info.ca })
+  const dispatcher = await createDispatcher({ caFile: emu.info.ca })
   t.teardown(async () => {
     await emu.close()
     await dispatcher.close()

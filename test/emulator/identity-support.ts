@@ -76,7 +76,7 @@ export async function startIdp(opts: Partial<Omit<IdentityOptions, 'baseUrl'>> &
   const port = (server.address() as AddressInfo).port
   const host = `127.0.0.1:${port}`
   base = `https://${host}`
-  const dispatcher = createDispatcher({ caFile: c.caFile })
+  const dispatcher = await createDispatcher({ caFile: c.caFile })
   const doFetch = (path: string, init: RequestInit = {}) =>
     fetch(path.startsWith('http') ? path : base + path, { redirect: 'manual', ...init, dispatcher } as RequestInit)
   const parse = async (r: Response) => {

@@ -40,7 +40,7 @@ t.test('2 GiB up and down with flat emulator memory', { timeout: 900_000 }, asyn
     child.once('exit', () => reject(new Error('emulator child exited')))
   })
   const info = JSON.parse(line)
-  const dispatcher = createDispatcher({ caFile: info.ca })
+  const dispatcher = await createDispatcher({ caFile: info.ca })
   t.teardown(() => (dispatcher as any).close())
   const f = (url: string, init: RequestInit = {}) => fetch(url, { ...init, dispatcher } as RequestInit)
   const form = (body: Record<string, string>) => ({ method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(body).toString() })

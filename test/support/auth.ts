@@ -34,7 +34,7 @@ export interface AuthEmulator {
 
 export async function startAuthEmulator(opts: { autoConsent?: string; accessTokenTtlSec?: number } = {}): Promise<AuthEmulator> {
   const emu = await startEmulator({ port: 0, seed: 'demo', deviceCodeIntervalSec: 0, ...opts })
-  const dispatcher = createDispatcher({ caFile: emu.info.ca })
+  const dispatcher = await createDispatcher({ caFile: emu.info.ca })
   return {
     authority: emu.info.authority,
     graph: emu.info.graph,
@@ -84,7 +84,7 @@ export async function sandboxGateway(
   t.teardown(sb.cleanup)
   const config = await loadGatewayConfig({ configFile: sb.configFile, env: sb.env })
   const store = await resolveTokenStore({ mode: 'file', config, env: sb.env })
-  const dispatcher = createDispatcher({ caFile: config.caFile! })
+  const dispatcher = await createDispatcher({ caFile: config.caFile! })
   t.teardown(() => dispatcher.close())
   const msal = createMsalApp({ config, store, dispatcher, log: opts.log ?? silentLogger })
   return { sb, config, store, dispatcher, app: msal }

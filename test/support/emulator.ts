@@ -24,7 +24,7 @@ export interface CallResult {
 
 export async function startTestEmulator(opts: EmulatorOptions = {}): Promise<TestEmulator> {
   const emu = await startEmulator({ seed: 'empty', deviceCodeIntervalSec: 0, ...opts })
-  const dispatcher = createDispatcher({ caFile: emu.info.ca })
+  const dispatcher = await createDispatcher({ caFile: emu.info.ca })
   const close = emu.close.bind(emu)
   const t = emu as TestEmulator
   t.dispatcher = dispatcher
