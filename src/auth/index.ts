@@ -5,6 +5,7 @@
  */
 export * from './errors.js'
 export * from './token-store.js'
+export * from './http.js'
 export * from './msal.js'
 export * from './login.js'
 export * from './token-provider.js'

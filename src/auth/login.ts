@@ -23,7 +23,8 @@ import { CryptoProvider, type AuthenticationResult } from '@azure/msal-node'
 import { systemClock, type Clock, type Dispatcher, type Logger } from '../common/index.js'
 import type { GatewayConfig } from '../config/index.js'
 import { AuthError } from './errors.js'
-import { redirectRefusal, tlsHint, toAuthError, type MsalApp } from './msal.js'
+import { toAuthError, type MsalApp } from './msal.js'
+import { identityExchange } from './http.js'
 
 export interface DeviceCodePrompt {
   verificationUri: string
@@ -43,27 +44,16 @@ export interface LoginCommon {
 }
 
 async function postForm(url: string, form: Record<string, string>, dispatcher: Dispatcher | undefined, signal?: AbortSignal): Promise<{ status: number; body: Record<string, unknown> }> {
-  let res: Response
-  try {
-    res = await fetch(url, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
-      body: new URLSearchParams(form).toString(),
-      signal: signal ? AbortSignal.any([signal, AbortSignal.timeout(60_000)]) : AbortSignal.timeout(60_000),
-      redirect: 'manual',
-      ...(dispatcher ? { dispatcher } : {}),
-    } as RequestInit)
-  } catch (e) {
-    if (signal?.aborted) throw signal.reason
-    const cause = (e as { cause?: { code?: string; message?: string } }).cause
-    throw new AuthError('AUTH_NETWORK', `cannot reach the identity platform at ${new URL(url).origin}: ${cause?.code ?? cause?.message ?? (e as Error).message}${tlsHint(cause?.code)}`, { cause: e })
-  }
-  const refused = await redirectRefusal(res, url)
-  if (refused) throw new AuthError('AUTH_NETWORK', refused)
-  const text = await res.text()
+  const res = await identityExchange(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
+    body: new URLSearchParams(form).toString(),
+    signal,
+  }, dispatcher)
+  if (res.refused) throw new AuthError('AUTH_NETWORK', res.refused)
   let body: Record<string, unknown>
   try {
-    body = JSON.parse(text)
+    body = JSON.parse(res.text)
   } catch {
     throw new AuthError('AUTH_NETWORK', `the identity platform answered HTTP ${res.status} to ${new URL(url).pathname} with a body that is not JSON`)
   }

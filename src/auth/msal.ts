@@ -1,7 +1,8 @@
 /**
  * The msal-node application for a gateway: confidential when a secret is
- * configured, public otherwise. Every request goes through global fetch with the
- * shared undici dispatcher (so `ca_file` is trusted without NODE_EXTRA_CA_CERTS),
+ * configured, public otherwise. Every request goes through identityExchange
+ * (src/auth/http.ts) with the shared undici dispatcher (so `ca_file` is trusted
+ * without NODE_EXTRA_CA_CERTS, and redirects are refused),
  * the login host is a known authority (host:port, so msal makes no instance
  * discovery call to Microsoft for a non-Microsoft host), msal's log goes to ours
  * with PII off, and the token cache lives in a TokenStore.
@@ -18,6 +19,7 @@ import type { Dispatcher, Logger } from '../common/index.js'
 import { scrubSecrets } from '../common/index.js'
 import type { GatewayConfig } from '../config/index.js'
 import { AuthError, RELOGIN_HINT } from './errors.js'
+import { identityExchange } from './http.js'
 import { storeCachePlugin, type TokenStore } from './token-store.js'
 
 /** Runs `fn` holding the token cache lock (TokenStore.lock). */
@@ -57,69 +59,25 @@ function lockingAcquisitions<B extends new (...args: any[]) => Acquirer>(Base: B
 const LockedPublicClient = lockingAcquisitions(PublicClientApplication)
 const LockedConfidentialClient = lockingAcquisitions(ConfidentialClientApplication)
 
-const DEFAULT_TIMEOUT_MS = 60_000
-
-/** A hint for certificate failures: a private CA needs ca_file. */
-export function tlsHint(code: string | undefined): string {
-  return code && /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS/.test(code)
-    ? ' (the server certificate is not trusted: set ca_file in the gateway policies, or --ca-file, to the CA that signed it)'
-    : ''
-}
-
 /**
- * Token requests carry the client secret, a refresh token, a device code or an
- * authorization code, so they are never redirected: fetch would resend the whole
- * form to wherever a misconfigured or hostile endpoint points (307/308 keep the
- * method and body). For a redirect this returns the message to report, naming the
- * endpoint (origin and path only: no query, no body); msal hears it as an error
- * response with the code REDIRECT_REFUSED (msal replaces errors its network
- * module throws by a bare network_error).
+ * Token requests are never redirected (src/auth/http.ts). msal hears a refused
+ * redirect as an error response with the code REDIRECT_REFUSED (msal replaces
+ * errors its network module throws by a bare network_error).
  */
 export const REDIRECT_REFUSED = 'odfs_redirect_refused'
 
-export async function redirectRefusal(res: Response, url: string): Promise<string | undefined> {
-  if (res.status < 300 || res.status > 399) return undefined
-  await res.body?.cancel().catch(() => undefined)
-  const u = new URL(url)
-  let to = ''
-  try {
-    const loc = res.headers.get('location')
-    if (loc) to = ` to ${new URL(loc, u).origin}`
-  } catch {
-    /* unparsable Location: name no target */
-  }
-  return `the identity platform endpoint ${u.origin}${u.pathname} answered HTTP ${res.status}, a redirect${to}; odfs does not follow redirects of sign-in requests (they carry credentials): check login_endpoint / --ms-login-endpoint`
-}
-
-/** A fetch-based network module for msal using the given dispatcher. */
-export function fetchNetworkModule(dispatcher: Dispatcher | undefined): INetworkModule {
+/** msal's network module: every request through identityExchange, with the given dispatcher. */
+export function identityNetworkModule(dispatcher: Dispatcher | undefined): INetworkModule {
   async function send<T>(url: string, method: 'GET' | 'POST', options?: NetworkRequestOptions, timeout?: number): Promise<NetworkResponse<T>> {
-    let res: Response
-    try {
-      res = await fetch(url, {
-        method,
-        headers: options?.headers,
-        ...(method === 'POST' ? { body: options?.body ?? '' } : {}),
-        signal: AbortSignal.timeout(timeout || DEFAULT_TIMEOUT_MS),
-        redirect: 'manual',
-        ...(dispatcher ? { dispatcher } : {}),
-      } as RequestInit)
-    } catch (e) {
-      const cause = (e as { cause?: { code?: string; message?: string } }).cause
-      throw new AuthError('AUTH_NETWORK', `cannot reach the identity platform at ${new URL(url).origin}: ${cause?.code ?? cause?.message ?? (e as Error).message}${tlsHint(cause?.code)}`, { cause: e, level: 'warn' })
-    }
-    const refused = await redirectRefusal(res, url)
-    if (refused) return { headers: {}, body: { error: REDIRECT_REFUSED, error_description: refused, error_codes: [] } as T, status: 400 }
-    const headers: Record<string, string> = {}
-    res.headers.forEach((v, k) => (headers[k] = v))
-    const text = await res.text()
+    const res = await identityExchange(url, { method, headers: options?.headers, body: options?.body, timeoutMs: timeout }, dispatcher)
+    if (res.refused) return { headers: {}, body: { error: REDIRECT_REFUSED, error_description: res.refused, error_codes: [] } as T, status: 400 }
     let body: unknown
     try {
-      body = text === '' ? {} : JSON.parse(text)
+      body = res.text === '' ? {} : JSON.parse(res.text)
     } catch {
       throw new AuthError('AUTH_NETWORK', `the identity platform at ${new URL(url).origin} answered HTTP ${res.status} with a body that is not JSON`, { level: 'warn' })
     }
-    return { headers, body: body as T, status: res.status }
+    return { headers: res.headers, body: body as T, status: res.status }
   }
   return {
     sendGetRequestAsync: (url, options, timeout) => send(url, 'GET', options, timeout),
@@ -146,7 +104,7 @@ export function createMsalApp(opts: MsalAppOptions): MsalApp {
     },
     cache: { cachePlugin: storeCachePlugin(opts.store) },
     system: {
-      networkClient: fetchNetworkModule(opts.dispatcher),
+      networkClient: identityNetworkModule(opts.dispatcher),
       loggerOptions: {
         piiLoggingEnabled: false,
         logLevel: LogLevel.Warning,
