@@ -14,7 +14,7 @@
  * - Bounded by a timeout; a failure to reach the endpoint is AuthError AUTH_NETWORK
  *   naming the origin (and what to set when the certificate is not trusted).
  */
-import type { Dispatcher } from '../common/index.js'
+import { loadUndici, type Dispatcher } from '../common/index.js'
 import { AuthError } from './errors.js'
 
 export interface IdentityRequest {
@@ -57,7 +57,7 @@ export async function identityExchange(url: string, req: IdentityRequest, dispat
   const u = new URL(url)
   const timeout = AbortSignal.timeout(req.timeoutMs || DEFAULT_TIMEOUT_MS)
   const signal = req.signal ? AbortSignal.any([req.signal, timeout]) : timeout
-  const d = dispatcher ?? (await import('undici')).getGlobalDispatcher()
+  const d = dispatcher ?? (await loadUndici()).getGlobalDispatcher()
   let res: Dispatcher.ResponseData
   let text: string
   try {

@@ -19,6 +19,19 @@ export interface DispatcherOptions {
   connections?: number
 }
 
+/**
+ * undici's module, loaded on first use: it is the largest package odfs loads, and
+ * commands that make no request (odfs --help, gateway) should not pay for it. In the
+ * bundle bin/odfs runs it is a chunk of its own; its CommonJS exports arrive as the
+ * module's default export there (and also in Node's own interop), so that is what is read.
+ */
+export async function loadUndici(): Promise<UndiciModule> {
+  const m = (await import('undici')) as unknown as UndiciModule & { default?: UndiciModule }
+  return m.default ?? m
+}
+
+type UndiciModule = typeof import('undici')
+
 export async function createDispatcher(opts: DispatcherOptions = {}): Promise<Dispatcher> {
   let secureContext: ReturnType<typeof createSecureContext> | undefined
   if (opts.caFile) {
@@ -35,10 +48,7 @@ export async function createDispatcher(opts: DispatcherOptions = {}): Promise<Di
     // would parse the ~140 system roots again (measured: 0.9 s of a 300 MiB odfs get).
     secureContext = createSecureContext({ ca: [...rootCertificates, pem] })
   }
-  // undici is loaded on first use: it is the largest package odfs loads, and
-  // commands that make no request (odfs --help, gateway) should not pay for it
-  // (in the bundle bin/odfs runs it is a chunk of its own, loaded here).
-  const { Agent } = await import('undici')
+  const { Agent } = await loadUndici()
   return new Agent({
     connect: secureContext ? { secureContext } : {},
     connections: opts.connections ?? 16,
