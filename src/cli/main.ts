@@ -79,6 +79,12 @@ export async function main(argv: string[]): Promise<void> {
         handler: async (a) => (impl ?? (await c.load())).handler(a),
       })
     }
+    // Right after starting a command's handler, yargs lays out the whole help text
+    // and keeps it, for a handler that might print it (ours never do; our fail()
+    // prints one line): ~60 ms of string-width per command (docs/performance.md).
+    const usage = (cli as unknown as { getInternalMethods?(): { getUsageInstance?(): { cacheHelpMessage?: () => void } } })
+      .getInternalMethods?.().getUsageInstance?.()
+    if (usage?.cacheHelpMessage) usage.cacheHelpMessage = () => {}
     await cli.parseAsync()
   } catch (err) {
     // One clear line, never a stack trace, for any failure that reaches the top.

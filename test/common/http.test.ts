@@ -4,7 +4,7 @@
 // B is the only root of a process started with --use-openssl-ca and SSL_CERT_FILE
 // (Node then builds its root store from OpenSSL's default paths), so trusting B's
 // server there proves the roots are still in the dispatcher's store.
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import { createServer, type Server } from 'node:https'
@@ -20,7 +20,7 @@ function listen(server: Server): Promise<string> {
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(`https://127.0.0.1:${(server.address() as AddressInfo).port}`)))
 }
 
-async function server(t: Tap.Test, dir: string): Promise<{ url: string; caFile: string }> {
+async function server(t: Test, dir: string): Promise<{ url: string; caFile: string }> {
   const tls = ensureTls(dir)
   const s = createServer({ key: tls.key, cert: tls.cert }, (_req, res) => res.end('hello'))
   const url = await listen(s)
