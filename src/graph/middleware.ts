@@ -15,7 +15,7 @@
 import type { Context, Middleware } from '@microsoft/microsoft-graph-client'
 import type { Readable } from 'node:stream'
 import type { Dispatcher } from 'undici'
-import type { Clock, Logger } from '../common/index.js'
+import { loadUndici, type Clock, type Logger } from '../common/index.js'
 import { GraphError, parseRetryAfter } from './errors.js'
 import type { RateLimiter } from './ratelimit.js'
 import type { Reachability } from './reachability.js'
@@ -147,10 +147,26 @@ function nullBodyStatus(status: number): boolean {
   return status === 101 || status === 204 || status === 205 || status === 304
 }
 
+/**
+ * fetch, Response and Headers of the undici module the dispatcher comes from. Node's
+ * own (the globals) are another copy of undici, loaded on first use at every
+ * command's start (~50 ms, docs/performance.md); the SDK only reads the answers.
+ */
+interface WebApi {
+  fetch: typeof fetch
+  Response: typeof Response
+  Headers: typeof Headers
+}
+let webApi: Promise<WebApi> | undefined
+function web(): Promise<WebApi> {
+  return (webApi ??= loadUndici().then((u) => ({ fetch: u.fetch, Response: u.Response, Headers: u.Headers }) as unknown as WebApi))
+}
+
 /** The same answer with its body read into memory (throws if the connection breaks while reading). */
 async function buffered(res: Response): Promise<Response> {
   if (res.body === null) return res
   const bytes = await res.arrayBuffer()
+  const { Response } = await web()
   return new Response(nullBodyStatus(res.status) ? null : bytes, { status: res.status, statusText: res.statusText, headers: res.headers })
 }
 
@@ -432,8 +448,8 @@ function* pieces(body: Buffer): Generator<Buffer> {
 }
 
 /**
- * The end of the chain. Graph API calls go through Node's fetch over the shared
- * undici dispatcher; transfers (`policy.raw`: upload fragments and downloads) go
+ * The end of the chain. Graph API calls go through undici's fetch over the shared
+ * dispatcher; transfers (`policy.raw`: upload fragments and downloads) go
  * through the dispatcher's request() directly, which moves bulk bytes with less CPU
  * than fetch's web streams (measured: upload throughput ratio 0.65 -> see bench).
  * Redirects are never followed.
@@ -477,6 +493,7 @@ export class FetchHandler implements Middleware {
       signal,
       highWaterMark: 1 << 20, // fewer, larger chunks for bulk bodies
     })
+    const { Headers, Response } = await web()
     const headers = new Headers()
     for (const [k, v] of Object.entries(r.headers)) {
       if (Array.isArray(v)) for (const x of v) headers.append(k, x)
@@ -510,6 +527,6 @@ export class FetchHandler implements Middleware {
       signal,
     }
     if (this.dispatcher) init.dispatcher = this.dispatcher
-    ctx.response = await fetch(url, init as RequestInit)
+    ctx.response = await (await web()).fetch(url, init as RequestInit)
   }
 }
