@@ -8,7 +8,9 @@
  *   - `rclone copyto` both ways, when rclone and nginx are installed (reached through
  *     an nginx TLS proxy for graph.microsoft.com, set up by setUpRclone() below;
  *     /etc/hosts is backed up and restored, also on failure and Ctrl-C);
- *   - `odfs --version` against `node -e 0`.
+ *   - `odfs --version` against `node -e 0`, and `odfs get` of a 1000-byte file
+ *     against `curl` of its downloadUrl (the start-up of a command that signs in and
+ *     makes requests, which a script calling odfs once per file pays; medians of 10).
  *
  * and prints throughput, CPU time (user+sys) and peak RSS of each (GNU time), the
  * ratios odfs/curl and odfs/rclone, and the targets they are read against.
@@ -271,6 +273,22 @@ async function main(): Promise<void> {
     if (BASE) add('base --version', timed(process.execPath, [BASE, '--version'], env))
   }
 
+  // A command that signs in and makes requests: odfs get of a 1000-byte file (the
+  // start-up a script calling odfs once per file pays) against curl of its
+  // downloadUrl (curl makes one request; odfs signs in, finds the file, asks for the
+  // URL, downloads and verifies). Interleaved, 10 each.
+  const small = join(work, 'small.bin')
+  writeFileSync(small, randomBytes(1000), { mode: 0o600 })
+  timed(process.execPath, [ODFS_BIN, 'put', ...store, small, 'My files/bench/small.bin'], env)
+  const smallItem = await graph<Record<string, string>>(d, token, `${info.graph}/me/drive/root:/bench/small.bin?$select=id,@microsoft.graph.downloadUrl`)
+  const smallOut = join(work, 'small.out')
+  const smallCfg = curlConfig(join(work, 'curl-small.cfg'), [`url = ${q(smallItem['@microsoft.graph.downloadUrl']!)}`, `output = ${q(smallOut)}`, `cacert = ${q(info.ca)}`, 'silent', 'fail'])
+  for (let i = 0; i < 10; i++) {
+    add('odfs get 1000 B', timed(process.execPath, [ODFS, 'get', ...store, 'My files/bench/small.bin', smallOut], env))
+    if (BASE) add('base get 1000 B', timed(process.execPath, [BASE, 'get', ...store, 'My files/bench/small.bin', smallOut], env))
+    add('curl get 1000 B', timed('curl', ['-K', smallCfg], env))
+  }
+
   report(results, typeof rc === 'string' ? rc : undefined)
 }
 
@@ -313,6 +331,15 @@ function report(results: Map<string, Measured[]>, rcloneNote: string | undefined
     const r = v.wall / n.wall
     const target = k === 'odfs --version' ? `target <= 2: ${r <= 2 ? 'met' : 'MISSED'}; ` : ''
     console.log(`${(k + ' / node -e 0').padEnd(34)} ${r.toFixed(2).padStart(6)}   (${target}${(v.wall * 1000).toFixed(0)} ms vs ${(n.wall * 1000).toFixed(0)} ms wall, ${(v.cpu * 1000).toFixed(0)} vs ${(n.cpu * 1000).toFixed(0)} ms CPU)`)
+  }
+  const median = (k: string) => {
+    const l = (results.get(k) ?? []).map((m) => m.wall).sort((a, b) => a - b)
+    return l.length ? l[Math.floor((l.length - 1) / 2)]! : undefined
+  }
+  const gets = ['odfs get 1000 B', 'base get 1000 B', 'curl get 1000 B'].map((k) => [k, median(k)] as const).filter(([, v]) => v !== undefined)
+  if (gets.length) {
+    const nm = median('node -e 0')!
+    console.log(`get of a 1000-byte file, median wall: ${gets.map(([k, v]) => `${k.split(' ')[0]} ${(v! * 1000).toFixed(0)} ms`).join(', ')}; node -e 0 ${(nm * 1000).toFixed(0)} ms`)
   }
   console.log('')
   console.log(`machine: ${cpus().length} cores, load average ${loadavg().map((x) => x.toFixed(1)).join(' ')} at the end (other work on the machine slows every row)`)
