@@ -8,6 +8,9 @@
  *   - `rclone copyto` both ways, when rclone and nginx are installed (reached through
  *     an nginx TLS proxy for graph.microsoft.com, set up by setUpRclone() below;
  *     /etc/hosts is backed up and restored, also on failure and Ctrl-C);
+ *   - a bare GET of the downloadUrl over node:tls (no HTTP parser, hash or module
+ *     loading; a diagnostic row: what any Node client pays on this machine, never a
+ *     baseline of the targets);
  *   - `odfs --version` against `node -e 0`, and `odfs get` of a 1000-byte file
  *     against `curl` of its downloadUrl (the start-up of a command that signs in and
  *     makes requests, which a script calling odfs once per file pays; medians of 10).
@@ -203,6 +206,34 @@ async function main(): Promise<void> {
     fragFiles.push({ file, start: o, end: end - 1 })
   }
 
+  // The floor of any Node client here (a diagnostic row, not a baseline of the
+  // targets): one GET of the downloadUrl over node:tls, the response head skipped,
+  // the body written in 8 MiB batches with writev on the main thread; no HTTP
+  // parser, no hash, no module loading. The URL and CA come from a private file,
+  // never argv.
+  const floorScript = join(work, 'node-tls-get.mjs')
+  writeFileSync(floorScript, `
+    import { connect, createSecureContext } from 'node:tls'
+    import { readFileSync, openSync, writevSync, closeSync } from 'node:fs'
+    const { url, ca, out } = JSON.parse(readFileSync(process.argv[2], 'utf8'))
+    const u = new URL(url)
+    const sc = createSecureContext(); sc.context.addCACert(readFileSync(ca, 'utf8'))
+    const fd = openSync(out, 'w', 0o600)
+    const s = connect({ host: u.hostname, port: Number(u.port || 443), secureContext: sc, servername: u.hostname === '127.0.0.1' ? undefined : u.hostname })
+    s.write('GET ' + u.pathname + u.search + ' HTTP/1.1\\r\\nHost: ' + u.host + '\\r\\nConnection: close\\r\\n\\r\\n')
+    let head = Buffer.alloc(0), bufs = [], n = 0, pos = 0
+    s.on('data', (c) => {
+      if (head) {
+        head = Buffer.concat([head, c]); const i = head.indexOf('\\r\\n\\r\\n'); if (i < 0) return
+        if (!/^HTTP\\/1\\.1 200 /.test(head.toString('latin1', 0, 16))) { console.error('status ' + head.toString('latin1', 0, 12)); process.exit(1) }
+        c = head.subarray(i + 4); head = null
+      }
+      bufs.push(c); n += c.length
+      if (n >= 8 << 20) { writevSync(fd, bufs, pos); pos += n; bufs = []; n = 0 }
+    })
+    s.on('end', () => { writevSync(fd, bufs, pos); closeSync(fd) })
+  `)
+
   const rc = await setUpRclone(work, info, port, d)
   const results = new Map<string, Measured[]>()
   const add = (k: string, m: Measured) => results.set(k, [...(results.get(k) ?? []), m])
@@ -228,6 +259,12 @@ async function main(): Promise<void> {
         return timed('curl', ['-K', cfg], env)
       }, 'curl'],
     ]
+    downloads.push(['get node-tls', async () => {
+      const dl = await graph<Record<string, string>>(d, token, `${info.graph}/me/drive/items/${item.id}?$select=id,@microsoft.graph.downloadUrl`)
+      const cfg = join(work, 'node-tls-get.json')
+      writeFileSync(cfg, JSON.stringify({ url: dl['@microsoft.graph.downloadUrl'], ca: info.ca, out }), { mode: 0o600 })
+      return timed(process.execPath, [floorScript, cfg], env)
+    }, 'the bare node:tls GET'])
     if (BASE) downloads.push(['get base', () => timed(process.execPath, [BASE, 'get', ...store, 'My files/bench/big.bin', out], env), 'baseline odfs get'])
     if (typeof rc !== 'string') downloads.push(['get rclone', () => timed('rclone', ['copyto', ...rc.args, `${rc.remote}bench/big.bin`, out], rc.env), 'rclone copyto'])
     for (let i = 0; i < downloads.length; i++) {
@@ -305,7 +342,7 @@ function report(results: Map<string, Measured[]>, rcloneNote: string | undefined
   console.log(`odfs transfer benchmark: ${SIZE / 1048576} MiB, best of ${ROUNDS} rounds, emulator in a child process, content on tmpfs`)
   console.log('')
   console.log(`${'transfer'.padEnd(12)} ${'MiB/s'.padStart(8)} ${'wall s'.padStart(8)} ${'CPU s'.padStart(8)} ${'peak RSS MiB'.padStart(13)}`)
-  for (const k of ['get odfs', 'get base', 'get curl', 'get rclone', 'put odfs', 'put base', 'put curl', 'put rclone']) {
+  for (const k of ['get odfs', 'get base', 'get curl', 'get node-tls', 'get rclone', 'put odfs', 'put base', 'put curl', 'put rclone']) {
     const m = best(k)
     if (m) console.log(`${k.padEnd(12)} ${mibs(m).toFixed(1).padStart(8)} ${m.wall.toFixed(2).padStart(8)} ${m.cpu.toFixed(2).padStart(8)} ${(m.rss / 1024).toFixed(0).padStart(13)}`)
   }
@@ -322,6 +359,7 @@ function report(results: Map<string, Measured[]>, rcloneNote: string | undefined
   ratio('put odfs', 'put curl', 0.85, 'put: odfs / curl-driven session')
   ratio('get odfs', 'get rclone', 1.2, 'get: odfs / rclone copyto')
   ratio('put odfs', 'put rclone', 1.2, 'put: odfs / rclone copyto')
+  ratio('get node-tls', 'get curl', 0, 'get: bare node:tls GET / curl')
   ratio('get odfs', 'get base', 0, 'get: odfs / baseline odfs')
   ratio('put odfs', 'put base', 0, 'put: odfs / baseline odfs')
   const n = mean('node -e 0')
