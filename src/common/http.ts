@@ -3,7 +3,8 @@
  * Graph, download and upload URLs). It exists so that an extra CA (config key
  * `ca_file`, used to reach the emulator or a TLS-inspecting proxy) is trusted
  * alongside the system roots without NODE_EXTRA_CA_CERTS having to be set before
- * node starts. Node's global fetch accepts it as the `dispatcher` option.
+ * node starts. Requests go through its request() (identity platform, transfers) or
+ * through the fetch of the same undici module (Graph calls; see loadUndici).
  */
 import { readFileSync } from 'node:fs'
 import { createSecureContext } from 'node:tls'

@@ -13,8 +13,9 @@ t.test('odfs --version prints the package version without loading yargs', async 
   await ensureBuilt()
   const dir = await mkdtemp(join(tmpdir(), 'odfs-startup-'))
   t.teardown(() => rm(dir, { recursive: true, force: true }))
-  // Resolving 'yargs' throws in a process started with this hook.
-  await writeFile(join(dir, 'hooks.mjs'), "export async function resolve(s, c, next) { if (s === 'yargs') throw new Error('yargs was loaded'); return next(s, c) }\n")
+  // Resolving yargs throws in a process started with this hook: the package itself, or
+  // its chunk in the bundle bin/odfs runs (dist/bundle/yargs-HASH.js).
+  await writeFile(join(dir, 'hooks.mjs'), "export async function resolve(s, c, next) { if (s === 'yargs' || /(^|\\/)yargs-[A-Z0-9]+\\.js$/.test(s)) throw new Error('yargs was loaded'); return next(s, c) }\n")
   await writeFile(join(dir, 'register.mjs'), `import { register } from 'node:module'\nregister(${JSON.stringify(pathToFileURL(join(dir, 'hooks.mjs')).href)})\n`)
   const version = (JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version
   const fast = spawnSync(process.execPath, ['--import', pathToFileURL(join(dir, 'register.mjs')).href, ODFS_BIN, '--version'], { encoding: 'utf8' })
