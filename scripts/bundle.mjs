@@ -4,8 +4,9 @@
 // a command's start-up (yargs alone ~150 ms, msal-node ~210 ms; bundled ~90 and
 // ~60 ms: docs/performance.md). Code splitting keeps each command's modules in a
 // chunk of their own, loaded only when that command runs, as the dynamic imports
-// in src/cli ask. Native addons (fuse-native, keytar) and the packages src loads
-// with createRequire on first use (undici, cli-progress) stay in node_modules.
+// in src/cli ask (undici, imported dynamically, is such a chunk too). Native addons
+// (fuse-native, keytar) and cli-progress, which src loads with createRequire when
+// stderr is a terminal, stay in node_modules.
 import { build } from 'esbuild'
 import { rmSync } from 'node:fs'
 import { dirname, join } from 'node:path'
