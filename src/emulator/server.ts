@@ -580,7 +580,10 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
         server.closeAllConnections()
         await new Promise<void>((r) => server.close(() => r()))
       }
-      if (createdState) rmSync(stateDir, { recursive: true, force: true })
+      // A request cut off by closeAllConnections() may still be writing a blob: its
+      // file can appear while the folder is being removed (ENOTEMPTY, seen in CI after
+      // a client closed without waiting for its uploads). rm retries those.
+      if (createdState) rmSync(stateDir, { recursive: true, force: true, maxRetries: 5, retryDelay: 50 })
     },
   }
 }
