@@ -1,7 +1,7 @@
-// The CLI tests run `node bin/odfs`, which loads dist/bundle/ (npm run build). `npm test` builds once
-// before tap starts (scripts/setup.sh); a test file run on its own builds here
-// when dist/ is missing or older than src/. A lock directory keeps test files
-// that run in parallel from compiling over each other's feet.
+// The CLI tests run `node bin/odfs`, which loads dist/bundle/ (npm run build).
+// `npm test` builds once before tap starts (scripts/setup.sh); a test file run on
+// its own builds here when the bundle is missing or older than src/. A lock
+// directory keeps test files that run in parallel from building over each other's feet.
 import { execFileSync } from 'node:child_process'
 import { mkdirSync, readdirSync, rmSync, statSync } from 'node:fs'
 import { join, resolve } from 'node:path'
