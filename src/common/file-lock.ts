@@ -7,7 +7,13 @@
  *
  * Re-entrant within one asynchronous call chain (AsyncLocalStorage): work that
  * already holds the lock and takes it again runs at once, while other callers in
- * the same process wait like other processes do.
+ * the same process wait like other processes do. A hold counts only while its
+ * holder runs: a timer or socket created under the lock and firing after it was
+ * released carries the old context, which no longer lets it in. And the context is
+ * tracked only while some lock is held: in Node 20 an AsyncLocalStorage that has
+ * been used hooks every promise and asynchronous resource of the process for good
+ * (a download taking the lock at start-up paid for those hooks on every chunk), so
+ * it is disabled again when the last hold ends.
  *
  * Breaking a stale lock re-reads it first; two waiters breaking the same stale
  * lock at the same instant could still both proceed, which is no worse than no
@@ -33,7 +39,20 @@ export interface FileLockOptions extends PrivateOwner {
   log?: Logger
 }
 
-const held = new AsyncLocalStorage<ReadonlySet<string>>()
+/** One holding of one lock file by one call chain. */
+interface Hold {
+  path: string
+}
+
+/** The holds of the current call chain (with those of chains that already ended, which `live` tells apart). */
+const held = new AsyncLocalStorage<readonly Hold[]>()
+/** Holds whose holder is still running. */
+const live = new Set<Hold>()
+
+/** Whether the current call chain holds the lock file `path` now. */
+function holds(path: string): boolean {
+  return held.getStore()?.some((h) => h.path === path && live.has(h)) ?? false
+}
 
 /** True when a process with this pid exists on this host (ours to signal or not). */
 export function processAlive(pid: number): boolean {
@@ -48,8 +67,7 @@ export function processAlive(pid: number): boolean {
 /** Run `fn` holding the lock file `dir/name` (dir is created private when missing). */
 export async function withFileLock<T>(dir: string, name: string, fn: () => Promise<T>, opts: FileLockOptions = {}): Promise<T> {
   const path = join(dir, name)
-  const mine = held.getStore()
-  if (mine?.has(path)) return fn()
+  if (holds(path)) return fn()
   const clock = opts.clock ?? systemClock
   const timeoutMs = opts.timeoutMs ?? 120_000
   const what = opts.what ?? 'lock'
@@ -83,9 +101,14 @@ export async function withFileLock<T>(dir: string, name: string, fn: () => Promi
     }
     await clock.sleep(opts.pollMs ?? 100)
   }
+  const hold: Hold = { path }
+  live.add(hold)
   try {
-    return await held.run(new Set([...(mine ?? []), path]), fn)
+    return await held.run([...(held.getStore()?.filter((h) => live.has(h)) ?? []), hold], fn)
   } finally {
+    live.delete(hold)
+    // No hold left in this process: stop tracking contexts (the next hold starts it again).
+    if (live.size === 0) held.disable()
     // Remove only our own lock (a lock wrongly judged stale and re-taken is not ours any more).
     if ((await readPrivateFile(dir, name, owner).catch(() => null)) === stamp) await removePrivateFile(dir, name, owner)
   }

@@ -42,6 +42,26 @@ t.test('re-entrant within one call chain', async (t) => {
   t.equal(r, 42)
 })
 
+t.test('work scheduled under the lock and run after its release does not hold it', async (t) => {
+  const dir = await tmp(t)
+  let open!: () => void
+  const gate = new Promise<void>((r) => (open = r))
+  const events: string[] = []
+  let late: Promise<void> | undefined
+  await withFileLock(dir, 'x.lock', async () => {
+    // A continuation created inside the lock carries its context, and runs later.
+    late = gate.then(() => withFileLock(dir, 'x.lock', async () => void events.push('late work runs'), { pollMs: 1 }))
+  })
+  await withFileLock(dir, 'x.lock', async () => {
+    open()
+    for (let i = 0; i < 50; i++) await new Promise((r) => setImmediate(r))
+    events.push('the next holder ends')
+  }, { pollMs: 1 })
+  await late
+  t.same(events, ['the next holder ends', 'late work runs'], 'the late work waited for the lock')
+  t.same(await readdir(dir), [])
+})
+
 t.test('a lock left by a dead process is broken', async (t) => {
   const dir = await tmp(t)
   const dead = spawnSync(process.execPath, ['-e', '']).pid!
