@@ -7,7 +7,7 @@
  * through the fetch of the same undici module (Graph calls; see loadUndici).
  */
 import { readFileSync } from 'node:fs'
-import { createSecureContext } from 'node:tls'
+import { createSecureContext, type SecureContext } from 'node:tls'
 import type { Dispatcher } from 'undici'
 import { OdfsError } from './errors.js'
 
@@ -32,6 +32,28 @@ export async function loadUndici(): Promise<UndiciModule> {
 }
 
 type UndiciModule = typeof import('undici')
+
+/**
+ * How a dispatcher made by createDispatcher connects: what a client that opens its
+ * own connection (graph/bulk-get.ts, for bulk downloads) must do alike.
+ */
+export interface ConnectOptions {
+  /** The TLS context with the extra CA; undefined: Node's default (the system roots). */
+  secureContext?: SecureContext
+  connectTimeoutMs: number
+  /** Until the head of an answer has arrived. */
+  headersTimeoutMs: number
+  /** A body with no byte arriving for this long (large transfers stream for minutes; only idle ones time out). */
+  bodyTimeoutMs: number
+}
+
+const TIMEOUTS = { connectTimeoutMs: 10_000, headersTimeoutMs: 120_000, bodyTimeoutMs: 120_000 }
+const connectOptions = new WeakMap<object, ConnectOptions>()
+
+/** The connect options of a dispatcher made by createDispatcher (undefined for any other). */
+export function connectOptionsOf(d: Dispatcher | undefined): ConnectOptions | undefined {
+  return d ? connectOptions.get(d) : undefined
+}
 
 export async function createDispatcher(opts: DispatcherOptions = {}): Promise<Dispatcher> {
   let secureContext: ReturnType<typeof createSecureContext> | undefined
@@ -60,12 +82,13 @@ export async function createDispatcher(opts: DispatcherOptions = {}): Promise<Di
     }
   }
   const { Agent } = await loadUndici()
-  return new Agent({
-    connect: secureContext ? { secureContext } : {},
+  const agent = new Agent({
+    connect: { ...(secureContext ? { secureContext } : {}), timeout: TIMEOUTS.connectTimeoutMs },
     connections: opts.connections ?? 16,
     keepAliveTimeout: 30_000,
-    // Large uploads and downloads stream for minutes; only idle sockets time out.
-    bodyTimeout: 120_000,
-    headersTimeout: 120_000,
+    bodyTimeout: TIMEOUTS.bodyTimeoutMs,
+    headersTimeout: TIMEOUTS.headersTimeoutMs,
   })
+  connectOptions.set(agent, { ...(secureContext ? { secureContext } : {}), ...TIMEOUTS })
+  return agent
 }

@@ -15,7 +15,8 @@
 import type { Context, Middleware } from '@microsoft/microsoft-graph-client'
 import type { Readable } from 'node:stream'
 import type { Dispatcher } from 'undici'
-import { loadUndici, type Clock, type Logger } from '../common/index.js'
+import { connectOptionsOf, loadUndici, type Clock, type Logger } from '../common/index.js'
+import { bulkGet } from './bulk-get.js'
 import { GraphError, parseRetryAfter } from './errors.js'
 import type { RateLimiter } from './ratelimit.js'
 import type { Reachability } from './reachability.js'
@@ -66,6 +67,12 @@ export interface RequestPolicy {
    * global pause, and a 429/503 it receives still pauses the whole user.
    */
   content?: boolean
+  /**
+   * A long streamed GET with no body (a whole file, or a long range of one): sent on
+   * a connection of its own by bulk-get.ts, when the dispatcher is one whose way of
+   * connecting is known (common/http.ts connectOptionsOf); otherwise as `raw`.
+   */
+  bulk?: boolean
   // results
   /** What the pipeline threw (kept here: the SDK replaces thrown errors with its own). */
   error?: unknown
@@ -404,6 +411,26 @@ export function nodeBodyOf(res: Response): Readable | undefined {
   return (res as unknown as Record<symbol, Readable | undefined>)[NODE_BODY]
 }
 
+/**
+ * A Response for an answer whose body is a Node stream: the stream stays readable
+ * directly (nodeBodyOf), and the web body reads from it only if someone pulls.
+ */
+async function answer(status: number, headerLines: [string, string][], body: Readable | null): Promise<Response> {
+  const { Headers, Response } = await web()
+  const headers = new Headers()
+  for (const [k, v] of headerLines) headers.append(k, v)
+  const nullBody = body === null || nullBodyStatus(status) || status < 200
+  if (body) {
+    // Cancelling (destroy) makes the stream emit 'error'; without a listener that would
+    // crash the process. Readers still see errors through their own iterator/listeners.
+    body.on('error', () => {})
+    if (nullBody) body.resume()
+  }
+  const res = new Response(nullBody ? null : lazyWebStream(body!), { status, headers })
+  if (!nullBody) Object.defineProperty(res, NODE_BODY, { value: body })
+  return res
+}
+
 /** A web stream over a Node stream that reads nothing until it is pulled (so the Node stream can be used directly instead). */
 function lazyWebStream(body: Readable): ReadableStream<Uint8Array> {
   return new ReadableStream<Uint8Array>(
@@ -463,13 +490,25 @@ export class FetchHandler implements Middleware {
     return this.#fetch(ctx)
   }
 
-  async #raw(ctx: Context, policy: RequestPolicy): Promise<void> {
-    const url = new URL(typeof ctx.request === 'string' ? ctx.request : ctx.request.url)
-    const o = ctx.options ?? {}
+  /** The caller's signal with the per-attempt timeout (timeoutMs 0: none; idle sockets still time out). */
+  #signal(policy: RequestPolicy): AbortSignal | undefined {
     const ms = policy.timeoutMs ?? this.defaultTimeoutMs
     const timeout = ms > 0 ? AbortSignal.timeout(ms) : undefined
     const signals = [policy.signal, timeout].filter((s): s is AbortSignal => s !== undefined)
-    const signal = signals.length > 1 ? AbortSignal.any(signals) : signals[0]
+    return signals.length > 1 ? AbortSignal.any(signals) : signals[0]
+  }
+
+  async #raw(ctx: Context, policy: RequestPolicy): Promise<void> {
+    const url = new URL(typeof ctx.request === 'string' ? ctx.request : ctx.request.url)
+    const o = ctx.options ?? {}
+    const signal = this.#signal(policy)
+    const method = (o.method ?? 'GET').toUpperCase()
+    const connect = policy.bulk && method === 'GET' && o.body == null ? connectOptionsOf(this.dispatcher) : undefined
+    if (connect) {
+      const a = await bulkGet({ url, headers: o.headers as Record<string, string>, signal, connect })
+      ctx.response = await answer(a.status, a.headers, a.body)
+      return
+    }
     let sendHeaders = o.headers as Record<string, string>
     let sendBody = o.body as Buffer | undefined
     let pieced: Iterable<Buffer> | undefined
@@ -486,39 +525,25 @@ export class FetchHandler implements Middleware {
     const r = await this.dispatcher!.request({
       origin: url.origin,
       path: url.pathname + url.search,
-      method: (o.method ?? 'GET') as Dispatcher.HttpMethod,
+      method: method as Dispatcher.HttpMethod,
       headers: sendHeaders,
       // undici writes an iterable body piece by piece, waiting for 'drain' (its typings omit iterables).
       body: pieced ? (pieced as unknown as Readable) : sendBody,
       signal,
       highWaterMark: 1 << 20, // fewer, larger chunks for bulk bodies
     })
-    const { Headers, Response } = await web()
-    const headers = new Headers()
+    const headers: [string, string][] = []
     for (const [k, v] of Object.entries(r.headers)) {
-      if (Array.isArray(v)) for (const x of v) headers.append(k, x)
-      else if (v !== undefined) headers.set(k, String(v))
+      if (Array.isArray(v)) for (const x of v) headers.push([k, x])
+      else if (v !== undefined) headers.push([k, String(v)])
     }
-    const nullBody = r.statusCode === 204 || r.statusCode === 205 || r.statusCode === 304 || r.statusCode < 200
-    const body = r.body as unknown as Readable
-    // Cancelling (destroy) makes undici emit 'error'; without a listener that would crash
-    // the process. Readers still see errors through their own iterator/listeners.
-    body.on('error', () => {})
-    if (nullBody) body.resume()
-    const res = new Response(nullBody ? null : lazyWebStream(body), { status: r.statusCode, headers })
-    if (!nullBody) Object.defineProperty(res, NODE_BODY, { value: body })
-    ctx.response = res
+    ctx.response = await answer(r.statusCode, headers, r.body as unknown as Readable)
   }
 
   async #fetch(ctx: Context): Promise<void> {
-    const policy = policyOf(ctx)
     const url = typeof ctx.request === 'string' ? ctx.request : ctx.request.url
     const o = ctx.options ?? {}
-    // timeoutMs 0 = no overall timeout (long transfers; the dispatcher still times out idle sockets).
-    const ms = policy.timeoutMs ?? this.defaultTimeoutMs
-    const timeout = ms > 0 ? AbortSignal.timeout(ms) : undefined
-    const signals = [policy.signal, timeout].filter((s): s is AbortSignal => s !== undefined)
-    const signal = signals.length > 1 ? AbortSignal.any(signals) : signals[0]
+    const signal = this.#signal(policyOf(ctx))
     const init: Record<string, unknown> = {
       method: o.method ?? 'GET',
       headers: o.headers,

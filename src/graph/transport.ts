@@ -57,6 +57,8 @@ export interface SendOptions {
   stream?: boolean
   /** A transfer on a pre-authenticated content URL: no token of the API budget (see RequestPolicy.content). */
   content?: boolean
+  /** A long streamed GET, on a connection of its own (see RequestPolicy.bulk). */
+  bulk?: boolean
   /** Deadline of this request (ms; see TransportOptions.deadlineMs). */
   deadlineMs?: number
 }
@@ -128,6 +130,7 @@ export class GraphTransport {
       raw: o.raw,
       stream: o.stream,
       content: o.content ?? false,
+      bulk: o.bulk,
       deadlineMs: o.deadlineMs ?? (o.content ? undefined : this.#deadlineMs),
     })
   }
