@@ -1,13 +1,15 @@
 /**
- * A streamed GET on a connection of its own, for bulk downloads (a whole file, or a
- * long range of one, from its pre-authenticated download URL). Everything else,
- * the mount's short ranged reads included, goes through the undici dispatcher and
- * its pooled connections.
+ * A streamed GET on a connection of its own, for bulk downloads (a read to the end
+ * of a file from its pre-authenticated download URL: `odfs get`, a resumed one, the
+ * write-back's fetch of a whole file). Everything else, the mount's ranged reads and
+ * the parts of a download over several connections included, goes through the
+ * undici dispatcher and its pooled connections.
  *
  * Why: undici parses every byte of a body with llhttp compiled to wasm (each chunk
- * is copied into wasm memory first) and hands it on through two streams; over 1 GiB
- * that cost 0.85 s more CPU than reading the TLS socket directly, on the same
- * 2 cores the service shares, and 0.3-0.5 s of wall time (docs/performance.md).
+ * is copied into wasm memory first) and hands it on through two streams. Measured
+ * per GiB from the emulator (docs/performance.md): 0.85 s more CPU than reading the
+ * TLS socket directly in a stand-alone client, 0.28 s more inside odfs's downloader;
+ * CPU a busy transfer node's other transfers, and here the service, go without.
  * Here the socket's chunks are the body's chunks: only the head is parsed.
  *
  * What it speaks: HTTP/1.1, a GET with no body, `Connection: close` (the connection

@@ -168,9 +168,6 @@ export interface DownloadToOptions {
   pin?: string
 }
 
-/** The shortest range read on a connection of its own (RequestPolicy.bulk). */
-const BULK_MIN = 4 << 20
-
 /** Default part of a download over several connections (a multiple of every batch size a writer is likely to use). */
 export const DEFAULT_PART = 16 << 20
 
@@ -265,9 +262,10 @@ export class Downloader {
         raw: true,
         stream: true,
         content: true,
-        // A read to the end of the file or of a long part streams on a connection of its
-        // own; the mount's short reads keep to the pooled ones (no handshake each).
-        bulk: endExclusive === undefined || endExclusive - start >= BULK_MIN,
+        // A read to the end of the file streams on a connection of its own. Bounded
+        // ranges (the mount's reads, the parts of a download over several connections)
+        // keep to the pooled connections: a new one would cost a handshake each.
+        bulk: endExclusive === undefined,
       })
       const st = r.res.status
       if ((st === 401 || st === 403 || st === 404 || st === 410) && !refreshed) {

@@ -68,7 +68,7 @@ export interface RequestPolicy {
    */
   content?: boolean
   /**
-   * A long streamed GET with no body (a whole file, or a long range of one): sent on
+   * A streamed GET with no body that reads to the end of a file: sent on
    * a connection of its own by bulk-get.ts, when the dispatcher is one whose way of
    * connecting is known (common/http.ts connectOptionsOf); otherwise as `raw`.
    */
@@ -478,8 +478,9 @@ function* pieces(body: Buffer): Generator<Buffer> {
  * The end of the chain. Graph API calls go through undici's fetch over the shared
  * dispatcher; transfers (`policy.raw`: upload fragments and downloads) go
  * through the dispatcher's request() directly, which moves bulk bytes with less CPU
- * than fetch's web streams (measured: upload throughput ratio 0.65 -> see bench).
- * Redirects are never followed.
+ * than fetch's web streams (measured: upload throughput ratio 0.65 -> see bench);
+ * a download that reads to the end of the file (`policy.bulk`) goes through
+ * bulk-get.ts on a connection of its own. Redirects are never followed.
  */
 export class FetchHandler implements Middleware {
   constructor(private readonly dispatcher: Dispatcher | undefined, private readonly defaultTimeoutMs: number) {}
