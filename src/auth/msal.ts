@@ -20,6 +20,7 @@ import { scrubSecrets } from '../common/index.js'
 import type { GatewayConfig } from '../config/index.js'
 import { AuthError, RELOGIN_HINT } from './errors.js'
 import { identityExchange } from './http.js'
+import { isAuthorityMetadataUrl, type AuthorityMetadataFile } from './authority-metadata.js'
 import { storeCachePlugin, type TokenStore } from './token-store.js'
 
 /** Runs `fn` holding the token cache lock (TokenStore.lock). */
@@ -66,11 +67,16 @@ const LockedConfidentialClient = lockingAcquisitions(ConfidentialClientApplicati
  */
 export const REDIRECT_REFUSED = 'odfs_redirect_refused'
 
-/** msal's network module: every request through identityExchange, with the given dispatcher. */
-export function identityNetworkModule(dispatcher: Dispatcher | undefined): INetworkModule {
+/**
+ * msal's network module: every request through identityExchange, with the given
+ * dispatcher. `onGet` sees every successful GET (the authority's metadata, which
+ * createMsalApp keeps between commands) before msal does.
+ */
+export function identityNetworkModule(dispatcher: Dispatcher | undefined, onGet?: (url: string, text: string) => Promise<void>): INetworkModule {
   async function send<T>(url: string, method: 'GET' | 'POST', options?: NetworkRequestOptions, timeout?: number): Promise<NetworkResponse<T>> {
     const res = await identityExchange(url, { method, headers: options?.headers, body: options?.body, timeoutMs: timeout }, dispatcher)
     if (res.refused) return { headers: {}, body: { error: REDIRECT_REFUSED, error_description: res.refused, error_codes: [] } as T, status: 400 }
+    if (method === 'GET' && res.status === 200 && onGet) await onGet(url, res.text)
     let body: unknown
     try {
       body = res.text === '' ? {} : JSON.parse(res.text)
@@ -90,21 +96,33 @@ export interface MsalAppOptions {
   store: TokenStore
   dispatcher?: Dispatcher
   log: Logger
+  /**
+   * Where the authority's metadata is kept between commands, with what was loaded
+   * from it (`loaded`, from AuthorityMetadataFile.load): msal then makes no request
+   * for it, and what msal fetches otherwise is kept there for the next command.
+   */
+  authorityMetadata?: { file: AuthorityMetadataFile; loaded: string | undefined }
 }
 
 export function createMsalApp(opts: MsalAppOptions): MsalApp {
   const { config, log } = opts
+  const kept = opts.authorityMetadata
   const msalLog = log.child({ component: 'msal' })
   const cfg: Configuration = {
     auth: {
       clientId: config.clientId,
       authority: config.authority,
       knownAuthorities: [new URL(config.loginEndpoint).host],
+      ...(kept?.loaded ? { authorityMetadata: kept.loaded } : {}),
       ...(config.secret ? { clientSecret: config.secret } : {}),
     },
     cache: { cachePlugin: storeCachePlugin(opts.store) },
     system: {
-      networkClient: identityNetworkModule(opts.dispatcher),
+      networkClient: identityNetworkModule(opts.dispatcher, kept
+        ? async (url, text) => {
+            if (isAuthorityMetadataUrl(config.authority, url)) await kept.file.save(config.authority, text)
+          }
+        : undefined),
       loggerOptions: {
         piiLoggingEnabled: false,
         logLevel: LogLevel.Warning,

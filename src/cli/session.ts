@@ -25,7 +25,7 @@ import { dirname, resolve } from 'node:path'
 import { createDispatcher, createLogger, ensurePrivateDir, type Dispatcher, type Logger } from '../common/index.js'
 import { gatewayOverridesFromArgv, loadGatewayConfig, odfsDirs, type GatewayConfig, type OdfsDirs, type OsUser } from '../config/index.js'
 import {
-  accountKind, createMsalApp, findSignedInAccount, lookupUser, MsalTokenProvider, resolveTokenStore,
+  accountKind, AuthorityMetadataFile, createMsalApp, findSignedInAccount, lookupUser, MsalTokenProvider, resolveTokenStore,
   type AuthError, type MsalApp, type TokenStore, type TokenStoreMode,
 } from '../auth/index.js'
 import { createGraphDriveClient, type DriveClient, type GraphDriveClientOptions } from '../graph/index.js'
@@ -110,7 +110,9 @@ export async function openGateway(argv: SessionArgv, deps: SessionDeps = {}): Pr
     warn: deps.warn ?? ((m) => process.stderr.write(`odfs: ${m}\n`)),
   })
   const dispatcher = await createDispatcher(ctx.config.caFile ? { caFile: ctx.config.caFile } : {})
-  const app = createMsalApp({ config: ctx.config, store, dispatcher, log: ctx.log })
+  const metadata = new AuthorityMetadataFile(ctx.config, ctx.user, ctx.env, { log: ctx.log })
+  const authorityMetadata = { file: metadata, loaded: await metadata.load(ctx.config.authority) }
+  const app = createMsalApp({ config: ctx.config, store, dispatcher, log: ctx.log, authorityMetadata })
   return { ...ctx, store, app, dispatcher }
 }
 
