@@ -122,9 +122,9 @@ cliTest('login (device code), status, logout with the file store', {}, async (t,
   t.equal(login.code, 0, login.stderr)
   t.match(login.stdout, new RegExp(`To sign in, open ${emu.authority}\\S* in a browser and enter the code [A-Z0-9-]+`))
   t.match(login.stdout, /Signed in as user1@contoso\.onmicrosoft\.com \(business account/)
-  const files = await readdir(join(h.dir, 'state', 'odfs'))
-  t.equal(files.length, 1)
-  const tokenFile = join(h.dir, 'state', 'odfs', files[0]!)
+  const files = (await readdir(join(h.dir, 'state', 'odfs'))).sort()
+  t.same(files.map((f) => f.split('-')[0]), ['authority', 'tokens'], 'the token cache and the kept authority metadata')
+  const tokenFile = join(h.dir, 'state', 'odfs', files.find((f) => f.startsWith('tokens-'))!)
   t.equal((await stat(tokenFile)).mode & 0o777, 0o600)
   await h.handled(tokenFile)
 
@@ -167,7 +167,7 @@ cliTest('headless (no Secret Service): auto falls back to the file store with on
   t.equal(login.stderr.match(/no usable OS keychain/g)?.length, 1, 'one warning')
   t.match(login.stdout, /Tokens are kept in .*state\/odfs\/tokens-.*\.json/)
   const files = await readdir(join(h.dir, 'state', 'odfs'))
-  await h.handled(join(h.dir, 'state', 'odfs', files[0]!))
+  await h.handled(join(h.dir, 'state', 'odfs', files.find((f) => f.startsWith('tokens-'))!))
   const st = await odfs(h, ['status', '--ms-client-id', PUBLIC_APP.clientId, ...emuArgs()])
   t.equal(st.code, 0, st.stderr)
   t.match(st.stdout, /personal1@outlook\.com \(personal account/)
@@ -185,8 +185,10 @@ cliTest('login and logout with the OS keychain; a new process reads it back', { 
   t.equal(login.code, 0, login.stderr)
   t.match(login.stdout, /Tokens are kept in keychain \(service odfs, account /)
   t.notMatch(login.stderr, /no usable OS keychain/)
-  // the state directory holds the token cache lock (gone when released), never a token file
-  t.same(existsSync(join(h.dir, 'state', 'odfs')) ? await readdir(join(h.dir, 'state', 'odfs')) : [], [], 'no token file written')
+  // the state directory holds the token cache lock (gone when released) and the kept
+  // authority metadata, never a token file
+  const state = existsSync(join(h.dir, 'state', 'odfs')) ? await readdir(join(h.dir, 'state', 'odfs')) : []
+  t.same(state.filter((f) => !f.startsWith('authority-')), [], 'no token file written')
   const st = await odfs(h, ['status', '--json', ...args])
   t.equal(st.code, 0, st.stderr)
   t.equal(JSON.parse(st.stdout).email, 'user2@contoso.onmicrosoft.com')
@@ -223,7 +225,7 @@ cliTest('login --browser: authorization code with PKCE through the loopback list
   t.equal(await browsed, 200)
   t.match(login.stdout, /Signed in as user1@contoso\.onmicrosoft\.com/)
   const files = await readdir(join(h.dir, 'state', 'odfs'))
-  await h.handled(join(h.dir, 'state', 'odfs', files[0]!))
+  await h.handled(join(h.dir, 'state', 'odfs', files.find((f) => f.startsWith('tokens-'))!))
 })
 
 cliTest('wrong client secret and wrong tenant: clear errors from the CLI', {}, async (t, h) => {
