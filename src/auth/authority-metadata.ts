@@ -46,6 +46,11 @@ export function checkAuthorityMetadata(authority: string, text: string): Record<
   } catch {
     return undefined
   }
+  return usableMetadata(authority, m)
+}
+
+/** `m` as metadata of `authority` (see checkAuthorityMetadata), or undefined. */
+function usableMetadata(authority: string, m: unknown): Record<string, unknown> | undefined {
   if (!m || typeof m !== 'object' || Array.isArray(m)) return undefined
   const o = m as Record<string, unknown>
   const origin = new URL(authority).origin
@@ -106,8 +111,8 @@ export class AuthorityMetadataFile {
     }
     const age = this.#clock.now() - (typeof s.fetchedAt === 'number' ? s.fetchedAt : -Infinity)
     if (s.authority !== authority || !(age >= 0 && age < AUTHORITY_METADATA_MAX_AGE_MS)) return undefined
-    const text2 = JSON.stringify(s.metadata ?? null)
-    return checkAuthorityMetadata(authority, text2) ? text2 : undefined
+    const metadata = usableMetadata(authority, s.metadata)
+    return metadata ? JSON.stringify(metadata) : undefined
   }
 
   /** Keep the metadata msal fetched for `authority` (not kept when unusable; failures only logged). */

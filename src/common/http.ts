@@ -81,14 +81,15 @@ export async function createDispatcher(opts: DispatcherOptions = {}): Promise<Di
       throw new OdfsError('CA_FILE_INVALID', `ca_file ${opts.caFile}: ${(cause as Error).message}`, { cause })
     }
   }
+  const connect: ConnectOptions = { ...(secureContext ? { secureContext } : {}), ...TIMEOUTS }
   const { Agent } = await loadUndici()
   const agent = new Agent({
-    connect: { ...(secureContext ? { secureContext } : {}), timeout: TIMEOUTS.connectTimeoutMs },
+    connect: { ...(secureContext ? { secureContext } : {}), timeout: connect.connectTimeoutMs },
     connections: opts.connections ?? 16,
     keepAliveTimeout: 30_000,
-    bodyTimeout: TIMEOUTS.bodyTimeoutMs,
-    headersTimeout: TIMEOUTS.headersTimeoutMs,
+    bodyTimeout: connect.bodyTimeoutMs,
+    headersTimeout: connect.headersTimeoutMs,
   })
-  connectOptions.set(agent, { ...(secureContext ? { secureContext } : {}), ...TIMEOUTS })
+  connectOptions.set(agent, connect)
   return agent
 }

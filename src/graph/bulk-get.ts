@@ -213,8 +213,8 @@ export function bulkGet(req: BulkGetRequest): Promise<BulkGetAnswer> {
     let body: BulkBody | undefined
     let framing: Framing | undefined
     let dechunker: Dechunker | undefined
-    let pending: Buffer[] = []
-    let pendingBytes = 0
+    /** Bytes of the head received so far. */
+    let pending: Buffer | undefined
 
     const fail = (e: unknown) => {
       if (over) return
@@ -277,26 +277,24 @@ export function bulkGet(req: BulkGetRequest): Promise<BulkGetAnswer> {
       socket.removeAllListeners('data')
       socket.destroy()
     }
+    const feed = (b: Buffer) => {
+      try {
+        if (deliver(b)) finish()
+      } catch (e) {
+        fail(e)
+      }
+    }
 
     socket.on('data', (chunk: Buffer) => {
-      if (body) {
-        try {
-          if (deliver(chunk)) finish()
-        } catch (e) {
-          fail(e)
-        }
-        return
-      }
+      if (body) return feed(chunk)
       if (answered) return
       // Still reading the head.
-      pending.push(chunk)
-      pendingBytes += chunk.length
+      pending = pending ? Buffer.concat([pending, chunk]) : chunk
       for (;;) {
-        const all = pending.length === 1 ? pending[0]! : Buffer.concat(pending)
-        pending = [all]
+        const all: Buffer = pending
         const end = all.indexOf('\r\n\r\n')
         if (end < 0) {
-          if (pendingBytes > MAX_HEAD) fail(failure(`answer head larger than ${MAX_HEAD} bytes`, 'UND_ERR_HEADERS_OVERFLOW'))
+          if (all.length > MAX_HEAD) fail(failure(`answer head larger than ${MAX_HEAD} bytes`, 'UND_ERR_HEADERS_OVERFLOW'))
           return
         }
         const h = parseHead(all.toString('latin1', 0, end))
@@ -304,15 +302,14 @@ export function bulkGet(req: BulkGetRequest): Promise<BulkGetAnswer> {
         if (!h) return fail(failure(`malformed answer from ${url.host}`, 'HPE_INVALID_CONSTANT'))
         if (h.status >= 100 && h.status < 200) {
           // An interim answer (100, 103): the real one follows.
-          pending = rest.length > 0 ? [rest] : []
-          pendingBytes = rest.length
+          pending = rest
           if (rest.length === 0) return
           continue
         }
         const f = framingOf(h)
         if (!f) return fail(failure(`answer from ${url.host} with a body framing this client does not read`, 'HPE_UNEXPECTED_CONTENT_LENGTH'))
         answered = true
-        pending = []
+        pending = undefined
         framing = f
         if (f.kind === 'none') {
           over = true
@@ -327,11 +324,7 @@ export function bulkGet(req: BulkGetRequest): Promise<BulkGetAnswer> {
         socket.setTimeout(connect.bodyTimeoutMs)
         // The signal still stops the body, as it does a body undici streams.
         resolve({ status: h.status, statusText: h.statusText, headers: h.headers, body })
-        try {
-          if (rest.length > 0 && deliver(rest)) finish()
-        } catch (e) {
-          fail(e)
-        }
+        if (rest.length > 0) feed(rest)
         return
       }
     })

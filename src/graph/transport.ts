@@ -57,7 +57,7 @@ export interface SendOptions {
   stream?: boolean
   /** A transfer on a pre-authenticated content URL: no token of the API budget (see RequestPolicy.content). */
   content?: boolean
-  /** A long streamed GET, on a connection of its own (see RequestPolicy.bulk). */
+  /** A streamed GET that reads to the end of a file, on a connection of its own (see RequestPolicy.bulk). */
   bulk?: boolean
   /** Deadline of this request (ms; see TransportOptions.deadlineMs). */
   deadlineMs?: number

@@ -22,7 +22,7 @@ interface RawServer {
 }
 
 /** A server that answers each connection with `answer` (it writes whatever it likes, in pieces). */
-async function rawServer(t: any, answer: (sock: net.Socket, request: string) => void | Promise<void>): Promise<RawServer> {
+async function rawServer(t: any, answer: (sock: net.Socket, request: string) => unknown): Promise<RawServer> {
   const requests: string[] = []
   const sockets = new Set<net.Socket>()
   const server = net.createServer((sock) => {
@@ -175,7 +175,7 @@ t.test('failures before the head reject the request', async (t) => {
 
 t.test('a header that would split the request is refused before anything is sent', async (t) => {
   const srv = await rawServer(t, (s) => s.end('HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n'))
-  for (const headers of [{ Range: 'bytes=0-\r\nX-Evil: 1' }, { 'Bad Name': 'x' }]) {
+  for (const headers of [{ Range: 'bytes=0-\r\nX-Evil: 1' }, { 'Bad Name': 'x' }] as Record<string, string>[]) {
     await t.rejects(bulkGet({ url: new URL(srv.url), headers, connect: plain }), TypeError)
   }
   t.same(srv.requests, [], 'no request reached the server')
