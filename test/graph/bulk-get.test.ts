@@ -6,7 +6,7 @@ import t from 'tap'
 import net from 'node:net'
 import { once } from 'node:events'
 import type { Readable } from 'node:stream'
-import { bulkGet } from '../../src/graph/bulk-get.js'
+import { bulkGet, type BodySink } from '../../src/graph/bulk-get.js'
 import { GraphTransport } from '../../src/graph/transport.js'
 import { connectOptionsOf, createDispatcher, type ConnectOptions } from '../../src/common/index.js'
 import { startTestEmulator, tokenFor } from '../support/emulator.js'
@@ -260,4 +260,141 @@ t.test('routing: only bulk GETs through a known dispatcher take their own connec
   t.match(await send(known, true), /\r\nConnection: close\r\n/, 'bulk, known dispatcher: own connection')
   t.notMatch(await send(known, false), /\r\nConnection: close\r\n/, 'not bulk: the pooled dispatcher')
   t.notMatch(await send(other, true), /\r\nConnection: close\r\n/, 'a dispatcher whose connect options are unknown: itself')
+})
+
+/**
+ * A sink over one arena: each space() lends the arena from where the body has
+ * reached (at most `lend` bytes), so the body, if placed where it was lent,
+ * ends up whole and in order in the arena.
+ */
+function arenaSink(size: number, lend: number, filled: (n: number) => Promise<void> | void = () => {}) {
+  const arena = Buffer.alloc(size)
+  let at = 0
+  let lentAt = -1
+  const log = { spaces: 0, fills: 0 }
+  const sink: BodySink = {
+    space: () => {
+      log.spaces++
+      lentAt = at
+      return arena.subarray(at, Math.min(size, at + lend))
+    },
+    filled: (n) => {
+      log.fills++
+      at = lentAt + n
+      return filled(n)
+    },
+  }
+  return { sink, log, got: () => arena.subarray(0, at) }
+}
+
+const framings: [string, Buffer][] = [
+  ['Content-Length (and garbage after it)', Buffer.concat([Buffer.from(`HTTP/1.1 200 OK\r\nContent-Length: ${payload.length}\r\n\r\n`), payload, Buffer.from('GARBAGE')])],
+  ['chunked', Buffer.concat([
+    Buffer.from('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n'),
+    Buffer.from('7d0;name=value\r\n'), payload.subarray(0, 2000), Buffer.from('\r\n'),
+    Buffer.from('1\r\n'), payload.subarray(2000, 2001), Buffer.from('\r\n'),
+    Buffer.from('BB7\r\n'), payload.subarray(2001), Buffer.from('\r\n'),
+    Buffer.from('0\r\nX-Trailer: yes\r\n\r\n'),
+  ])],
+  ['the end of the connection', Buffer.concat([Buffer.from('HTTP/1.1 200 OK\r\n\r\n'), payload])],
+]
+
+t.test('readInto: every framing, split anywhere, lands in the memory the sink lends', async (t) => {
+  for (const [name, wire] of framings) {
+    for (const piece of [1, 7, 4096]) {
+      for (const lend of [1, 333, 1 << 20]) {
+        const srv = await rawServer(t, async (s) => {
+          await dribble(s, wire, piece)
+          if (name === 'the end of the connection') s.end()
+        })
+        const a = await bulkGet({ url: new URL(srv.url), headers: {}, connect: plain })
+        const { sink, got } = arenaSink(payload.length + 10, lend)
+        await a.body!.readInto(sink)
+        t.ok(got().equals(payload), `${name}, pieces of ${piece}, ${lend} bytes lent at a time`)
+      }
+    }
+  }
+})
+
+t.test('readInto: a pending filled() holds the connection; the body resolves after the last one settles', async (t) => {
+  const short: ConnectOptions = { connectTimeoutMs: 2_000, headersTimeoutMs: 1_000, bodyTimeoutMs: 150 }
+  const big = Buffer.alloc(2 << 20, 7)
+  const srv = await rawServer(t, (s) => s.end(Buffer.concat([Buffer.from(`HTTP/1.1 200 OK\r\nContent-Length: ${big.length}\r\n\r\n`), big])))
+  const a = await bulkGet({ url: new URL(srv.url), headers: {}, connect: short })
+  const order: string[] = []
+  let slow = 0
+  const { sink, got, log } = arenaSink(big.length, 256 * 1024, async (n) => {
+    // The first write takes three idle periods: a busy disk is not an idle connection.
+    await new Promise((r) => setTimeout(r, slow++ === 0 ? 450 : 1))
+    order.push(`filled ${n}`)
+  })
+  await a.body!.readInto(sink)
+  order.push('resolved')
+  t.ok(got().equals(big), 'every byte, in order')
+  t.equal(order.at(-1), 'resolved', 'resolved after every filled() settled')
+  t.equal(order.length, log.fills + 1)
+})
+
+t.test('readInto: a body cut short rejects with undici\'s code, after what came before it was placed', async (t) => {
+  for (const [name, wire] of [
+    ['Content-Length', Buffer.concat([Buffer.from('HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n'), payload.subarray(0, 2500)])],
+    ['chunked', Buffer.concat([Buffer.from('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1388\r\n'), payload.subarray(0, 2500)])],
+  ] as const) {
+    const srv = await rawServer(t, async (s) => {
+      await dribble(s, wire, 1000)
+      s.end()
+    })
+    const a = await bulkGet({ url: new URL(srv.url), headers: {}, connect: plain })
+    let pending = 0
+    const { sink, got } = arenaSink(payload.length, 700, async () => {
+      pending++
+      await new Promise((r) => setTimeout(r, 20))
+      pending--
+    })
+    const err = await a.body!.readInto(sink).then(() => undefined, (e: unknown) => e)
+    t.equal((err as NodeJS.ErrnoException | undefined)?.code, 'UND_ERR_SOCKET', `${name}: cut short`)
+    t.equal(pending, 0, `${name}: rejected only once the pending filled() had settled`)
+    t.ok(got().equals(payload.subarray(0, 2500)), `${name}: the bytes before the cut were placed`)
+  }
+})
+
+t.test('readInto: a sink that fails (a full disk) fails the body with its error and closes the connection', async (t) => {
+  let closed: Promise<unknown> | undefined
+  const srv = await rawServer(t, (s) => {
+    closed = once(s, 'close')
+    s.write(Buffer.concat([Buffer.from(`HTTP/1.1 200 OK\r\nContent-Length: ${10 * payload.length}\r\n\r\n`), payload]))
+  })
+  for (const how of ['throws', 'rejects'] as const) {
+    const a = await bulkGet({ url: new URL(srv.url), headers: {}, connect: plain })
+    const enospc = Object.assign(new Error('no space left on device'), { code: 'ENOSPC' })
+    const { sink } = arenaSink(payload.length * 10, 1000, (): void | Promise<void> => {
+      if (how === 'throws') throw enospc
+      return Promise.reject(enospc)
+    })
+    await t.rejects(a.body!.readInto(sink), { code: 'ENOSPC' }, how)
+    await closed
+    t.pass(`${how}: the connection was closed`)
+  }
+})
+
+t.test('readInto: once only, before the body is read; the signal aborts it', async (t) => {
+  const srv = await rawServer(t, (s) => s.write(Buffer.concat([Buffer.from('HTTP/1.1 200 OK\r\nContent-Length: 50000\r\n\r\n'), payload])))
+  const a = await bulkGet({ url: new URL(srv.url), headers: {}, connect: plain })
+  a.body!.resume()
+  await t.rejects(a.body!.readInto(arenaSink(10, 10).sink), /already being read/)
+  a.body!.destroy()
+  const ac = new AbortController()
+  const b = await bulkGet({ url: new URL(srv.url), headers: {}, connect: plain, signal: ac.signal })
+  const { sink, got } = arenaSink(50_000, 4096)
+  const p = b.body!.readInto(sink)
+  while (got().length < payload.length) await new Promise((r) => setTimeout(r, 5))
+  ac.abort(new Error('stop'))
+  await t.rejects(p, { message: 'stop' })
+})
+
+t.test('readInto: an idle body times out', async (t) => {
+  const short: ConnectOptions = { connectTimeoutMs: 2_000, headersTimeoutMs: 1_000, bodyTimeoutMs: 150 }
+  const srv = await rawServer(t, (s) => s.write(Buffer.concat([Buffer.from('HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n'), payload.subarray(0, 100)])))
+  const a = await bulkGet({ url: new URL(srv.url), headers: {}, connect: short })
+  await t.rejects(a.body!.readInto(arenaSink(5000, 5000).sink), { code: 'UND_ERR_BODY_TIMEOUT' })
 })
