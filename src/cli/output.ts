@@ -15,13 +15,25 @@ export function progressBar(label: string, total: number): { update(n: number): 
     cliProgress.Presets.shades_classic,
   )
   const start = Date.now()
+  let shown = start
+  let last = 0
   bar.start(total, 0, { speed: '' })
+  const show = (n: number, now: number) => {
+    const s = (now - start) / 1000
+    bar.update(n, { speed: s > 0 ? `${(n / s / 1048576).toFixed(1)} MiB/s` : '' })
+  }
   return {
+    // A download reports every piece the socket reads (16 KiB); the bar is redrawn
+    // ten times a second at most, as cli-progress draws it, not formatted for each.
     update(n) {
-      const s = (Date.now() - start) / 1000
-      bar.update(n, { speed: s > 0 ? `${(n / s / 1048576).toFixed(1)} MiB/s` : '' })
+      last = n
+      const now = Date.now()
+      if (now - shown < 100 && n < total) return
+      shown = now
+      show(n, now)
     },
     stop() {
+      show(last, Date.now())
       bar.stop()
     },
   }
