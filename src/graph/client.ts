@@ -7,7 +7,7 @@
  */
 import pLimit from 'p-limit'
 import { DeltaCursor } from './delta.js'
-import { Downloader, type DownloadResult, type DownloadToOptions, type OpenRangeOptions, type RangeStream } from './download.js'
+import { Downloader, type DownloadResult, type DownloadSink, type DownloadToOptions, type DownloadWrite, type OpenRangeOptions, type RangeStream } from './download.js'
 import { GraphError, isGraphError } from './errors.js'
 import { encodePath, encodeSegment, shareIdOf } from './paths.js'
 import type { RateLimiter } from './ratelimit.js'
@@ -108,7 +108,8 @@ export interface DriveClient {
    * with `changedDuringRead` if the file was replaced since.
    */
   openRange(ref: ItemRef, start: number, endExclusive?: number, opts?: AbortSignal | OpenRangeOptions): Promise<RangeStream>
-  download(ref: ItemRef, write: (chunk: Buffer, offset: number) => Promise<void> | void, opts?: DownloadToOptions): Promise<DownloadResult>
+  /** A file's bytes into `to`: a function given each chunk at its offset, or a sink that lends its memory (DownloadSink). */
+  download(ref: ItemRef, to: DownloadWrite | DownloadSink, opts?: DownloadToOptions): Promise<DownloadResult>
   upload(parent: ItemRef, name: string, source: UploadSource, opts?: UploadOptions): Promise<UploadResult>
   cancelUploadSession(uploadUrl: string): Promise<void>
   cancelAbandonedUploads(store: UploadSessionStore): Promise<number>
@@ -470,8 +471,8 @@ class GraphDriveClient implements DriveClient {
     return this.#down.openRange(ref, start, endExclusive, opts)
   }
 
-  download(ref: ItemRef, write: (chunk: Buffer, offset: number) => Promise<void> | void, opts: DownloadToOptions = {}): Promise<DownloadResult> {
-    return this.#transfers(() => this.#down.downloadTo(ref, write, opts))
+  download(ref: ItemRef, to: DownloadWrite | DownloadSink, opts: DownloadToOptions = {}): Promise<DownloadResult> {
+    return this.#transfers(() => this.#down.downloadTo(ref, to, opts))
   }
 
   upload(parent: ItemRef, name: string, source: UploadSource, opts: UploadOptions = {}): Promise<UploadResult> {

@@ -10,6 +10,7 @@ import { LRUCache } from 'lru-cache'
 import { GraphError, isNetworkError } from './errors.js'
 import { QuickXorHash } from './quickxorhash.js'
 import { backoffDelay, nodeBodyOf } from './middleware.js'
+import { BulkBody } from './bulk-get.js'
 import type { GraphTransport } from './transport.js'
 import type { DriveItem, ItemRef } from './types.js'
 
@@ -47,6 +48,11 @@ export interface OpenRangeOptions {
   signal?: AbortSignal
   /** Fail with `changedDuringRead` unless the bytes belong to this version (RangeStream.version of an earlier read). */
   pin?: string
+}
+
+/** A download URL with what the same answer said of the version it serves. */
+function cachedUrl(item: DriveItem, url: string): CachedUrl {
+  return { url, size: item.size, hash: item.file?.hashes?.quickXorHash, version: item.cTag ?? item.eTag }
 }
 
 /** The error of a read whose file was replaced after it started. */
@@ -145,6 +151,27 @@ function consume(body: Readable, onChunk: (c: Buffer) => Promise<void> | void): 
   })
 }
 
+/** Where a download's bytes go, chunk by chunk, each at its offset in the file. */
+export type DownloadWrite = (chunk: Buffer, offset: number) => Promise<void> | void
+
+/**
+ * A download's destination that lends its own memory for the bytes. Where the
+ * connection allows (a whole file read on a connection of its own, bulk-get.ts)
+ * the socket reads straight into it: no byte is copied or allocated on its way to
+ * the disk. Elsewhere chunks are copied into it. A space() is always followed by
+ * its filled() before the next space().
+ */
+export interface DownloadSink {
+  /**
+   * Memory for the file's bytes from `offset` on, at least one byte long, lent until
+   * filled(). Successive offsets are contiguous, except after a reopen and between
+   * the parts of a download over several connections.
+   */
+  space(offset: number): Uint8Array
+  /** The first `n` bytes of the memory last lent hold the file's bytes at its offset. A promise: wait for it before the next space(). */
+  filled(n: number): Promise<void> | void
+}
+
 export interface DownloadToOptions {
   start?: number
   /** Exclusive end (default: the whole file). */
@@ -224,8 +251,9 @@ export class Downloader {
     if (!url) {
       throw new GraphError({ status: 0, code: 'notAFile', message: `item ${ref.itemId} has no download URL (a folder or a package?)`, level: 'debug', local: true })
     }
-    return { url, size: item.size, hash: item.file?.hashes?.quickXorHash, version: item.cTag ?? item.eTag }
+    return cachedUrl(item, url)
   }
+
 
   /** The item's pre-authenticated download URL (cached, shared by concurrent callers). Never log it. */
   async downloadUrl(ref: ItemRef, signal?: AbortSignal): Promise<CachedUrl> {
@@ -305,12 +333,13 @@ export class Downloader {
   }
 
   /**
-   * Stream [start, end) of an item into `write`, reopening from the last byte
+   * Stream [start, end) of an item into `to` (a function given each chunk, or a sink
+   * lending its memory), reopening from the last byte
    * received when the connection breaks. A whole-file download is hashed and
    * compared with the server's quickXorHash; with `streams` > 1 it is fetched in
    * parts over several connections (DownloadToOptions.streams).
    */
-  async downloadTo(ref: ItemRef, write: (chunk: Buffer, offset: number) => Promise<void> | void, opts: DownloadToOptions = {}): Promise<DownloadResult> {
+  async downloadTo(ref: ItemRef, to: DownloadWrite | DownloadSink, opts: DownloadToOptions = {}): Promise<DownloadResult> {
     const start = opts.start ?? 0
     const whole = start === 0 && opts.end === undefined
     const hasher = whole && opts.verify !== false ? new QuickXorHash() : undefined
@@ -318,22 +347,31 @@ export class Downloader {
     const part = Math.max(1, opts.partSize ?? DEFAULT_PART)
     // Every read must serve the version the first answer belonged to (pinned), and
     // the hash verified against is that version's.
-    const job: Job = { ref, pin: opts.pin, pinned: undefined, reopened: 0, received: 0, total: undefined, writeFailed: false, onChunk: () => undefined }
+    const sink = typeof to === 'function' ? undefined : to
+    const job: Job = { ref, pin: opts.pin, pinned: undefined, reopened: 0, received: 0, total: undefined, writeFailed: false, sink: undefined, onChunk: () => undefined }
     const expected = () => (opts.end ?? job.total ?? NaN) - start
-    job.onChunk = (chunk, at) => {
-      hasher?.updateAt(at, chunk)
-      job.received += chunk.length
+    /** Bytes that arrived at `at`: hashed and counted, then stored by `store` (a write failure is never retried). */
+    const took = (bytes: Uint8Array, at: number, store: () => Promise<void> | void): Promise<void> | undefined => {
+      hasher?.updateAt(at, bytes)
+      job.received += bytes.length
       if (opts.onProgress) {
         const n = expected()
         opts.onProgress(job.received, Number.isNaN(n) ? undefined : n)
       }
       try {
-        const r = write(chunk, at)
+        const r = store()
         return r ? r.catch((e: unknown) => { job.writeFailed = true; throw e }) : undefined
       } catch (e) {
         job.writeFailed = true
         throw e
       }
+    }
+    if (sink) {
+      job.sink = { sink, took }
+      job.onChunk = (chunk, at) => took(chunk, at, () => copyInto(sink, chunk, at))
+    } else {
+      const write = to as DownloadWrite
+      job.onChunk = (chunk, at) => took(chunk, at, () => write(chunk, at))
     }
     if (streams === 1) {
       await this.#fetchRange(job, start, opts.end, opts.signal)
@@ -407,7 +445,9 @@ export class Downloader {
       const openedAt = pos
       let rs: RangeStream
       try {
-        rs = await this.openRange(job.ref, pos, end, { signal, pin: job.pinned?.version ?? job.pin })
+        // A read to the end of the file stays one when reopened (`bytes=POS-`), so it keeps
+        // to a connection of its own (openRange) once the size is known.
+        rs = await this.openRange(job.ref, pos, to === undefined ? undefined : end, { signal, pin: job.pinned?.version ?? job.pin })
       } catch (e) {
         if (isNetworkError(e) && !signal?.aborted && ++failures < retry.maxAttempts) {
           await this.t.clock.sleep(backoffDelay(failures, retry), signal)
@@ -422,11 +462,25 @@ export class Downloader {
         if (end === undefined || end > rs.total) end = rs.total
       }
       try {
-        await consume(rs.body, (chunk) => {
-          const at = pos
-          pos += chunk.length
-          return job.onChunk(chunk, at)
-        })
+        const s = job.sink
+        if (s && rs.body instanceof BulkBody) {
+          // The socket reads into the sink's memory.
+          let lent: Uint8Array | undefined
+          await rs.body.readInto({
+            space: () => (lent = s.sink.space(pos)),
+            filled: (n) => {
+              const at = pos
+              pos += n
+              return s.took(lent!.subarray(0, n), at, () => s.sink.filled(n))
+            },
+          })
+        } else {
+          await consume(rs.body, (chunk) => {
+            const at = pos
+            pos += chunk.length
+            return job.onChunk(chunk, at)
+          })
+        }
         if (end === undefined || pos >= end) break
         // Body ended early: resume from where it stopped.
         throw new GraphError({ status: 0, code: 'networkError', message: `download ended at byte ${pos} of ${end}` })
@@ -461,5 +515,23 @@ interface Job {
   received: number
   total: number | undefined
   writeFailed: boolean
+  /** The destination, when it lends memory: and how bytes placed in it are taken. */
+  sink: { sink: DownloadSink; took: (bytes: Uint8Array, at: number, store: () => Promise<void> | void) => Promise<void> | undefined } | undefined
+  /** A chunk that arrived at `at`, for the destination. */
   onChunk: (chunk: Buffer, at: number) => Promise<void> | void
+}
+
+/** Copy `chunk` (the file's bytes at `at`) into a sink's memory, as many times as it takes. */
+function copyInto(sink: DownloadSink, chunk: Buffer, at: number): Promise<void> | void {
+  let off = 0
+  while (off < chunk.length) {
+    const m = sink.space(at + off)
+    if (m.length === 0) throw new RangeError('the download sink lent no memory')
+    const k = Math.min(m.length, chunk.length - off)
+    m.set(chunk.subarray(off, off + k))
+    off += k
+    const r = sink.filled(k)
+    if (r && off < chunk.length) return r.then(() => copyInto(sink, chunk.subarray(off), at + off))
+    if (r) return r
+  }
 }

@@ -13,7 +13,7 @@ export {
   type SharedEntry, type ClientStats,
 } from './client.js'
 export { DeltaCursor, type DeltaBatch, type DeltaPageBatch } from './delta.js'
-export type { RangeStream, DownloadResult, DownloadToOptions, OpenRangeOptions } from './download.js'
+export type { RangeStream, DownloadResult, DownloadSink, DownloadToOptions, DownloadWrite, OpenRangeOptions } from './download.js'
 export {
   FRAGMENT_UNIT, MAX_FRAGMENT, DEFAULT_FRAGMENT, validFragmentSize, fragmentsOf, contentRange, offsetFromRanges,
   fileSource, FileUploadSessionStore, isServiceRewrite, DEFAULT_UPLOAD_HOSTS,

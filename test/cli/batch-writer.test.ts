@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto'
 import { mkdtemp, open, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { BatchWriter } from '../../src/cli/commands/get.js'
+import { BatchWriter, FileSink } from '../../src/cli/commands/get.js'
 
 t.test('interleaved parts land at their offsets in aligned batches', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'odfs-batch-'))
@@ -59,4 +59,41 @@ t.test('a failed write is reported by the next write or by end()', async (t) => 
   t.throws(() => w.write(Buffer.alloc(10), 1024), { code: 'ENOSPC' }, 'the next write throws it')
   await t.rejects(w.end(), { code: 'ENOSPC' }, 'and end() rejects with it')
   await fh.close()
+})
+
+t.test('FileSink: lends its buffer, writes it at its offset when full, follows a jump to another offset', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'odfs-sink-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  const data = randomBytes(10_000)
+  const fh = await open(join(dir, 'out.bin'), 'w')
+  const sink = new FileSink(fh.fd, 1024)
+  // 0..6000 in uneven pieces, then 8000..10000 (a reopen elsewhere), then 6000..8000.
+  const put = (from: number, to: number) => {
+    for (let at = from; at < to; ) {
+      const m = sink.space(at)
+      t.ok(m.length > 0 && m.length <= 1024, 'lends at most its buffer')
+      const n = Math.min(m.length, to - at, 1 + (at % 700))
+      data.copy(m, 0, at, at + n)
+      sink.filled(n)
+      at += n
+    }
+  }
+  put(0, 6000)
+  put(8000, 10_000)
+  put(6000, 8000)
+  sink.flush()
+  await fh.close()
+  t.ok((await readFile(join(dir, 'out.bin'))).equals(data), 'every byte at its offset')
+})
+
+t.test('FileSink: a failed write is thrown from filled()', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'odfs-sink-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  const path = join(dir, 'ro.bin')
+  await (await open(path, 'w')).close()
+  const fh = await open(path, 'r') // not writable: every write fails (EBADF), as a full disk would (ENOSPC)
+  t.teardown(() => fh.close())
+  const sink = new FileSink(fh.fd, 16)
+  sink.space(0).fill(1)
+  t.throws(() => sink.filled(16), { code: 'EBADF' })
 })

@@ -3,7 +3,7 @@
 import t from 'tap'
 import { createHash } from 'node:crypto'
 import { startTestEmulator, tokenFor, type TestEmulator } from '../support/emulator.js'
-import { createGraphDriveClient, GraphError, type DriveClient } from '../../src/graph/index.js'
+import { createGraphDriveClient, GraphError, type DownloadSink, type DriveClient } from '../../src/graph/index.js'
 import { faultDispatcher } from './fault-support.js'
 
 let emu: TestEmulator
@@ -209,4 +209,74 @@ t.test('over several connections: a file replaced during the download never mixe
   if (e instanceof GraphError) t.equal(e.code, 'changedDuringRead', e.message)
   else t.equal((e as { verified?: boolean }).verified, true, 'the first version, whole and verified')
   t.notOk(out.includes(2), 'no byte of the second version')
+})
+
+/** A sink whose memory is the file itself: space(offset) lends the file from that offset, at most `lend` bytes. */
+function fileSink(size: number, lend: number, onFilled: (n: number, at: number) => void = () => {}) {
+  const file = Buffer.alloc(size)
+  let lentAt = -1
+  const seen = { spaces: 0, bytes: 0 }
+  const sink: DownloadSink = {
+    space: (offset) => {
+      seen.spaces++
+      lentAt = offset
+      return file.subarray(offset, Math.min(size, offset + lend))
+    },
+    filled: (n) => {
+      seen.bytes += n
+      onFilled(n, lentAt)
+    },
+  }
+  return { sink, file, seen }
+}
+
+t.test('into a sink, on a connection of its own: every byte once at its offset, verified, through connection resets', async (t) => {
+  const c = await client()
+  const drive = await c.getMyDrive()
+  const data = pattern(3 * 1024 * 1024 + 77)
+  const up = await c.upload({ driveId: drive.id, itemId: 'root' }, 'sink-resets.bin', source(data))
+  // The first answer is cut half way (the service decides as it starts it); the
+  // download reopens from the last byte placed, still to the end of the file.
+  emu.setFaults({ resetRate: 1 })
+  t.teardown(() => emu.setFaults({ resetRate: 0 }))
+  const { sink, file, seen } = fileSink(data.length, 256 * 1024, () => emu.setFaults({ resetRate: 0 }))
+  emu.resetStats()
+  const r = await c.download({ driveId: drive.id, itemId: up.item.id }, sink)
+  t.ok(file.equals(data), 'the file holds every byte at its offset')
+  t.equal(seen.bytes, data.length, 'each byte filled once')
+  t.equal(r.reopened, 1, 'reopened after the cut')
+  t.equal(emu.stats.resets, 1)
+  t.equal(r.verified, true, 'quickXorHash verified')
+})
+
+t.test('into a sink through a dispatcher without a connection of its own: chunks are copied in, verified', async (t) => {
+  const fd = faultDispatcher(emu.dispatcher)
+  const c = await client({ dispatcher: fd.dispatcher })
+  const drive = await c.getMyDrive()
+  const data = pattern(700 * 1024)
+  const up = await c.upload({ driveId: drive.id, itemId: 'root' }, 'sink-copy.bin', source(data))
+  fd.add({ method: 'GET', path: /^\/_download\//, breakAfter: 200 * 1024, times: 1 })
+  // 1000 bytes lent at a time: every chunk takes several space()/filled() turns.
+  const { sink, file, seen } = fileSink(data.length, 1000)
+  const r = await c.download({ driveId: drive.id, itemId: up.item.id }, sink)
+  t.ok(file.equals(data))
+  t.equal(seen.bytes, data.length)
+  t.ok(seen.spaces >= data.length / 1000, `lent in pieces (${seen.spaces})`)
+  t.equal(r.reopened, 1)
+  t.equal(r.verified, true)
+})
+
+t.test('into a sink: a failed write (a full disk) ends the download, is reported, and is not retried', async (t) => {
+  const c = await client()
+  const drive = await c.getMyDrive()
+  const data = pattern(2 * 1024 * 1024)
+  const up = await c.upload({ driveId: drive.id, itemId: 'root' }, 'sink-enospc.bin', source(data))
+  emu.resetStats()
+  const { sink } = fileSink(data.length, 64 * 1024, (_n, at) => {
+    if (at >= 1024 * 1024) throw Object.assign(new Error('no space left on device'), { code: 'ENOSPC' })
+  })
+  const e = await c.download({ driveId: drive.id, itemId: up.item.id }, sink).catch((x: unknown) => x)
+  t.equal((e as { code?: string }).code, 'ENOSPC', 'the write failure is what the download reports')
+  const gets = Object.entries(emu.stats.routes).filter(([k]) => /GET .*_download/.test(k)).reduce((a, [, v]) => a + (v as number), 0)
+  t.equal(gets, 1, `one content GET, not retried (${JSON.stringify(emu.stats.routes)})`)
 })
