@@ -191,15 +191,31 @@ class GraphDriveClient implements DriveClient {
     return this.#t.json<Drive>('GET', `/drives/${d(driveId)}?$select=id,driveType,name,owner,quota,webUrl`, { signal })
   }
 
-  getItem(ref: ItemRef, signal?: AbortSignal): Promise<DriveItem> {
-    return this.#t.json<DriveItem>('GET', `/drives/${d(ref.driveId)}/items/${d(ref.itemId)}?$select=${ITEM_SELECT}`, { signal, headers: SHORTCUT_PREFER })
+  async getItem(ref: ItemRef, signal?: AbortSignal): Promise<DriveItem> {
+    const item = await this.#t.json<DriveItem>('GET', `/drives/${d(ref.driveId)}/items/${d(ref.itemId)}?$select=${ONE_ITEM_SELECT}`, { signal, headers: SHORTCUT_PREFER })
+    return this.#keepDownloadUrl(item, ref)
   }
 
-  getItemByPath(driveId: string, path: string, opts: { relativeTo?: string; signal?: AbortSignal } = {}): Promise<DriveItem> {
+  async getItemByPath(driveId: string, path: string, opts: { relativeTo?: string; signal?: AbortSignal } = {}): Promise<DriveItem> {
     const rel = encodePath(path)
     const base = opts.relativeTo ? `/drives/${d(driveId)}/items/${d(opts.relativeTo)}` : `/drives/${d(driveId)}/root`
-    const url = rel ? `${base}:/${rel}:?$select=${ITEM_SELECT}` : `${base}?$select=${ITEM_SELECT}`
-    return this.#t.json<DriveItem>('GET', url, { signal: opts.signal, headers: SHORTCUT_PREFER, label: 'GET /drives/{id}/items/{id}:{path}:' })
+    const url = rel ? `${base}:/${rel}:?$select=${ONE_ITEM_SELECT}` : `${base}?$select=${ONE_ITEM_SELECT}`
+    const item = await this.#t.json<DriveItem>('GET', url, { signal: opts.signal, headers: SHORTCUT_PREFER, label: 'GET /drives/{id}/items/{id}:{path}:' })
+    return this.#keepDownloadUrl(item, { driveId: item.parentReference?.driveId ?? driveId, itemId: item.id })
+  }
+
+  /**
+   * A file's item fetched alone comes with its download URL: the downloader keeps it
+   * (so reading the file next costs no request of its own, as `odfs get` does right
+   * after resolving the path), and it is taken out of the item, so the URL, a
+   * credential, is held in one place and never in the metadata the caller keeps.
+   */
+  #keepDownloadUrl(item: DriveItem, ref: ItemRef): DriveItem {
+    const url = item['@microsoft.graph.downloadUrl']
+    if (url === undefined) return item
+    delete item['@microsoft.graph.downloadUrl']
+    if (item.file && !item.remoteItem) this.#down.keep(ref, item, url)
+    return item
   }
 
   /**
@@ -493,6 +509,9 @@ class GraphDriveClient implements DriveClient {
     return this.#up.cancelAbandoned(store)
   }
 }
+
+/** The properties of an item fetched alone: those of a listing, and a file's download URL (kept by the downloader). */
+const ONE_ITEM_SELECT = `${ITEM_SELECT},@microsoft.graph.downloadUrl`
 
 export function createGraphDriveClient(opts: GraphDriveClientOptions): DriveClient {
   return new GraphDriveClient(opts)

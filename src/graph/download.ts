@@ -254,6 +254,10 @@ export class Downloader {
     return cachedUrl(item, url)
   }
 
+  /** Keep a download URL that came with an item fetched for another reason (the answer's size, hash and version with it). */
+  keep(ref: ItemRef, item: DriveItem, url: string): void {
+    this.#cache.set(this.#key(ref), cachedUrl(item, url))
+  }
 
   /** The item's pre-authenticated download URL (cached, shared by concurrent callers). Never log it. */
   async downloadUrl(ref: ItemRef, signal?: AbortSignal): Promise<CachedUrl> {

@@ -100,3 +100,30 @@ t.test('an upload or a delete forgets the download URL of the item it replaced',
   await c.deleteItem(ref)
   await t.rejects(whole(), { code: 'itemNotFound' }, 'after a delete the item is asked for again, and is gone')
 })
+
+t.test('an item fetched alone brings its download URL: the read after it asks for none, and the item does not carry it', async (t) => {
+  const c = await client('user1')
+  const drive = await c.getMyDrive()
+  const data = Buffer.alloc(30_000, 5)
+  for (const how of ['by path', 'by id'] as const) {
+    // A file of its own for each case (a download caches the URL it fetched).
+    const name = `kept-url-${how.replace(' ', '-')}.bin`
+    const up = await c.upload({ driveId: drive.id, itemId: 'root' }, name, { size: data.length, read: async (o, n) => data.subarray(o, o + n) })
+    const byPath = how === 'by path' ? await c.getItemByPath(drive.id, name) : up.item
+    const item = how === 'by path' ? byPath : await c.getItem({ driveId: drive.id, itemId: byPath.id })
+    t.equal(item['@microsoft.graph.downloadUrl'], undefined, `${how}: the URL, a credential, is not in the item the caller keeps`)
+    t.notMatch(JSON.stringify(item), /_download|tempauth/, `${how}: nor anywhere in it`)
+    const before = c.stats().downloadUrlFetches
+    emu.resetStats()
+    const got: Buffer[] = []
+    const r = await c.download({ driveId: item.parentReference?.driveId ?? drive.id, itemId: item.id }, (b) => void got.push(Buffer.from(b)))
+    t.ok(Buffer.concat(got).equals(data), `${how}: the bytes`)
+    t.equal(r.verified, true, `${how}: verified against the hash that came with the URL`)
+    t.equal(c.stats().downloadUrlFetches, before, `${how}: no request for a download URL`)
+    t.same(emu.stats.routes, { 'GET /_download/{id}': 1 }, `${how}: the content GET alone`)
+  }
+  // A folder's answer has no URL: nothing is kept, and reading it is still a clear local error.
+  const folder = await c.createFolder({ driveId: drive.id, itemId: 'root' }, 'kept-url-folder')
+  await c.getItem({ driveId: drive.id, itemId: folder.id })
+  await t.rejects(c.download({ driveId: drive.id, itemId: folder.id }, () => {}), { code: 'notAFile' })
+})
