@@ -5,6 +5,7 @@
  * yargs itself, and `odfs --version` alone is answered before yargs is loaded.
  */
 import { readFileSync } from 'node:fs'
+import { setFlagsFromString } from 'node:v8'
 import type { Argv } from 'yargs'
 import { commandName, commands, type CommandImpl } from './commands/index.js'
 
@@ -32,6 +33,21 @@ async function report(err: unknown): Promise<void> {
   console.error(scrubSecrets(`odfs: ${errorMessage(err)}${code}`))
 }
 
+/**
+ * V8 recompiles WebAssembly functions that run often (undici's HTTP parser, the
+ * quickXorHash loop) with its optimizing tier, on a background thread, and a
+ * process waits for that compile before it exits: ~100 ms at the end of every
+ * brief command, for code that has already done its work (docs/performance.md).
+ * For brief commands the budget that triggers it is the largest V8 takes, so only
+ * code that runs very long (a hash over a few GiB) is still optimized. Servers and
+ * daemons keep V8's default. Set before any WebAssembly is compiled.
+ */
+function tuneForBriefCommand(argv: string[]): void {
+  const named = new Set(argv.filter((a) => !a.startsWith('-')))
+  if (commands.some((c) => c.longRunning && named.has(commandName(c)))) return
+  setFlagsFromString('--wasm-tiering-budget=2147483647')
+}
+
 export async function main(argv: string[]): Promise<void> {
   // A failure outside the awaited chain (an 'error' event nobody listens to, a
   // forgotten promise) still ends the command with one line and exit status 1.
@@ -47,6 +63,7 @@ export async function main(argv: string[]): Promise<void> {
       return
     }
   }
+  tuneForBriefCommand(argv)
   try {
     const { default: yargs } = await import('yargs')
     const cli = yargs(argv)

@@ -30,3 +30,30 @@ t.test('odfs --version prints the package version without loading yargs', async 
   const slow = spawnSync(process.execPath, [ODFS_BIN, 'status', '--version'], { encoding: 'utf8' })
   t.equal(slow.stdout, fast.stdout, 'the same answer as yargs')
 })
+
+t.test('a brief command raises the WebAssembly tiering budget before anything is compiled; servers keep the default', async (t) => {
+  await ensureBuilt()
+  const dir = await mkdtemp(join(tmpdir(), 'odfs-startup-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  // Records every V8 flag set, and whether any WebAssembly had been compiled by then.
+  await writeFile(join(dir, 'flags.cjs'), [
+    "const v8 = require('node:v8'); const { syncBuiltinESMExports } = require('node:module')",
+    'let compiled = 0; const W = globalThis.WebAssembly; const M = W.Module',
+    'W.Module = function (...a) { compiled++; return new M(...a) }; W.Module.prototype = M.prototype',
+    "for (const k of ['compile', 'instantiate']) { const f = W[k]; W[k] = function (...a) { compiled++; return f.apply(this, a) } }",
+    'const set = v8.setFlagsFromString',
+    "v8.setFlagsFromString = (f) => { process.stderr.write(`FLAG ${f} after ${compiled} wasm\\n`); return set(f) }",
+    'syncBuiltinESMExports()',
+  ].join('\n'))
+  const run = (...args: string[]) => spawnSync(process.execPath, ['--require', join(dir, 'flags.cjs'), ODFS_BIN, ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, XDG_CONFIG_HOME: join(dir, 'config'), XDG_STATE_HOME: join(dir, 'state'), ODFS_SYSTEM_CONFIG: join(dir, 'none.json') },
+  })
+  for (const args of [['status'], ['ls', 'My files'], ['get', '--help']]) {
+    const r = run(...args)
+    t.match(r.stderr, /^FLAG --wasm-tiering-budget=2147483647 after 0 wasm$/m, `odfs ${args.join(' ')}: set, before any WebAssembly was compiled`)
+  }
+  for (const args of [['mount', '--help'], ['emulator', '--help'], ['demo', '--help']]) {
+    t.notMatch(run(...args).stderr, /FLAG/, `odfs ${args[0]}: V8's default`)
+  }
+})
