@@ -25,6 +25,7 @@ import pLimit from 'p-limit'
 import { errorMessage, silentLogger, systemClock, type Clock, type Logger } from '../common/index.js'
 import { FileUploadSessionStore, isGraphError, QuickXorHash, type DriveClient, type DriveItem, type ItemRef, type UploadResult, type UploadSource, type ConflictBehavior } from '../graph/index.js'
 import { VfsError } from './errors.js'
+import { HandleSink } from './handle-sink.js'
 import { toRemoteName } from './names.js'
 import { Spool, type JournalRecord, type LocalState } from './spool.js'
 
@@ -283,16 +284,17 @@ export class WriteBack {
         await this.#o.spool.claim(id, remote.size)
         const fetch = async (pin: string | undefined) => {
           await fh.truncate(0)
-          let pos = 0
-          const res = await this.#o.client.download(ref, async (chunk) => {
-            let off = 0
-            while (off < chunk.length) {
-              const { bytesWritten } = await fh.write(chunk, off, chunk.length - off, pos)
-              off += bytesWritten
-              pos += bytesWritten
-            }
-          }, { pin })
-          return res
+          // The socket reads into the sink's buffers, written while the next one fills.
+          const sink = new HandleSink(fh)
+          try {
+            const res = await this.#o.client.download(ref, sink, { pin })
+            await sink.end()
+            return res
+          } catch (e) {
+            // No write of this attempt may land after the next one has truncated the file.
+            await sink.end().catch(() => {})
+            throw e
+          }
         }
         // The copy must hold the version the caller saw (its cTag), not whatever a
         // download URL cached earlier serves; if OneDrive holds a newer one, the copy
