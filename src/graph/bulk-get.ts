@@ -219,6 +219,8 @@ class Exchange {
   #answered = false
   /** The exchange is over (body complete, or failed): nothing the socket does matters any more. */
   #over = false
+  /** It is over because it failed. */
+  #failed = false
   /** Every byte of the body has been received (held in #backlog until delivered). */
   #complete = false
   /** The reader holds the connection back (the stream's buffer is full, or a filled() is pending). */
@@ -229,6 +231,8 @@ class Exchange {
   #head: Buffer | undefined
   #body: BulkBody | undefined
   #sink: BodySink | undefined
+  /** readInto has every byte (only its last filled() may still be pending). */
+  #delivered = false
   /** readInto's outcome. */
   #direct: { resolve: () => void; reject: (e: unknown) => void } | undefined
   /** The last filled() promise, settled or not. */
@@ -295,9 +299,7 @@ class Exchange {
     if (this.#over || this.#held || this.#backlog.length > 0) return this.#scratch
     if (this.#mode === 'direct') {
       try {
-        const m = this.#sink!.space()
-        if (m.length > 0) return m
-        throw new RangeError('the download sink lent no memory')
+        return this.#lend()
       } catch (e) {
         this.#fail(e)
         return this.#scratch
@@ -395,6 +397,13 @@ class Exchange {
     }
   }
 
+  /** The sink's memory for the next bytes (a sink that lends none fails the body). */
+  #lend(): Uint8Array {
+    const m = this.#sink!.space()
+    if (m.length === 0) throw new RangeError('the download sink lent no memory')
+    return m
+  }
+
   /** Tell the sink `n` bytes are in; a promise holds the connection until it settles. */
   #fill(n: number): void {
     const r = this.#sink!.filled(n)
@@ -404,7 +413,12 @@ class Exchange {
       () => {
         if (this.#over && !this.#complete) return
         this.#held = false
-        this.#drain()
+        try {
+          this.#drain()
+        } catch (e) {
+          // The sink failed (space() or filled() threw): the body fails, never stalls held.
+          this.#fail(e)
+        }
       },
       (e: unknown) => this.#fail(e),
     )
@@ -414,8 +428,7 @@ class Exchange {
   #drain(): void {
     while (this.#backlog.length > 0 && !this.#held) {
       const b = this.#backlog[0]!
-      const m = this.#sink!.space()
-      if (m.length === 0) throw new RangeError('the download sink lent no memory')
+      const m = this.#lend()
       const k = Math.min(m.length, b.length)
       m.set(b.subarray(0, k))
       if (k === b.length) this.#backlog.shift()
@@ -530,13 +543,16 @@ class Exchange {
     if (this.#mode === 'stream') this.#body!.push(null)
     else if (this.#mode === 'direct' && !this.#held) {
       // (While a filled() is pending, its settling drains and finishes again.)
+      this.#delivered = true
       const d = this.#direct!
       void this.#filling.then(() => d.resolve(), () => {})
     }
   }
 
   #fail(e: unknown): void {
-    if (this.#over && (this.#complete || this.#failed)) return
+    if (this.#failed) return
+    // Complete and over, nothing can fail any more, except a sink still being handed the rest.
+    if (this.#over && this.#complete && !(this.#mode === 'direct' && !this.#delivered)) return
     this.#failed = true
     this.#over = true
     this.#cleanup()
@@ -553,7 +569,6 @@ class Exchange {
       this.#body!.destroy(e as Error)
     }
   }
-  #failed = false
 
   #cleanup(): void {
     clearTimeout(this.#connectTimer)

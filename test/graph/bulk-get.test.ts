@@ -377,6 +377,29 @@ t.test('readInto: a sink that fails (a full disk) fails the body with its error 
   }
 })
 
+t.test('readInto: a sink that fails once a pending filled() has settled fails the body, whether or not all of it has arrived', async (t) => {
+  for (const size of [payload.length, 10 * payload.length]) {
+    const body = Buffer.concat(Array.from({ length: size / payload.length }, () => payload))
+    const srv = await rawServer(t, (s) => s.end(Buffer.concat([Buffer.from(`HTTP/1.1 200 OK\r\nContent-Length: ${size}\r\n\r\n`), body])))
+    const a = await bulkGet({ url: new URL(srv.url), headers: {}, connect: plain })
+    // A sink with asynchronous writes: the first filled() is pending a while; by then a
+    // write of its own has failed, and its next space() says so (as HandleSink does).
+    const broken = Object.assign(new Error('no space left on device'), { code: 'ENOSPC' })
+    let fills = 0
+    const sink: BodySink = {
+      space: () => {
+        if (fills > 0) throw broken
+        return Buffer.alloc(1000)
+      },
+      filled: () => {
+        fills++
+        return new Promise((r) => setTimeout(r, 50))
+      },
+    }
+    await t.rejects(a.body!.readInto(sink), { code: 'ENOSPC' }, `${size} bytes: rejects, does not stall`)
+  }
+})
+
 t.test('readInto: once only, before the body is read; the signal aborts it', async (t) => {
   const srv = await rawServer(t, (s) => s.write(Buffer.concat([Buffer.from('HTTP/1.1 200 OK\r\nContent-Length: 50000\r\n\r\n'), payload])))
   const a = await bulkGet({ url: new URL(srv.url), headers: {}, connect: plain })
