@@ -352,10 +352,9 @@ export class Downloader {
     // Every read must serve the version the first answer belonged to (pinned), and
     // the hash verified against is that version's.
     const sink = typeof to === 'function' ? undefined : to
-    const job: Job = { ref, pin: opts.pin, pinned: undefined, reopened: 0, received: 0, total: undefined, writeFailed: false, sink: undefined, onChunk: () => undefined }
+    const job: Job = { ref, pin: opts.pin, pinned: undefined, reopened: 0, received: 0, total: undefined, writeFailed: false, sink, took: () => undefined, onChunk: () => undefined }
     const expected = () => (opts.end ?? job.total ?? NaN) - start
-    /** Bytes that arrived at `at`: hashed and counted, then stored by `store` (a write failure is never retried). */
-    const took = (bytes: Uint8Array, at: number, store: () => Promise<void> | void): Promise<void> | undefined => {
+    job.took = (bytes, at, store) => {
       hasher?.updateAt(at, bytes)
       job.received += bytes.length
       if (opts.onProgress) {
@@ -370,13 +369,9 @@ export class Downloader {
         throw e
       }
     }
-    if (sink) {
-      job.sink = { sink, took }
-      job.onChunk = (chunk, at) => took(chunk, at, () => copyInto(sink, chunk, at))
-    } else {
-      const write = to as DownloadWrite
-      job.onChunk = (chunk, at) => took(chunk, at, () => write(chunk, at))
-    }
+    job.onChunk = sink
+      ? (chunk, at) => job.took(chunk, at, () => copyInto(sink, chunk, at))
+      : (chunk, at) => job.took(chunk, at, () => (to as DownloadWrite)(chunk, at))
     if (streams === 1) {
       await this.#fetchRange(job, start, opts.end, opts.signal)
     } else if ((await this.#fetchRange(job, 0, part, opts.signal)) >= part) {
@@ -466,16 +461,16 @@ export class Downloader {
         if (end === undefined || end > rs.total) end = rs.total
       }
       try {
-        const s = job.sink
-        if (s && rs.body instanceof BulkBody) {
+        const sink = job.sink
+        if (sink && rs.body instanceof BulkBody) {
           // The socket reads into the sink's memory.
           let lent: Uint8Array | undefined
           await rs.body.readInto({
-            space: () => (lent = s.sink.space(pos)),
+            space: () => (lent = sink.space(pos)),
             filled: (n) => {
               const at = pos
               pos += n
-              return s.took(lent!.subarray(0, n), at, () => s.sink.filled(n))
+              return job.took(lent!.subarray(0, n), at, () => sink.filled(n))
             },
           })
         } else {
@@ -519,8 +514,10 @@ interface Job {
   received: number
   total: number | undefined
   writeFailed: boolean
-  /** The destination, when it lends memory: and how bytes placed in it are taken. */
-  sink: { sink: DownloadSink; took: (bytes: Uint8Array, at: number, store: () => Promise<void> | void) => Promise<void> | undefined } | undefined
+  /** The destination, when it lends memory. */
+  sink: DownloadSink | undefined
+  /** Bytes that arrived at `at`: hashed and counted, then stored by `store` (a write failure is never retried). */
+  took: (bytes: Uint8Array, at: number, store: () => Promise<void> | void) => Promise<void> | undefined
   /** A chunk that arrived at `at`, for the destination. */
   onChunk: (chunk: Buffer, at: number) => Promise<void> | void
 }
