@@ -19,7 +19,7 @@
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { createInterface } from 'node:readline'
-import { CryptoProvider, type AuthenticationResult } from '@azure/msal-node'
+import type { AuthenticationResult } from '@azure/msal-node'
 import { systemClock, type Clock, type Dispatcher, type Logger } from '../common/index.js'
 import type { GatewayConfig } from '../config/index.js'
 import { AuthError } from './errors.js'
@@ -158,6 +158,7 @@ function paramsOf(u: URL): CallbackParams {
 /** Authorization code + PKCE sign-in through a browser. */
 export async function loginWithBrowser(opts: BrowserLoginOptions): Promise<AuthenticationResult> {
   const { config, app, signal } = opts
+  const { CryptoProvider } = await import('@azure/msal-node')
   const crypto = new CryptoProvider()
   const pkce = await crypto.generatePkceCodes()
   const state = crypto.createNewGuid()

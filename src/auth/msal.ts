@@ -7,13 +7,17 @@
  * discovery call to Microsoft for a non-Microsoft host), msal's log goes to ours
  * with PII off, and the token cache lives in a TokenStore.
  *
+ * msal-node (with jsonwebtoken and semver, ~80 ms of a command's start) is loaded
+ * by createMsalApp, on first use: a command whose access token in the cache is
+ * still valid never needs it (src/auth/cached-token.ts).
+ *
  * Also here: turning msal and identity-platform errors into AuthError with a
  * message that names the setting to fix or says to run `odfs login` again.
  */
-import {
-  ConfidentialClientApplication, PublicClientApplication, LogLevel,
-  type INetworkModule, type NetworkRequestOptions, type NetworkResponse, type Configuration,
-  type AuthenticationResult, type AuthorizationCodePayload, type AuthorizationCodeRequest, type RefreshTokenRequest, type SilentFlowRequest,
+import type {
+  ConfidentialClientApplication, PublicClientApplication,
+  INetworkModule, NetworkRequestOptions, NetworkResponse, Configuration,
+  AuthenticationResult, AuthorizationCodePayload, AuthorizationCodeRequest, RefreshTokenRequest, SilentFlowRequest,
 } from '@azure/msal-node'
 import type { Dispatcher, Logger } from '../common/index.js'
 import { scrubSecrets } from '../common/index.js'
@@ -57,8 +61,19 @@ function lockingAcquisitions<B extends new (...args: any[]) => Acquirer>(Base: B
   }
 }
 
-const LockedPublicClient = lockingAcquisitions(PublicClientApplication)
-const LockedConfidentialClient = lockingAcquisitions(ConfidentialClientApplication)
+/** msal-node and our locking subclasses of its two applications, loaded once, on first use. */
+let msalNode: Promise<{
+  msal: typeof import('@azure/msal-node')
+  Public: ReturnType<typeof lockingAcquisitions<typeof PublicClientApplication>>
+  Confidential: ReturnType<typeof lockingAcquisitions<typeof ConfidentialClientApplication>>
+}> | undefined
+function loadMsal() {
+  return (msalNode ??= import('@azure/msal-node').then((msal) => ({
+    msal,
+    Public: lockingAcquisitions(msal.PublicClientApplication),
+    Confidential: lockingAcquisitions(msal.ConfidentialClientApplication),
+  })))
+}
 
 /**
  * Token requests are never redirected (src/auth/http.ts). msal hears a refused
@@ -104,7 +119,8 @@ export interface MsalAppOptions {
   authorityMetadata?: { file: AuthorityMetadataFile; loaded: string | undefined }
 }
 
-export function createMsalApp(opts: MsalAppOptions): MsalApp {
+export async function createMsalApp(opts: MsalAppOptions): Promise<MsalApp> {
+  const { msal: { LogLevel }, Public, Confidential } = await loadMsal()
   const { config, log } = opts
   const kept = opts.authorityMetadata
   const msalLog = log.child({ component: 'msal' })
@@ -136,7 +152,7 @@ export function createMsalApp(opts: MsalAppOptions): MsalApp {
     },
   }
   const lock: CacheLock = (fn) => opts.store.lock(fn)
-  return Object.assign(config.secret ? new LockedConfidentialClient(cfg) : new LockedPublicClient(cfg), { withCacheLock: lock })
+  return Object.assign(config.secret ? new Confidential(cfg) : new Public(cfg), { withCacheLock: lock })
 }
 
 /** Pieces of an identity platform error response, from msal errors or raw JSON. */

@@ -12,6 +12,9 @@
  *   returns the current token; otherwise it raises AuthError AUTH_NETWORK.
  * - A permanent failure (revoked, expired, consent withdrawn) raises AuthError
  *   NEEDS_LOGIN / REVOKED whose message says to run `odfs login` again.
+ * - Given a token read from the cache without msal (`cached`, see
+ *   cached-token.ts), it starts with that one, and msal (`app`, then a loader) is
+ *   loaded only when a refresh is due.
  * - `startKeepAlive()` refreshes at least every `keepAliveMs` (default 24 h) so a
  *   long-running, idle mount never lets its refresh token die of inactivity
  *   (they expire after about 90 days unused); each refresh rotates it.
@@ -20,7 +23,11 @@ import type { AccountInfo, AuthenticationResult } from '@azure/msal-node'
 import { systemClock, silentLogger, type Clock, type Logger } from '../common/index.js'
 import type { GatewayConfig } from '../config/index.js'
 import { AuthError, RELOGIN_HINT } from './errors.js'
+import type { CachedAccessToken } from './cached-token.js'
 import { isPermanentAuthError, toAuthError, type MsalApp } from './msal.js'
+
+/** How long before its expiry a token is refreshed, unless told otherwise. */
+export const REFRESH_MARGIN_MS = 5 * 60_000
 
 export interface GetAccessTokenOptions {
   forceRefresh?: boolean
@@ -28,10 +35,13 @@ export interface GetAccessTokenOptions {
 }
 
 export interface MsalTokenProviderOptions {
-  app: MsalApp
+  /** The msal application, or its loader (called on the first refresh). */
+  app: MsalApp | (() => Promise<MsalApp>)
   config: GatewayConfig
-  /** The signed-in account (see `findSignedInAccount`). */
-  account: AccountInfo
+  /** The signed-in account (see `findSignedInAccount`); taken from `cached` when that is given. */
+  account?: AccountInfo
+  /** The access token read from the cache without msal (cachedAccessToken). */
+  cached?: CachedAccessToken
   clock?: Clock
   log?: Logger
   /** Refresh this long before expiry (default 5 min). */
@@ -41,7 +51,7 @@ export interface MsalTokenProviderOptions {
 }
 
 export class MsalTokenProvider {
-  readonly #app: MsalApp
+  #app: MsalApp | (() => Promise<MsalApp>)
   readonly #config: GatewayConfig
   #account: AccountInfo
   readonly #clock: Clock
@@ -54,17 +64,47 @@ export class MsalTokenProvider {
   #lastRefresh = 0
   #inflight?: Promise<string>
   #keepAlive?: AbortController
+  /** The account came from the cache read without msal: take msal's own on its first use. */
+  #accountFromCache = false
   /** Number of refreshes that went to msal (for tests and metrics). */
   refreshCount = 0
 
   constructor(opts: MsalTokenProviderOptions) {
     this.#app = opts.app
     this.#config = opts.config
-    this.#account = opts.account
     this.#clock = opts.clock ?? systemClock
     this.#log = opts.log ?? silentLogger
-    this.#margin = opts.refreshMarginMs ?? 5 * 60_000
+    this.#margin = opts.refreshMarginMs ?? REFRESH_MARGIN_MS
     this.#keepAliveMs = opts.keepAliveMs ?? 24 * 3600_000
+    const account = opts.cached?.account ?? opts.account
+    if (!account) throw new TypeError('MsalTokenProvider needs an account or a cached token')
+    this.#account = account
+    if (opts.cached) {
+      this.#accountFromCache = true
+      this.#use(opts.cached.accessToken, opts.cached.expiresOn, opts.cached.scopes)
+    }
+  }
+
+  /** Take `token` as the current one (its expiry in wall-clock time, kept as remaining lifetime on our clock). */
+  #use(token: string, expiresOn: Date | null, scopes: string[]): void {
+    const remaining = expiresOn ? expiresOn.getTime() - Date.now() : 3600_000
+    this.#token = token
+    this.#expiresAt = this.#clock.now() + remaining
+    this.#scopes = scopes
+    this.#lastRefresh = this.#clock.now()
+  }
+
+  /** The msal application, loaded on first use; the account then becomes msal's own. */
+  async #msal(): Promise<MsalApp> {
+    if (typeof this.#app === 'function') this.#app = await this.#app()
+    const app = this.#app
+    if (this.#accountFromCache) {
+      const home = this.#account.homeAccountId
+      const mine = (await app.getTokenCache().getAllAccounts()).find((a) => a.homeAccountId === home)
+      if (mine) this.#account = mine
+      this.#accountFromCache = false
+    }
+    return app
   }
 
   get account(): AccountInfo {
@@ -122,32 +162,28 @@ export class MsalTokenProvider {
   async #acquire(force: boolean): Promise<AuthenticationResult> {
     this.refreshCount++
     let r: AuthenticationResult | null
-    const lock = this.#app.withCacheLock
-    const request = { account: this.#account, scopes: this.#config.scopes }
     try {
+      const app = await this.#msal()
+      const lock = app.withCacheLock
+      const request = { account: this.#account, scopes: this.#config.scopes }
       if (lock && force && this.#token) {
         // The cache is shared with other processes: one of them may have refreshed
         // while we waited for the lock; take its token rather than rotate again.
         r = await lock(async () => {
-          const cached = await this.#app.acquireTokenSilent({ ...request, forceRefresh: false }).catch(() => null)
+          const cached = await app.acquireTokenSilent({ ...request, forceRefresh: false }).catch(() => null)
           if (cached?.accessToken && cached.accessToken !== this.#token) return cached
-          return this.#app.acquireTokenSilent({ ...request, forceRefresh: true })
+          return app.acquireTokenSilent({ ...request, forceRefresh: true })
         })
       } else {
-        r = await this.#app.acquireTokenSilent({ ...request, forceRefresh: force })
+        r = await app.acquireTokenSilent({ ...request, forceRefresh: force })
       }
     } catch (e) {
       throw toAuthError(e, this.#config, 'token refresh')
     }
     if (!r?.accessToken) throw new AuthError('NEEDS_LOGIN', `no access token could be obtained; ${RELOGIN_HINT}`)
-    this.#token = r.accessToken
-    // msal reports expiry in wall-clock time; keep the remaining lifetime on our clock.
-    const remaining = r.expiresOn ? r.expiresOn.getTime() - Date.now() : 3600_000
-    this.#expiresAt = this.#clock.now() + remaining
-    this.#scopes = r.scopes
-    this.#lastRefresh = this.#clock.now()
+    this.#use(r.accessToken, r.expiresOn, r.scopes)
     if (r.account) this.#account = r.account
-    this.#log.debug({ expiresInSec: Math.round(remaining / 1000) }, 'access token acquired')
+    this.#log.debug({ expiresInSec: Math.round((this.#expiresAt - this.#clock.now()) / 1000) }, 'access token acquired')
     return r
   }
 

@@ -9,7 +9,8 @@
  *   openContext(argv)      config, user, paths, log: no sign-in (shared list/remove)
  *   openGateway(argv)      + token store, msal app, dispatcher (login, logout, status)
  *   openUserSession(argv)  + token provider and account, checked now: a command fails at
- *                          once with "run `odfs login`" instead of at its first Graph call
+ *                          once with "run `odfs login`" instead of at its first Graph call;
+ *                          msal is loaded only if the cached access token is not valid
  *   session.driveClient()  the Graph drive client of the session
  *   withDrive(argv, fn)    session, client and virtual tree for one command; Ctrl-C aborts
  *
@@ -25,7 +26,7 @@ import { dirname, resolve } from 'node:path'
 import { createDispatcher, createLogger, ensurePrivateDir, type Dispatcher, type Logger } from '../common/index.js'
 import { gatewayOverridesFromArgv, loadGatewayConfig, odfsDirs, type GatewayConfig, type OdfsDirs, type OsUser } from '../config/index.js'
 import {
-  accountKind, AuthorityMetadataFile, createMsalApp, findSignedInAccount, lookupUser, MsalTokenProvider, resolveTokenStore,
+  accountKind, AuthorityMetadataFile, cachedAccessToken, createMsalApp, findSignedInAccount, lookupUser, MsalTokenProvider, REFRESH_MARGIN_MS, resolveTokenStore,
   type AuthError, type MsalApp, type TokenStore, type TokenStoreMode,
 } from '../auth/index.js'
 import { createGraphDriveClient, type DriveClient, type GraphDriveClientOptions } from '../graph/index.js'
@@ -92,14 +93,17 @@ export async function mountCacheDir(given: string | undefined, ctx: Pick<UserCon
   return dir
 }
 
-export interface GatewayContext extends UserContext {
-  store: TokenStore
+export interface GatewayContext extends StoreContext {
   app: MsalApp
+}
+
+interface StoreContext extends UserContext {
+  store: TokenStore
   dispatcher: Dispatcher
 }
 
-/** Config, token store, msal app, dispatcher and logger: what login/logout/status need. */
-export async function openGateway(argv: SessionArgv, deps: SessionDeps = {}): Promise<GatewayContext> {
+/** The context's token store and the process's dispatcher. */
+async function openStore(argv: SessionArgv, deps: SessionDeps): Promise<StoreContext> {
   const ctx = await openContext(argv, deps)
   const store = await resolveTokenStore({
     mode: (argv['token-store'] ?? 'auto') as TokenStoreMode,
@@ -110,10 +114,25 @@ export async function openGateway(argv: SessionArgv, deps: SessionDeps = {}): Pr
     warn: deps.warn ?? ((m) => process.stderr.write(`odfs: ${m}\n`)),
   })
   const dispatcher = await createDispatcher(ctx.config.caFile ? { caFile: ctx.config.caFile } : {})
-  const metadata = new AuthorityMetadataFile(ctx.config, ctx.user, ctx.env, { log: ctx.log })
-  const authorityMetadata = { file: metadata, loaded: await metadata.load(ctx.config.authority) }
-  const app = createMsalApp({ config: ctx.config, store, dispatcher, log: ctx.log, authorityMetadata })
-  return { ...ctx, store, app, dispatcher }
+  return { ...ctx, store, dispatcher }
+}
+
+/** The msal application over the context's store, with the authority's metadata kept between commands. */
+async function msalApp(s: StoreContext): Promise<MsalApp> {
+  const metadata = new AuthorityMetadataFile(s.config, s.user, s.env, { log: s.log })
+  const authorityMetadata = { file: metadata, loaded: await metadata.load(s.config.authority) }
+  return createMsalApp({ config: s.config, store: s.store, dispatcher: s.dispatcher, log: s.log, authorityMetadata })
+}
+
+/** Config, token store, msal app, dispatcher and logger: what login/logout/status need. */
+export async function openGateway(argv: SessionArgv, deps: SessionDeps = {}): Promise<GatewayContext> {
+  const s = await openStore(argv, deps)
+  try {
+    return { ...s, app: await msalApp(s) }
+  } catch (e) {
+    await s.dispatcher.close()
+    throw e
+  }
 }
 
 export interface UserAccount {
@@ -123,7 +142,7 @@ export interface UserAccount {
   kind: 'business' | 'personal'
 }
 
-export interface UserSession extends GatewayContext {
+export interface UserSession extends StoreContext {
   tokenProvider: MsalTokenProvider
   account: UserAccount
   /** A Graph drive client of this session (the user's rate limit, the session's dispatcher and log). */
@@ -134,11 +153,23 @@ export interface UserSession extends GatewayContext {
   close(): Promise<void>
 }
 
+/**
+ * The signed-in user's session. While the access token in the cache is valid
+ * (most commands), it is read from the store and msal is not loaded: that is most
+ * of what msal would cost a brief command; it is loaded when a refresh is due.
+ */
 export async function openUserSession(argv: SessionArgv, deps: SessionDeps = {}): Promise<UserSession> {
-  const g = await openGateway(argv, deps)
+  const g = await openStore(argv, deps)
   try {
-    const acc = await findSignedInAccount(g.app, g.config)
-    const tokenProvider = new MsalTokenProvider({ app: g.app, config: g.config, account: acc, log: g.log })
+    // A store that cannot be read here is read again by msal, which reports it.
+    const cached = await g.store.load().then((s) => cachedAccessToken(s, g.config, Date.now(), REFRESH_MARGIN_MS), () => undefined)
+    let tokenProvider: MsalTokenProvider
+    if (cached) {
+      tokenProvider = new MsalTokenProvider({ app: () => msalApp(g), config: g.config, cached, log: g.log })
+    } else {
+      const app = await msalApp(g)
+      tokenProvider = new MsalTokenProvider({ app, config: g.config, account: await findSignedInAccount(app, g.config), log: g.log })
+    }
     await tokenProvider.getAccessToken()
     if (deps.keepAlive) tokenProvider.startKeepAlive(deps.keepAlive)
     const a = tokenProvider.account

@@ -214,7 +214,7 @@ test('silent refresh after the access token expires; refresh token rotates', asy
   t.ok(Object.values(rtAfter).every((e: any) => !rt1.includes(e.secret)), 'the stored refresh token was rotated')
   handled(t, after)
   // a fresh provider (a restarted daemon) refreshes from the stored cache
-  const g2msal = createMsalApp({ config: g.config, store: g.store, dispatcher: g.dispatcher, log })
+  const g2msal = await createMsalApp({ config: g.config, store: g.store, dispatcher: g.dispatcher, log })
   const p2 = new MsalTokenProvider({ app: g2msal, config: g.config, account: await findSignedInAccount(g2msal, g.config), log })
   t.ok(await p2.getAccessToken({ forceRefresh: true }))
   handled(t, await g.store.load())

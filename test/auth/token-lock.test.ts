@@ -22,7 +22,7 @@ t.test('two processes refreshing at once: one refresh, one token, a working refr
     const store = await resolveTokenStore({ mode: 'file', config, env: sb.env })
     const dispatcher = await createDispatcher({ caFile: config.caFile! })
     t.teardown(() => dispatcher.close())
-    return { store, dispatcher, app: createMsalApp({ config, store, dispatcher, log: silentLogger }) }
+    return { store, dispatcher, app: await createMsalApp({ config, store, dispatcher, log: silentLogger }) }
   }
   const a = await process()
   await loginWithDeviceCode({ app: a.app, config, dispatcher: a.dispatcher, log: silentLogger, onPrompt: (p) => void emu.hook('approve', { user_code: p.userCode, account: 'user1' }) })

@@ -149,3 +149,30 @@ t.test('credential document has the seed shape with tokens redacted', async (t) 
   })
   t.equal(accountKind(account as any), 'personal')
 })
+
+t.test('a token read from the cache is used without msal; msal is loaded once, when a refresh is due', async (t) => {
+  const clock = new ManualClock()
+  const { app, calls } = fakeApp()
+  let loads = 0
+  const msalAccount = { ...account, idTokenClaims: { sub: 'sub-1', email: 'p@outlook.com', name: 'from msal' } }
+  const withAccounts = { ...app, getTokenCache: () => ({ getAllAccounts: async () => [msalAccount] }) }
+  const cachedAccount = { homeAccountId: 'h', environment: 'e', tenantId: account.tenantId, username: 'p@outlook.com', localAccountId: 'oid-1' }
+  const p = new MsalTokenProvider({
+    app: async () => (loads++, withAccounts as any),
+    config,
+    cached: { accessToken: 'from-cache', expiresOn: new Date(Date.now() + 3600_000), scopes: ['Files.ReadWrite.All'], account: cachedAccount },
+    clock,
+  })
+  t.equal(await p.getAccessToken(), 'from-cache')
+  t.equal(p.account, cachedAccount)
+  t.equal(loads, 0, 'msal not loaded')
+  t.ok(p.expiresAt > clock.now() + 3500_000)
+  await clock.advance(3600_000 - 4 * 60_000)
+  t.equal(await p.getAccessToken(), 'at-1', 'inside the margin: refreshed through msal')
+  t.equal(loads, 1)
+  t.same(calls, [{ forceRefresh: true }])
+  t.equal(p.account, account, "the account msal answered with")
+  t.equal(await p.getAccessToken({ forceRefresh: true }), 'at-2')
+  t.equal(loads, 1, 'loaded once')
+  t.throws(() => new MsalTokenProvider({ app: app as any, config }), TypeError, 'an account or a cached token is needed')
+})

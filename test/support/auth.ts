@@ -86,7 +86,7 @@ export async function sandboxGateway(
   const store = await resolveTokenStore({ mode: 'file', config, env: sb.env })
   const dispatcher = await createDispatcher({ caFile: config.caFile! })
   t.teardown(() => dispatcher.close())
-  const msal = createMsalApp({ config, store, dispatcher, log: opts.log ?? silentLogger })
+  const msal = await createMsalApp({ config, store, dispatcher, log: opts.log ?? silentLogger })
   return { sb, config, store, dispatcher, app: msal }
 }
 
