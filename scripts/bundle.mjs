@@ -8,11 +8,41 @@
 // (fuse-native, keytar) and cli-progress, which src loads with createRequire when
 // stderr is a terminal, stay in node_modules.
 import { build } from 'esbuild'
-import { rmSync } from 'node:fs'
+import { readFileSync, rmSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
+
+/**
+ * string-width (through yargs and cliui: it measures help text) builds an
+ * Intl.Segmenter and a \p{RGI_Emoji} regular expression when it is loaded, ~35 ms
+ * of every command's start although only --help and usage errors measure text.
+ * This makes both lazy: built on first use, as they are used (`.segment()`,
+ * `.test()`). Every replacement must apply: a changed package fails the build
+ * here instead of quietly keeping the cost (or breaking help).
+ */
+const LAZY_STRING_WIDTH = [
+  ['const segmenter = new Intl.Segmenter();',
+    'let segmenter$; const segmenter = { segment: (s) => (segmenter$ ??= new Intl.Segmenter()).segment(s) };'],
+  ['const rgiEmojiRegex = /^\\p{RGI_Emoji}$/v;',
+    "let rgiEmojiRegex$; const rgiEmojiRegex = { test: (s) => (rgiEmojiRegex$ ??= new RegExp('^\\\\p{RGI_Emoji}$', 'v')).test(s) };"],
+]
+const lazyStringWidth = {
+  name: 'lazy-string-width',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]node_modules[\\/](yargs[\\/]node_modules[\\/])?string-width[\\/]index\.js$/ }, (args) => {
+      let text = readFileSync(args.path, 'utf8')
+      const version = JSON.parse(readFileSync(join(dirname(args.path), 'package.json'), 'utf8')).version
+      for (const [from, to] of LAZY_STRING_WIDTH) {
+        if (from.startsWith('const rgiEmojiRegex') && !text.includes('rgiEmojiRegex')) continue // 7.x has no such expression
+        if (text.split(from).length !== 2) throw new Error(`scripts/bundle.mjs: string-width ${version} (${args.path}) no longer has \`${from}\`: update LAZY_STRING_WIDTH`)
+        text = text.replace(from, () => to)
+      }
+      return { contents: text, loader: 'js' }
+    })
+  },
+}
 const outdir = join(root, 'dist', 'bundle')
 rmSync(outdir, { recursive: true, force: true })
 await build({
@@ -32,4 +62,5 @@ await build({
   sourcemap: 'linked',
   legalComments: 'linked',
   logLevel: 'warning',
+  plugins: [lazyStringWidth],
 })

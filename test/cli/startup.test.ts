@@ -57,3 +57,26 @@ t.test('a brief command raises the WebAssembly tiering budget before anything is
     t.notMatch(run(...args).stderr, /FLAG/, `odfs ${args[0]}: V8's default`)
   }
 })
+
+t.test('no Intl.Segmenter is built at start-up (the bundle makes string-width lazy); help still lays out its text', async (t) => {
+  await ensureBuilt()
+  const dir = await mkdtemp(join(tmpdir(), 'odfs-startup-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  // Counts the segmenters built, and says how many at exit.
+  await writeFile(join(dir, 'segmenters.cjs'), [
+    'let n = 0; const S = Intl.Segmenter',
+    'Intl.Segmenter = class extends S { constructor(...a) { super(...a); n++ } }',
+    "process.on('exit', () => process.stderr.write(`SEGMENTERS ${n}\\n`))",
+  ].join('\n'))
+  const run = (...args: string[]) => spawnSync(process.execPath, ['--require', join(dir, 'segmenters.cjs'), ODFS_BIN, ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, XDG_CONFIG_HOME: join(dir, 'config'), XDG_STATE_HOME: join(dir, 'state'), ODFS_SYSTEM_CONFIG: join(dir, 'none.json') },
+  })
+  const ls = run('ls', 'My files')
+  t.match(ls.stderr, /client_id is not set/, 'the command ran (and stopped at the missing configuration)')
+  t.match(ls.stderr, /^SEGMENTERS 0$/m, 'no segmenter built')
+  const help = run('get', '--help')
+  t.equal(help.status, 0)
+  t.match(help.stdout, /^ +--streams +Connections/m, 'options laid out in columns')
+  t.match(help.stderr, /^SEGMENTERS [1-9]\d*$/m, 'help text is measured with a segmenter, built on first use')
+})
