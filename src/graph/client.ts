@@ -82,6 +82,11 @@ export interface DriveClient {
   getItem(ref: ItemRef, signal?: AbortSignal): Promise<DriveItem>
   /** An item by path relative to the drive root or to `relativeTo` (works inside shared folders). */
   getItemByPath(driveId: string, path: string, opts?: { relativeTo?: string; signal?: AbortSignal }): Promise<DriveItem>
+  /**
+   * An item by path in the signed-in user's drive, without knowing the drive's id
+   * (`/me/drive/root:/path:`); the item's parentReference names the drive.
+   */
+  getMyItemByPath(path: string, opts?: { signal?: AbortSignal }): Promise<DriveItem>
   /** Every child (all pages, gathered: prefer iterateChildren for large folders). */
   listChildren(ref: ItemRef, opts?: ListOptions): Promise<DriveItem[]>
   /** Children page by page (up to 1000 a page), as they arrive. */
@@ -196,12 +201,21 @@ class GraphDriveClient implements DriveClient {
     return this.#keepDownloadUrl(item, ref)
   }
 
-  async getItemByPath(driveId: string, path: string, opts: { relativeTo?: string; signal?: AbortSignal } = {}): Promise<DriveItem> {
-    const rel = encodePath(path)
+  getItemByPath(driveId: string, path: string, opts: { relativeTo?: string; signal?: AbortSignal } = {}): Promise<DriveItem> {
     const base = opts.relativeTo ? `/drives/${d(driveId)}/items/${d(opts.relativeTo)}` : `/drives/${d(driveId)}/root`
+    return this.#itemByPath(base, path, driveId, 'GET /drives/{id}/items/{id}:{path}:', opts.signal)
+  }
+
+  getMyItemByPath(path: string, opts: { signal?: AbortSignal } = {}): Promise<DriveItem> {
+    return this.#itemByPath('/me/drive/root', path, this.#myDriveId, 'GET /me/drive/root:{path}:', opts.signal)
+  }
+
+  async #itemByPath(base: string, path: string, driveId: string | undefined, label: string, signal: AbortSignal | undefined): Promise<DriveItem> {
+    const rel = encodePath(path)
     const url = rel ? `${base}:/${rel}:?$select=${ONE_ITEM_SELECT}` : `${base}?$select=${ONE_ITEM_SELECT}`
-    const item = await this.#t.json<DriveItem>('GET', url, { signal: opts.signal, headers: SHORTCUT_PREFER, label: 'GET /drives/{id}/items/{id}:{path}:' })
-    return this.#keepDownloadUrl(item, { driveId: item.parentReference?.driveId ?? driveId, itemId: item.id })
+    const item = await this.#t.json<DriveItem>('GET', url, { signal, headers: SHORTCUT_PREFER, label })
+    const drive = item.parentReference?.driveId ?? driveId
+    return this.#keepDownloadUrl(item, drive === undefined ? undefined : { driveId: drive, itemId: item.id })
   }
 
   /**
@@ -210,11 +224,11 @@ class GraphDriveClient implements DriveClient {
    * after resolving the path), and it is taken out of the item, so the URL, a
    * credential, is held in one place and never in the metadata the caller keeps.
    */
-  #keepDownloadUrl(item: DriveItem, ref: ItemRef): DriveItem {
+  #keepDownloadUrl(item: DriveItem, ref: ItemRef | undefined): DriveItem {
     const url = item['@microsoft.graph.downloadUrl']
     if (url === undefined) return item
     delete item['@microsoft.graph.downloadUrl']
-    if (item.file && !item.remoteItem) this.#down.keep(ref, item, url)
+    if (ref && item.file && !item.remoteItem) this.#down.keep(ref, item, url)
     return item
   }
 

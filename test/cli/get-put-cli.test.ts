@@ -40,6 +40,32 @@ t.test('put creates the missing folders of its target', async (t) => {
   t.match(through.stderr, /deep\.bin.*not a folder/)
 })
 
+t.test('get and put ask for the user\'s drive only where a path lookup cannot do without it', async (t) => {
+  const local = join(cli.dir, 'routes.bin')
+  await writeFile(local, randomBytes(1000))
+  const put = await cli.odfs(['put', ...cli.store, local, 'My files/routes/a.bin'])
+  t.equal(put.code, 0, put.stderr)
+  const routes = () => JSON.stringify(cli.emu.stats.routes)
+  const count = (re: RegExp) => Object.entries(cli.emu.stats.routes).filter(([k]) => re.test(k)).reduce((a, [, n]) => a + n, 0)
+
+  cli.emu.resetStats()
+  const get = await cli.odfs(['get', ...cli.store, 'My files/routes/a.bin', join(cli.dir, 'routes-out.bin')])
+  t.equal(get.code, 0, get.stderr)
+  t.equal(count(/^GET \/me\/drive$/), 0, `get: no request for the drive (${routes()})`)
+  t.equal(count(/^GET \/me\/drive\/root:/), 1, 'the path, looked up under /me/drive')
+  t.equal(cli.emu.stats.total, 2, `get: the path and the download (${routes()})`)
+
+  cli.emu.resetStats()
+  const inFolder = await cli.odfs(['put', ...cli.store, local, 'My files/routes/b.bin'])
+  t.equal(inFolder.code, 0, inFolder.stderr)
+  t.equal(count(/^GET \/me\/drive$/), 0, `put into an existing folder: its parent found by path too (${routes()})`)
+
+  cli.emu.resetStats()
+  const top = await cli.odfs(['put', ...cli.store, local, `My files/routes-top-${Date.now()}.bin`])
+  t.equal(top.code, 0, top.stderr)
+  t.equal(count(/^GET \/me\/drive$/), 1, `put of a new file at the top: the root is named by the drive's id (${routes()})`)
+})
+
 t.test('get writes through a private temporary file, never through a name someone else can plant', async (t) => {
   const out = join(cli.dir, 'get-out')
   await mkdir(out)

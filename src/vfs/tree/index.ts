@@ -141,8 +141,10 @@ export class TreeResolver {
     const [top, ...rest] = segs
     const eq = (a: string, b: string) => a.toLowerCase() === b.toLowerCase()
     if (eq(top!, MY_FILES)) {
-      const drive = await this.myDrive()
-      return this.#under({ driveId: drive.id, itemId: 'root' }, rest, virtualPath)
+      // Until the drive's id is known, paths are looked up under /me/drive: a command
+      // that resolves one path makes no request for the drive (see #under).
+      const known = this.#cache.get('drive')?.v as Drive | undefined
+      return this.#under(known ? { driveId: known.id, itemId: 'root' } : undefined, rest, virtualPath)
     }
     if (eq(top!, SHARED_WITH_ME)) {
       if (rest.length === 0) return { kind: 'virtual', path: [SHARED_WITH_ME] }
@@ -173,24 +175,32 @@ export class TreeResolver {
     return { kind: 'item', ref, item, folder: isFolder(item), name: item.name ?? item.remoteItem?.name ?? item.id }
   }
 
-  async #under(base: ItemRef, segs: string[], full: string): Promise<Resolved> {
+  /**
+   * `segs` under `base`; base undefined: the root of the user's own drive, whose id
+   * is asked for only where a path lookup cannot do without it (the root itself, or
+   * the parent of a missing item at the top).
+   */
+  async #under(base: ItemRef | undefined, segs: string[], full: string): Promise<Resolved> {
+    const root = async (): Promise<ItemRef> => base ?? { driveId: (await this.myDrive()).id, itemId: 'root' }
     if (segs.length === 0) {
-      const item = await this.client.getItem(base, this.opts.signal)
-      return this.#fromItem(item, base.driveId)
+      const at = await root()
+      return this.#fromItem(await this.client.getItem(at, this.opts.signal), at.driveId)
     }
     try {
-      const item = await this.client.getItemByPath(base.driveId, segs.join('/'), { relativeTo: base.itemId, signal: this.opts.signal })
-      return this.#fromItem(item, base.driveId)
+      const item = base
+        ? await this.client.getItemByPath(base.driveId, segs.join('/'), { relativeTo: base.itemId, signal: this.opts.signal })
+        : await this.client.getMyItemByPath(segs.join('/'), { signal: this.opts.signal })
+      return this.#fromItem(item, base?.driveId ?? item.parentReference?.driveId ?? (await root()).driveId)
     } catch (e) {
       if (!isGraphError(e) || e.classify() !== 'notFound') throw e
     }
     const leaf = segs[segs.length - 1]!
-    if (segs.length === 1) return { kind: 'missing', parent: base, name: leaf }
+    if (segs.length === 1) return { kind: 'missing', parent: await root(), name: leaf }
     // Walk up: the parent may be a shortcut into another drive, which path lookups do not cross.
     const parent = await this.#under(base, segs.slice(0, -1), full)
     if (parent.kind !== 'item') throw notFound(full)
     if (!parent.folder) throw new GraphError({ status: 400, code: 'notAFolder', message: `${segs.slice(0, -1).join('/')} is not a folder`, level: 'debug' })
-    const crossed = parent.item.remoteItem !== undefined || parent.ref.driveId !== base.driveId
+    const crossed = parent.item.remoteItem !== undefined || parent.ref.driveId !== (base?.driveId ?? parent.item.parentReference?.driveId)
     if (crossed) {
       try {
         const item = await this.client.getItemByPath(parent.ref.driveId, leaf, { relativeTo: parent.ref.itemId, signal: this.opts.signal })
