@@ -5,7 +5,6 @@
  * yargs itself, and `odfs --version` alone is answered before yargs is loaded.
  */
 import { readFileSync } from 'node:fs'
-import { setFlagsFromString } from 'node:v8'
 import type { Argv } from 'yargs'
 import { commandName, commands, type CommandImpl } from './commands/index.js'
 
@@ -34,18 +33,14 @@ async function report(err: unknown): Promise<void> {
 }
 
 /**
- * V8 recompiles WebAssembly functions that run often (undici's HTTP parser, the
- * quickXorHash loop) with its optimizing tier, on a background thread, and a
- * process waits for that compile before it exits: ~100 ms at the end of every
- * brief command, for code that has already done its work (docs/performance.md).
- * For brief commands the budget that triggers it is the largest V8 takes, so only
- * code that runs very long (a hash over a few GiB) is still optimized. Servers and
- * daemons keep V8's default. Set before any WebAssembly is compiled.
+ * A brief command (every one but the servers and daemons: mount, demo, emulator)
+ * has undici's HTTP parser compiled with the largest WebAssembly tiering budget V8
+ * takes, so it never waits at exit for V8 to optimize it (setUndiciWasmTieringBudget
+ * in common/http.ts says why). Any word may be the command, since options may come first.
  */
-function tuneForBriefCommand(argv: string[]): void {
+export function isBriefCommand(argv: string[]): boolean {
   const named = new Set(argv.filter((a) => !a.startsWith('-')))
-  if (commands.some((c) => c.longRunning && named.has(commandName(c)))) return
-  setFlagsFromString('--wasm-tiering-budget=2147483647')
+  return !commands.some((c) => c.longRunning && named.has(commandName(c)))
 }
 
 export async function main(argv: string[]): Promise<void> {
@@ -63,7 +58,6 @@ export async function main(argv: string[]): Promise<void> {
       return
     }
   }
-  tuneForBriefCommand(argv)
   try {
     const { default: yargs } = await import('yargs')
     const cli = yargs(argv)
@@ -96,6 +90,7 @@ export async function main(argv: string[]): Promise<void> {
         handler: async (a) => (impl ?? (await c.load())).handler(a),
       })
     }
+    if (isBriefCommand(argv)) (await import('../common/index.js')).setUndiciWasmTieringBudget(2147483647)
     // Right after starting a command's handler, yargs lays out the whole help text
     // and keeps it, for a handler that might print it (ours never do; our fail()
     // prints one line): ~60 ms of string-width per command (docs/performance.md).

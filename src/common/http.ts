@@ -8,6 +8,7 @@
  */
 import { readFileSync } from 'node:fs'
 import { createSecureContext, type SecureContext } from 'node:tls'
+import { setFlagsFromString } from 'node:v8'
 import type { Dispatcher } from 'undici'
 import { OdfsError } from './errors.js'
 
@@ -27,8 +28,27 @@ export interface DispatcherOptions {
  * module's default export there (and also in Node's own interop), so that is what is read.
  */
 export async function loadUndici(): Promise<UndiciModule> {
+  if (undiciTieringBudget !== undefined) {
+    setFlagsFromString(`--wasm-tiering-budget=${undiciTieringBudget}`)
+    undiciTieringBudget = undefined
+  }
   const m = (await import('undici')) as unknown as UndiciModule & { default?: UndiciModule }
   return m.default ?? m
+}
+
+let undiciTieringBudget: number | undefined
+
+/**
+ * V8 recompiles WebAssembly functions that run often with its optimizing tier, on a
+ * background thread, and a process waits for that compile before it exits: for
+ * undici's HTTP parser (compiled when undici loads) ~100 ms at the end of every
+ * brief command, for code that has long done its work (docs/performance.md). A
+ * brief command (src/cli/main.ts) sets V8's tiering budget, which V8 reads when it
+ * compiles a module, to `budget` right before undici loads: modules compiled before
+ * it (quickXorHash's, which gains 2x when optimized on a large file) keep V8's default.
+ */
+export function setUndiciWasmTieringBudget(budget: number): void {
+  undiciTieringBudget = budget
 }
 
 type UndiciModule = typeof import('undici')
