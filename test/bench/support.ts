@@ -96,7 +96,7 @@ export async function graph<T>(d: Dispatcher, token: string, url: string, init: 
     dispatcher: d,
   } as RequestInit)
   if (!r.ok) throw new Error(`${init.method ?? 'GET'} ${new URL(url).pathname}: HTTP ${r.status}`)
-  return (await r.json()) as T
+  return (r.status === 204 ? undefined : await r.json()) as T
 }
 
 /** A curl config file (0600): URLs are credentials and stay out of argv. */

@@ -198,12 +198,15 @@ async function main(): Promise<void> {
   for (let o = 0; o < SIZE; o += block.length) writeSync(fd, block, 0, Math.min(block.length, SIZE - o))
   closeSync(fd)
   const fragFiles: { file: string; start: number; end: number }[] = []
-  const all = readFileSync(src)
-  for (let o = 0, i = 0; o < SIZE; o += FRAG, i++) {
-    const file = join(frags, String(i).padStart(5, '0'))
-    const end = Math.min(SIZE, o + FRAG)
-    writeFileSync(file, all.subarray(o, end))
-    fragFiles.push({ file, start: o, end: end - 1 })
+  {
+    // In a block of its own: the GiB read here is garbage once the fragments are written.
+    const all = readFileSync(src)
+    for (let o = 0, i = 0; o < SIZE; o += FRAG, i++) {
+      const file = join(frags, String(i).padStart(5, '0'))
+      const end = Math.min(SIZE, o + FRAG)
+      writeFileSync(file, all.subarray(o, end))
+      fragFiles.push({ file, start: o, end: end - 1 })
+    }
   }
 
   // The floor of any Node client here (a diagnostic row, not a baseline of the
@@ -274,7 +277,8 @@ async function main(): Promise<void> {
       drop()
     }
 
-    // Uploads: odfs, an upload session driven by curl, rclone (order rotates each round).
+    // Uploads: odfs, an upload session driven by curl, rclone (order rotates each round),
+    // each to bench/up-WHO-ROUND.bin.
     const uploads: [string, () => Measured | Promise<Measured>][] = [
       ['put odfs', () => timed(process.execPath, [...PROF, ODFS, 'put', ...store, src, `My files/bench/up-odfs-${r}.bin`], env)],
       ['put curl', async () => {
@@ -295,11 +299,12 @@ async function main(): Promise<void> {
     for (let i = 0; i < uploads.length; i++) {
       const [k, f] = uploads[(i + r) % uploads.length]!
       add(k, await f())
+      // Checked, then deleted for good: every GiB kept on tmpfs is memory, and a machine
+      // short of it reclaims pages inside every later writer's system calls.
+      const up = await graph<{ id: string; size: number }>(d, token, `${info.graph}/me/drive/root:/bench/up-${k.split(' ')[1]}-${r}.bin`)
+      if (up.size !== SIZE) throw new Error(`${k} stored ${up.size} bytes`)
+      await graph(d, token, `${info.graph}/me/drive/items/${up.id}/permanentDelete`, { method: 'POST' })
     }
-  }
-  for (let r = 0; r < ROUNDS; r++) {
-    const up = await graph<{ size: number }>(d, token, `${info.graph}/me/drive/root:/bench/up-curl-${r}.bin`)
-    if (up.size !== SIZE) throw new Error(`the curl-driven session stored ${up.size} bytes`)
   }
 
   // Start-up: odfs --version against node -e 0 (mean of 10 each, interleaved).
@@ -347,6 +352,11 @@ function report(results: Map<string, Measured[]>, rcloneNote: string | undefined
     if (m) console.log(`${k.padEnd(12)} ${mibs(m).toFixed(1).padStart(8)} ${m.wall.toFixed(2).padStart(8)} ${m.cpu.toFixed(2).padStart(8)} ${(m.rss / 1024).toFixed(0).padStart(13)}`)
   }
   if (rcloneNote) console.log(rcloneNote)
+  // Every round, to show the spread the best hides (wall s / CPU s).
+  for (const k of ['get odfs', 'get base', 'get curl', 'get node-tls', 'get rclone', 'put odfs', 'put base', 'put curl', 'put rclone']) {
+    const l = results.get(k)
+    if (l && l.length > 1) console.log(`  ${k.padEnd(12)} rounds: ${l.map((m) => `${m.wall.toFixed(2)}/${m.cpu.toFixed(2)}`).join('  ')}`)
+  }
   console.log('')
   const ratio = (a: string, b: string, target: number, what: string) => {
     const x = best(a)
