@@ -4,7 +4,7 @@
  * is not odfs's own client), and curl config files that keep URLs out of argv.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { writeFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { createInterface } from 'node:readline'
 import type { Dispatcher } from '../../src/common/index.js'
 import { ODFS_BIN, ROOT } from '../support/build.js'
@@ -42,7 +42,29 @@ export function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = proces
 }
 
 /** `odfs emulator` (the built CLI) in a child process; resolves with its info line. */
-export function startEmulator(state: string): Promise<{ info: Info; port: number }> {
+/**
+ * Wait until process `pid` has been idle (under 5% of a core) for half a second, or
+ * `maxMs` passed. Before each timed transfer: the emulator goes on working after an
+ * upload has been answered (freeing its buffers, the session's file), and a download
+ * started meanwhile shares the two cores with that work; the first transfer of each
+ * round measured up to 1.5x slower, with CPU time close to its wall time.
+ */
+export async function settle(pid: number, maxMs = 20_000): Promise<void> {
+  const ticks = () => {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
+    return Number(f[11]) + Number(f[12]) // utime, stime (fields 14 and 15), in 1/100 s
+  }
+  const end = Date.now() + maxMs
+  let last = ticks()
+  while (Date.now() < end) {
+    await new Promise((r) => setTimeout(r, 500))
+    const now = ticks()
+    if (now - last <= 2) return // <= 20 ms of CPU in 500 ms
+    last = now
+  }
+}
+
+export function startEmulator(state: string): Promise<{ info: Info; port: number; pid: number }> {
   const child = spawn(process.execPath, [ODFS_BIN, 'emulator', '--seed', 'empty', '--rate-limit', '0', '--auto-consent', 'user1', '--state', state], {
     cwd: ROOT, stdio: ['ignore', 'pipe', 'ignore'],
   })
@@ -50,7 +72,7 @@ export function startEmulator(state: string): Promise<{ info: Info; port: number
   return new Promise((res, rej) => {
     createInterface({ input: child.stdout! }).once('line', (line) => {
       const info = JSON.parse(line) as Info
-      res({ info, port: Number(new URL(info.graph).port) })
+      res({ info, port: Number(new URL(info.graph).port), pid: child.pid! })
     })
     child.once('exit', (code) => rej(new Error(`emulator exited with ${code}`)))
   })

@@ -37,7 +37,7 @@ import { cpus, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createDispatcher, type Dispatcher } from '../../src/common/index.js'
 import { ensureBuilt, ODFS_BIN } from '../support/build.js'
-import { cleanup, curlConfig, deviceCodeTokens, graph, PUBLIC_CLIENT, q, run, startEmulator, stopChild, undo, type Info } from './support.js'
+import { cleanup, curlConfig, deviceCodeTokens, graph, PUBLIC_CLIENT, q, run, settle, startEmulator, stopChild, undo, type Info } from './support.js'
 
 const flag = (name: string) => process.argv.includes(`--${name}`)
 const arg = (name: string, def: number) => {
@@ -175,7 +175,7 @@ async function main(): Promise<void> {
   await ensureBuilt()
   const work = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'odfs-bench-'))
   undo.push(() => rmSync(work, { recursive: true, force: true }))
-  const { info, port } = await startEmulator(join(work, 'emulator'))
+  const { info, port, pid: emulatorPid } = await startEmulator(join(work, 'emulator'))
   const d = await createDispatcher({ caFile: info.ca })
   undo.push(() => void d.close())
 
@@ -272,6 +272,7 @@ async function main(): Promise<void> {
     if (typeof rc !== 'string') downloads.push(['get rclone', () => timed('rclone', ['copyto', ...rc.args, `${rc.remote}bench/big.bin`, out], rc.env), 'rclone copyto'])
     for (let i = 0; i < downloads.length; i++) {
       const [k, f, what] = downloads[(i + r) % downloads.length]!
+      await settle(emulatorPid)
       add(k, await f())
       checkSize(what)
       drop()
@@ -298,6 +299,7 @@ async function main(): Promise<void> {
     if (typeof rc !== 'string') uploads.push(['put rclone', () => timed('rclone', ['copyto', ...rc.args, src, `${rc.remote}bench/up-rclone-${r}.bin`], rc.env)])
     for (let i = 0; i < uploads.length; i++) {
       const [k, f] = uploads[(i + r) % uploads.length]!
+      await settle(emulatorPid)
       add(k, await f())
       // Checked, then deleted for good: every GiB kept on tmpfs is memory, and a machine
       // short of it reclaims pages inside every later writer's system calls.
