@@ -8,7 +8,9 @@
  * documented serialization, shared by every MSAL library) and returns the access
  * token only when there is no doubt which one msal itself would return:
  *
- * - exactly one account, on this login host;
+ * - exactly one account, on this login host, of a tenant the authority admits
+ *   (`common`: any; `organizations`: not the personal-account tenant; `consumers`:
+ *   that one; a tenant of its own: that tenant, by id);
  * - exactly one access token of this client for that account, host and tenant,
  *   of type Bearer, bound to no key and no claims request, whose scopes hold
  *   every scope the gateway asks for;
@@ -57,13 +59,26 @@ const seconds = (e: Entry, k: string): number | undefined => {
   return Number.isFinite(n) ? n : undefined
 }
 
+/** The tenant of personal Microsoft accounts. */
+const CONSUMERS_TENANT = '9188040d-6c67-4c5b-b112-36a304b66dad'
+
+/** Whether a token of tenant `realm` serves `authority` (its last path segment names the tenants it admits). */
+function admits(authority: string, realm: string): boolean {
+  const segment = (new URL(authority).pathname.split('/').filter(Boolean).pop() ?? '').toLowerCase()
+  const r = realm.toLowerCase()
+  if (segment === 'common') return true
+  if (segment === 'organizations') return r !== CONSUMERS_TENANT
+  if (segment === 'consumers') return r === CONSUMERS_TENANT
+  return r === segment
+}
+
 /**
  * The access token msal would return from `serialized` (the token store's content)
  * for `config`, if it is valid for more than `marginMs` at `nowMs`; else undefined.
  */
 export function cachedAccessToken(
   serialized: string | null | undefined,
-  config: Pick<GatewayConfig, 'clientId' | 'loginEndpoint' | 'scopes'>,
+  config: Pick<GatewayConfig, 'clientId' | 'loginEndpoint' | 'authority' | 'scopes'>,
   nowMs: number,
   marginMs: number,
 ): CachedAccessToken | undefined {
@@ -86,6 +101,7 @@ export function cachedAccessToken(
   const username = str(a, 'username')
   const localAccountId = str(a, 'local_account_id')
   if (!homeAccountId || !realm || !username || !localAccountId || str(a, 'environment') !== environment) return undefined
+  if (!admits(config.authority, realm)) return undefined
 
   const wanted = config.scopes.map((s) => s.toLowerCase()).filter((s) => !OIDC_SCOPES.has(s))
   const matches = entries(d, 'AccessToken').filter((t) =>

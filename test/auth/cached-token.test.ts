@@ -11,9 +11,10 @@ import { PUBLIC_APP, sandboxGateway, startAuthEmulator } from '../support/auth.j
 const NOW = Date.UTC(2026, 11, 1, 12, 0, 0)
 const MARGIN = 5 * 60_000
 const HOME = 'oid-1.tid-1'
-const config: Pick<GatewayConfig, 'clientId' | 'loginEndpoint' | 'scopes'> = {
+const config: Pick<GatewayConfig, 'clientId' | 'loginEndpoint' | 'authority' | 'scopes'> = {
   clientId: 'client-1',
   loginEndpoint: 'https://login.example:8443',
+  authority: 'https://login.example:8443/common',
   scopes: ['Files.ReadWrite.All', 'User.Read', 'offline_access', 'openid', 'profile', 'email'],
 }
 
@@ -77,6 +78,16 @@ t.test('anything msal might answer otherwise gives undefined', async (t) => {
   none('due for an early refresh', cache([token({ refresh_on: String(NOW / 1000 - 1) })]))
   none('cached in the future (clock skew)', cache([token({ cached_at: String(NOW / 1000 + 600) })]))
   t.ok(cachedAccessToken(cache([token({ expires_on: String((NOW + MARGIN) / 1000 + 1) })]), config, NOW, MARGIN), 'one second past the margin is enough')
+  const at = (authority: string) => ({ ...config, authority: `https://login.example:8443/${authority}` })
+  const personal = '9188040d-6c67-4c5b-b112-36a304b66dad'
+  const ofTenant = (tid: string) => cache([token({ realm: tid })], [account({ realm: tid })])
+  t.ok(cachedAccessToken(ofTenant('tid-1'), at('TID-1'), NOW, MARGIN), 'a single-tenant authority: its own tenant')
+  t.equal(cachedAccessToken(ofTenant('tid-2'), at('tid-1'), NOW, MARGIN), undefined, 'a single-tenant authority: another tenant')
+  t.equal(cachedAccessToken(ofTenant('tid-1'), at('contoso.example'), NOW, MARGIN), undefined, 'a tenant named by domain: no id to compare, so msal')
+  t.ok(cachedAccessToken(ofTenant('tid-1'), at('organizations'), NOW, MARGIN), 'organizations: a work account')
+  t.equal(cachedAccessToken(ofTenant(personal), at('organizations'), NOW, MARGIN), undefined, 'organizations: not a personal account')
+  t.ok(cachedAccessToken(ofTenant(personal), at('consumers'), NOW, MARGIN), 'consumers: a personal account')
+  t.equal(cachedAccessToken(ofTenant('tid-1'), at('consumers'), NOW, MARGIN), undefined, 'consumers: not a work account')
   t.ok(cachedAccessToken(cache([token(), token({ client_id: 'client-2', secret: 'x' })]), config, NOW, MARGIN), 'a token of another client beside it does not matter')
 })
 
