@@ -24,6 +24,7 @@
  */
 import type { AccountInfo } from '@azure/msal-node'
 import type { GatewayConfig } from '../config/index.js'
+import { PERSONAL_ACCOUNT_TENANT } from './token-provider.js'
 
 export interface CachedAccessToken {
   accessToken: string
@@ -59,16 +60,13 @@ const seconds = (e: Entry, k: string): number | undefined => {
   return Number.isFinite(n) ? n : undefined
 }
 
-/** The tenant of personal Microsoft accounts. */
-const CONSUMERS_TENANT = '9188040d-6c67-4c5b-b112-36a304b66dad'
-
 /** Whether a token of tenant `realm` serves `authority` (its last path segment names the tenants it admits). */
 function admits(authority: string, realm: string): boolean {
   const segment = (new URL(authority).pathname.split('/').filter(Boolean).pop() ?? '').toLowerCase()
   const r = realm.toLowerCase()
   if (segment === 'common') return true
-  if (segment === 'organizations') return r !== CONSUMERS_TENANT
-  if (segment === 'consumers') return r === CONSUMERS_TENANT
+  if (segment === 'organizations') return r !== PERSONAL_ACCOUNT_TENANT
+  if (segment === 'consumers') return r === PERSONAL_ACCOUNT_TENANT
   return r === segment
 }
 

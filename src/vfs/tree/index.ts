@@ -186,14 +186,16 @@ export class TreeResolver {
       const at = await root()
       return this.#fromItem(await this.client.getItem(at, this.opts.signal), at.driveId)
     }
+    let found: DriveItem | undefined
     try {
-      const item = base
+      found = base
         ? await this.client.getItemByPath(base.driveId, segs.join('/'), { relativeTo: base.itemId, signal: this.opts.signal })
         : await this.client.getMyItemByPath(segs.join('/'), { signal: this.opts.signal })
-      return this.#fromItem(item, base?.driveId ?? item.parentReference?.driveId ?? (await root()).driveId)
     } catch (e) {
       if (!isGraphError(e) || e.classify() !== 'notFound') throw e
     }
+    // (The drive is asked for only if the item does not name its own.)
+    if (found) return this.#fromItem(found, base?.driveId ?? found.parentReference?.driveId ?? (await root()).driveId)
     const leaf = segs[segs.length - 1]!
     if (segs.length === 1) return { kind: 'missing', parent: await root(), name: leaf }
     // Walk up: the parent may be a shortcut into another drive, which path lookups do not cross.
