@@ -169,9 +169,12 @@ function web(): Promise<WebApi> {
   return (webApi ??= loadUndici().then((u) => ({ fetch: u.fetch, Response: u.Response, Headers: u.Headers }) as unknown as WebApi))
 }
 
+/** Answers whose body is in memory already (the raw path reads a body nobody streams at once). */
+const inMemory = new WeakSet<Response>()
+
 /** The same answer with its body read into memory (throws if the connection breaks while reading). */
 async function buffered(res: Response): Promise<Response> {
-  if (res.body === null) return res
+  if (res.body === null || inMemory.has(res)) return res
   const bytes = await res.arrayBuffer()
   const { Response } = await web()
   return new Response(nullBodyStatus(res.status) ? null : bytes, { status: res.status, statusText: res.statusText, headers: res.headers })
@@ -411,14 +414,20 @@ export function nodeBodyOf(res: Response): Readable | undefined {
   return (res as unknown as Record<symbol, Readable | undefined>)[NODE_BODY]
 }
 
+async function webHeaders(lines: [string, string][]): Promise<Headers> {
+  const { Headers } = await web()
+  const headers = new Headers()
+  for (const [k, v] of lines) headers.append(k, v)
+  return headers
+}
+
 /**
  * A Response for an answer whose body is a Node stream: the stream stays readable
  * directly (nodeBodyOf), and the web body reads from it only if someone pulls.
  */
 async function answer(status: number, headerLines: [string, string][], body: Readable | null): Promise<Response> {
-  const { Headers, Response } = await web()
-  const headers = new Headers()
-  for (const [k, v] of headerLines) headers.append(k, v)
+  const { Response } = await web()
+  const headers = await webHeaders(headerLines)
   const nullBody = body === null || nullBodyStatus(status) || status < 200
   if (body) {
     // Cancelling (destroy) makes the stream emit 'error'; without a listener that would
@@ -469,6 +478,20 @@ function lazyWebStream(body: Readable): ReadableStream<Uint8Array> {
 /** Bytes per write of a large request body (see FetchHandler.#raw). */
 export const BODY_PIECE = 256 << 10
 
+/**
+ * A byte body made piece by piece while it is sent (an upload fragment, read from
+ * its file just before each piece goes out): `length` bytes in all, iterated afresh
+ * on every attempt.
+ */
+export interface PiecedBody {
+  readonly length: number
+  [Symbol.asyncIterator](): AsyncIterator<Buffer>
+}
+
+export function isPiecedBody(v: unknown): v is PiecedBody {
+  return typeof v === 'object' && v !== null && typeof (v as PiecedBody).length === 'number' && typeof (v as PiecedBody)[Symbol.asyncIterator] === 'function'
+}
+
 /** `body` as views of at most BODY_PIECE bytes (no copies); a fresh iterator per attempt. */
 function* pieces(body: Buffer): Generator<Buffer> {
   for (let at = 0; at < body.length; at += BODY_PIECE) yield body.subarray(at, Math.min(body.length, at + BODY_PIECE))
@@ -511,9 +534,14 @@ export class FetchHandler implements Middleware {
       return
     }
     let sendHeaders = o.headers as Record<string, string>
-    let sendBody = o.body as Buffer | undefined
-    let pieced: Iterable<Buffer> | undefined
-    if (sendBody instanceof Uint8Array && sendBody.length > BODY_PIECE) {
+    let sendBody = o.body as Buffer | PiecedBody | undefined
+    let pieced: Iterable<Buffer> | AsyncIterable<Buffer> | undefined
+    if (isPiecedBody(sendBody)) {
+      sendHeaders = Object.fromEntries(Object.entries(sendHeaders).filter(([k]) => k.toLowerCase() !== 'content-length'))
+      sendHeaders['content-length'] = String(sendBody.length)
+      pieced = sendBody
+      sendBody = undefined
+    } else if (sendBody instanceof Uint8Array && sendBody.length > BODY_PIECE) {
       // A large body (an upload fragment) goes out in pieces, each written when the
       // socket has room: written whole, all of it is encrypted before its first byte
       // leaves, and the service waits meanwhile (measured: 10 MiB fragments at 0.65x
@@ -538,17 +566,35 @@ export class FetchHandler implements Middleware {
       if (Array.isArray(v)) for (const x of v) headers.push([k, x])
       else if (v !== undefined) headers.push([k, String(v)])
     }
-    ctx.response = await answer(r.statusCode, headers, r.body as unknown as Readable)
+    if (policy.stream) {
+      ctx.response = await answer(r.statusCode, headers, r.body as unknown as Readable)
+      return
+    }
+    // Nobody streams this body (an upload fragment's answer): read it here, into one
+    // Response, instead of a web stream over the Node stream that buffered() would then
+    // read into a second Response (a fragment's answer waited ~0.5 ms for that).
+    const bytes = Buffer.from(await r.body.arrayBuffer())
+    const { Response } = await web()
+    const res = new Response(nullBodyStatus(r.statusCode) || r.statusCode < 200 ? null : bytes, { status: r.statusCode, headers: await webHeaders(headers) })
+    inMemory.add(res)
+    ctx.response = res
   }
 
   async #fetch(ctx: Context): Promise<void> {
     const url = typeof ctx.request === 'string' ? ctx.request : ctx.request.url
     const o = ctx.options ?? {}
     const signal = this.#signal(policyOf(ctx))
+    let body = o.body as unknown
+    if (isPiecedBody(body)) {
+      // Without a dispatcher of its own (fetch alone): gathered first.
+      const all: Buffer[] = []
+      for await (const piece of body) all.push(Buffer.from(piece))
+      body = Buffer.concat(all)
+    }
     const init: Record<string, unknown> = {
       method: o.method ?? 'GET',
       headers: o.headers,
-      body: o.body,
+      body,
       redirect: 'manual',
       signal,
     }

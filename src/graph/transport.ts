@@ -9,7 +9,7 @@ import type { Dispatcher } from 'undici'
 import { systemClock, silentLogger, type Clock, type Logger } from '../common/index.js'
 import { GraphError, graphErrorFromResponse } from './errors.js'
 import {
-  AuthMiddleware, DEFAULT_RETRY, FetchHandler, newPolicy, RateLimitMiddleware, REQUEST_POLICY, RetryMiddleware,
+  AuthMiddleware, DEFAULT_RETRY, FetchHandler, isPiecedBody, newPolicy, RateLimitMiddleware, REQUEST_POLICY, RetryMiddleware,
   type PipelineCounters, type RequestPolicy, type RetryOptions, type TokenProvider,
 } from './middleware.js'
 import { RateLimiter } from './ratelimit.js'
@@ -43,7 +43,10 @@ export interface TransportOptions {
 
 export interface SendOptions {
   headers?: Record<string, string>
-  /** JSON-serialisable object, or raw bytes (sent as application/octet-stream unless Content-Type is given). */
+  /**
+   * JSON-serialisable object, or raw bytes (sent as application/octet-stream unless
+   * Content-Type is given); sendUrl() also takes a PiecedBody.
+   */
   body?: unknown
   idempotent?: boolean
   auth?: boolean
@@ -171,7 +174,7 @@ export class GraphTransport {
   /** A request to an absolute URL, used verbatim (nextLink/deltaLink, upload and download URLs). */
   async sendUrl(method: string, url: string, o: SendOptions = {}): Promise<SendResult> {
     const policy = this.#policy(method, url, o)
-    const bytes = o.body instanceof Uint8Array
+    const bytes = o.body instanceof Uint8Array || isPiecedBody(o.body)
     let body: unknown
     if (o.body === undefined || o.body === null) body = undefined
     else if (bytes || typeof o.body === 'string') body = o.body
