@@ -23,7 +23,7 @@ import { ensurePrivateDir, readPrivateFile, removePrivateFile, writePrivateFile,
 import { GraphError, isGraphError, isNetworkError } from './errors.js'
 import { encodeSegment } from './paths.js'
 import { QuickXorHash } from './quickxorhash.js'
-import { backoffDelay, DEFAULT_RETRY } from './middleware.js'
+import { backoffDelay, DEFAULT_RETRY, type PiecedBody } from './middleware.js'
 import type { GraphTransport } from './transport.js'
 import { ITEM_SELECT, type ConflictBehavior, type DriveItem, type ItemRef } from './types.js'
 
@@ -39,6 +39,10 @@ export const DEFAULT_FRAGMENT = 32 * FRAGMENT_UNIT // 10 MiB
  * of a 512 MiB `odfs put` (docs/performance.md).
  */
 export const SAVE_EVERY_MS = 5_000
+/** A fragment is read from its source, hashed and sent in pieces of this many bytes... */
+export const UPLOAD_PIECE = 256 << 10
+/** ...read this many pieces ahead of the one being sent. */
+export const PIECES_AHEAD = 4
 
 /** Round a requested fragment size down to a multiple of 320 KiB within [320 KiB, ~59.7 MiB]. */
 export function validFragmentSize(requested: number): number {
@@ -536,17 +540,86 @@ export class Uploader {
     }
     await persist()
 
-    // Bring the local hash up to `to` by re-reading the source (after a resume or a backwards jump).
+    // The local hash covers the source's bytes [0, hs.to), in order. Pieces are
+    // hashed as they go out (fragmentBody below); bytes not sent in order since (a
+    // resume at another offset) are read again by hashTo().
     const hashTo = async (to: number) => {
-      if (to < hs.to) {
-        hs.h = new QuickXorHash()
-        hs.to = 0
-      }
       while (hs.to < to) {
-        const n = Math.min(8 << 20, to - hs.to)
-        hs.h.update(await source.read(hs.to, n))
-        hs.to += n
+        const from = hs.to
+        const piece = await source.read(from, Math.min(8 << 20, to - from))
+        if (hs.to !== from) continue // hashed meanwhile
+        hs.h.update(piece)
+        hs.to = from + piece.length
       }
+    }
+    /** Hash the source's bytes at `from` (a piece on its way out) where they extend the hash. */
+    const hashPiece = (from: number, piece: Buffer) => {
+      if (from <= hs.to && hs.to < from + piece.length) {
+        hs.h.update(hs.to === from ? piece : piece.subarray(hs.to - from))
+        hs.to = from + piece.length
+      }
+    }
+
+    // A fragment is read from the source piece by piece, into its buffer, just before
+    // each piece is sent (PIECES_AHEAD pieces ahead), and each piece is hashed on its
+    // way: read, hashed and encrypted while it is in the CPU's cache, where a whole
+    // fragment read at once went through memory three times (docs/performance.md).
+    // The first piece of the next fragment is read while this one is sent, into one of
+    // two small lead buffers, so a fragment's first byte waits for no read. Reads still
+    // running are tracked: none may outlive the upload (the caller closes the source).
+    // One fragment buffer, reused (a fresh 10 MiB buffer per fragment kept the GC
+    // busy): refilled only after the service acknowledged the fragment it held, so
+    // its bytes have left the socket; so are the lead buffers.
+    let fragBuf = Buffer.allocUnsafe(Math.min(fragSize, size))
+    const reads = new Set<Promise<void>>()
+    const track = (read: Promise<Buffer>): Promise<void> => {
+      const settled = read.then(() => {}, () => {})
+      reads.add(settled)
+      void settled.then(() => reads.delete(settled))
+      return settled
+    }
+    const pieceLen = Math.min(UPLOAD_PIECE, size)
+    let leads = [Buffer.allocUnsafe(pieceLen), Buffer.allocUnsafe(pieceLen)]
+    let leadReads: Promise<void>[] = [Promise.resolve(), Promise.resolve()]
+    let lead: { start: number; read: Promise<Buffer> } | undefined
+    let leadSlot = 0
+    /** Read the piece at `from` into the other lead buffer (once its previous read is over). */
+    const readLead = async (from: number) => {
+      leadSlot ^= 1
+      await leadReads[leadSlot]
+      const read = source.read(from, Math.min(UPLOAD_PIECE, size - from), leads[leadSlot])
+      leadReads[leadSlot] = track(read)
+      lead = { start: from, read }
+    }
+    const fragmentBody = (start: number, len: number, buf: Buffer): PiecedBody => ({
+      length: len,
+      async *[Symbol.asyncIterator]() {
+        const first = lead?.start === start ? lead.read : undefined
+        const ahead: Promise<Buffer>[] = []
+        let next = first ? Math.min(UPLOAD_PIECE, len) : 0
+        for (let at = 0; at < len; at += UPLOAD_PIECE) {
+          // With the first piece read already, it goes out after one read is begun (each
+          // costs the event loop tens of µs); the rest are begun once it is on its way.
+          const until = at === 0 && first ? UPLOAD_PIECE * 2 : at + PIECES_AHEAD * UPLOAD_PIECE
+          for (; next < len && next < until; next += UPLOAD_PIECE) {
+            const n = Math.min(UPLOAD_PIECE, len - next)
+            const read = source.read(start + next, n, buf.subarray(next, next + n))
+            void track(read)
+            ahead.push(read)
+          }
+          const piece = await (at === 0 && first ? first : ahead.shift()!)
+          hashPiece(start + at, piece)
+          yield piece
+          if (at === 0 && start + len < size && lead?.start !== start + len) await readLead(start + len)
+        }
+      },
+    })
+    /** After a fragment that was not acknowledged (its bytes may still sit in a socket's queue): fresh buffers. */
+    const freshBuffers = () => {
+      fragBuf = Buffer.allocUnsafe(fragBuf.length)
+      leads = [Buffer.allocUnsafe(pieceLen), Buffer.allocUnsafe(pieceLen)]
+      leadReads = [Promise.resolve(), Promise.resolve()]
+      lead = undefined
     }
 
     // After the last fragment's answer was lost: the file as the service now holds
@@ -567,15 +640,6 @@ export class Uploader {
       return { item, resumedFrom, bytesSent, fragments, localHash, verified: false, serviceRewrite: false }
     }
 
-    // Two fragment buffers, reused (a fresh 10 MiB buffer per fragment kept the GC
-    // busy): while one is on the wire the next fragment is read into the other, and a
-    // buffer is refilled only after the service acknowledged the fragment it held, so
-    // its bytes have left the socket.
-    const bufLen = Math.min(fragSize, size)
-    let fragBuf = Buffer.allocUnsafe(bufLen)
-    let spareBuf = size > fragSize ? Buffer.allocUnsafe(bufLen) : fragBuf
-    /** The fragment read ahead into spareBuf while the previous one was sent. */
-    let ahead: { start: number; len: number; read: Promise<Buffer> } | undefined
     let failures = 0
     opts.onProgress?.(s.offset, size)
     try {
@@ -604,17 +668,9 @@ export class Uploader {
           continue
         }
         const len = Math.min(fragSize, size - start)
-        let buf: Buffer
-        if (ahead?.start === start && ahead.len === len) {
-          buf = await ahead.read
-          ;[fragBuf, spareBuf] = [spareBuf, fragBuf]
-        } else {
-          if (ahead) await ahead.read.catch(() => {}) // a read ahead of a fragment not sent next: done with its buffer first
-          buf = await source.read(start, len, fragBuf)
-        }
-        ahead = undefined
+        await hashTo(start) // nothing to do unless resumed: every piece sent so far was hashed
         const sending = this.t.sendUrl('PUT', s.uploadUrl, {
-          body: buf,
+          body: fragmentBody(start, len, fragBuf),
           headers: { 'Content-Range': contentRange(start, start + len - 1, size) },
           auth: false,
           idempotent: false, // a broken fragment is resumed from the server's status, not blindly resent
@@ -625,21 +681,6 @@ export class Uploader {
           content: true,
         })
         sending.catch(() => {}) // awaited below; this only keeps an early failure from counting as unhandled
-        const nextStart = start + len
-        if (nextStart < size && spareBuf !== fragBuf) {
-          const nextLen = Math.min(fragSize, size - nextStart)
-          const read = source.read(nextStart, nextLen, spareBuf)
-          read.catch(() => {}) // a failed read ahead is read again, and its error reported, when that fragment is sent
-          ahead = { start: nextStart, len: nextLen, read }
-        }
-        // Hash the fragment while it is on the wire (the service answers only once it
-        // has all of it). If the fragment is refused, hashTo() re-reads from the
-        // offset the service gives, so hashing ahead is safe.
-        await hashTo(start)
-        if (hs.to === start) {
-          hs.h.update(buf)
-          hs.to = start + len
-        }
         let outcome: 'accepted' | 'done' | 'gone' | 'retry'
         let item: DriveItem | undefined
         try {
@@ -690,7 +731,7 @@ export class Uploader {
           outcome = 'retry'
         }
         // A refused or broken fragment's bytes may still sit in a socket's queue: read the next into a new buffer.
-        if (outcome !== 'accepted') fragBuf = Buffer.allocUnsafe(fragBuf.length)
+        if (outcome !== 'accepted') freshBuffers()
         if (outcome === 'retry') {
           if (++failures > DEFAULT_RETRY.maxAttempts) {
             throw new GraphError({ status: 0, code: 'uploadFailed', message: `upload of ${name} kept failing at byte ${start}; run again to resume`, exhausted: true })
@@ -730,12 +771,13 @@ export class Uploader {
     } catch (e) {
       // What the service has acknowledged is saved for a later call to resume from
       // (best effort: this error is the one reported). No save may still be writing
-      // when the caller looks (or a later process resumes), nor a read ahead when it
-      // closes the source.
+      // when the caller looks (or a later process resumes).
       if (unsaved()) await persist().catch(() => {})
       await saving.catch(() => {})
-      await ahead?.read.catch(() => {})
       throw e
+    } finally {
+      // Nor a read of a fragment's piece (one abandoned by a broken fragment) when the caller closes the source.
+      await Promise.all(reads)
     }
   }
 }

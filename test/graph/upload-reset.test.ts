@@ -29,23 +29,28 @@ t.test('100 MiB by session with a reset mid-fragment', async (t) => {
   const size = 100 * 1024 * 1024
   const frag = 10 * 1024 * 1024 // the default, a multiple of 320 KiB
   const breakAt = 5 * frag // the sixth fragment is cut half-way
-  let reads = 0
-  let resetArmed = false
+  // Armed once fragment 5 is the next to go (fragments are sent one at a time),
+  // disarmed once it was cut: the source is read again for the resent fragment
+  // before that reaches the emulator.
+  let armed = false
   const source: UploadSource = {
     size,
     async read(offset, length) {
-      reads++
-      if (offset === breakAt && !resetArmed) {
-        resetArmed = true
-        emu.setFaults({ resetRate: 1 })
-      } else if (resetArmed) {
+      if (armed && emu.stats.resets > 0) {
+        armed = false
         emu.setFaults({ resetRate: 0 })
       }
       return patternAt(offset, length)
     },
   }
+  const onProgress = (acknowledged: number) => {
+    if (acknowledged === breakAt && !armed && emu.stats.resets === 0) {
+      armed = true
+      emu.setFaults({ resetRate: 1 })
+    }
+  }
   emu.resetStats()
-  const res = await client.upload({ driveId: drive.id, itemId: 'root' }, 'big100.bin', source, { fragmentSize: frag })
+  const res = await client.upload({ driveId: drive.id, itemId: 'root' }, 'big100.bin', source, { fragmentSize: frag, onProgress })
   emu.setFaults({ resetRate: 0 })
   t.equal(res.item.size, size)
   t.equal(res.verified, true, 'quickXorHash verified')

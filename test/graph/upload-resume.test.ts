@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startTestEmulator, tokenFor, type TestEmulator } from '../support/emulator.js'
 import { createGraphDriveClient, FileUploadSessionStore, GraphError, type PersistedUploadSession, type UploadSource } from '../../src/graph/index.js'
-import { SAVE_EVERY_MS } from '../../src/graph/upload.js'
+import { SAVE_EVERY_MS, UPLOAD_PIECE } from '../../src/graph/upload.js'
 import { systemClock } from '../../src/common/index.js'
 
 let emu: TestEmulator
@@ -82,31 +82,48 @@ t.test('a later process resumes a persisted session; an expired one restarts', a
   t.type(GraphError, 'function')
 })
 
-t.test('the next fragment is read while the previous one is on the wire, into a buffer whose fragment was acknowledged', async (t) => {
+t.test('a fragment is read piece by piece as it is sent, each byte once, into buffers whose fragment was acknowledged', async (t) => {
   const token = await tokenFor(emu, 'user1')
   const frag = 327_680 * 2
   const c = createGraphDriveClient({ baseUrl: emu.info.graph, tokenProvider: { getAccessToken: async () => token }, dispatcher: emu.dispatcher, fragmentSize: frag })
   const parent = { driveId: (await c.getMyDrive()).id, itemId: 'root' }
   const size = frag * 5 + 999
-  const events: string[] = []
-  const buffers = new Set<ArrayBufferLike>()
+  type Ev = { read: number; n: number; buf: ArrayBufferLike } | { ack: number }
+  const events: Ev[] = []
   const src: UploadSource = {
     size,
     async read(o, n, into) {
-      events.push(`read ${o / frag}`)
       const b = into && into.length >= n ? into.subarray(0, n) : Buffer.allocUnsafe(n)
+      events.push({ read: o, n, buf: b.buffer })
       pattern(o, n).copy(b)
-      buffers.add(b.buffer)
       return b
     },
   }
-  const res = await c.upload(parent, 'read-ahead.bin', src, { sessionStore: new FileUploadSessionStore(dir), onProgress: (n) => void events.push(`ack ${n / frag}`) })
-  t.equal(res.verified, true, 'every fragment arrived intact although its buffer is refilled')
+  const res = await c.upload(parent, 'read-ahead.bin', src, { sessionStore: new FileUploadSessionStore(dir), onProgress: (n) => void events.push({ ack: n }) })
+  t.equal(res.verified, true, 'every fragment arrived intact although its buffers are refilled')
   t.equal(res.item.size, size)
+
+  const reads = events.filter((e): e is Extract<Ev, { read: number }> => 'read' in e)
+  t.ok(reads.every((r) => r.n <= UPLOAD_PIECE), `read in pieces of at most ${UPLOAD_PIECE} bytes`)
+  const sorted = [...reads].sort((a, b) => a.read - b.read)
+  t.ok(sorted.every((r, i) => r.read === (i === 0 ? 0 : sorted[i - 1]!.read + sorted[i - 1]!.n)) && sorted.at(-1)!.read + sorted.at(-1)!.n === size,
+    'each byte read once: the hash is taken from the pieces sent, nothing is read again')
+  const acked = (upTo: number) => events.findIndex((e) => 'ack' in e && e.ack >= upTo)
   for (let k = 1; k <= 5; k++) {
-    t.ok(events.indexOf(`read ${k}`) < events.indexOf(`ack ${k}`), `fragment ${k} read before fragment ${k - 1} was acknowledged (${events.join(', ')})`)
+    t.ok(events.findIndex((e) => 'read' in e && e.read === k * frag) < acked(k * frag), `the first piece of fragment ${k} is read before fragment ${k - 1} is acknowledged`)
   }
-  t.equal(buffers.size, 2, 'two fragment buffers, reused')
+  // A buffer is refilled only after the service acknowledged the fragment it held.
+  const held = new Map<ArrayBufferLike, number>()
+  events.forEach((e, i) => {
+    if (!('read' in e)) return
+    const k = Math.floor(e.read / frag)
+    const before = held.get(e.buf)
+    if (before !== undefined && before !== k) {
+      t.ok(acked((before + 1) * frag) < i, `the buffer of fragment ${before} is refilled for fragment ${k} after its acknowledgement`)
+    }
+    held.set(e.buf, k)
+  })
+  t.equal(new Set(reads.map((r) => r.buf)).size, 3, 'one fragment buffer and two buffers for first pieces, reused')
 })
 
 t.test('the session is saved when it starts, at most every SAVE_EVERY_MS, and when the upload stops', async (t) => {
