@@ -509,8 +509,10 @@ export class Uploader {
     if (!s) s = await this.#createSession(parent, name, size, opts)
 
     // The session's state is saved when it starts, then at most every SAVE_EVERY_MS
-    // while fragments are acknowledged (in the background, while the next one goes
-    // out), and once more when the upload stops without finishing. The saved offset
+    // while fragments are acknowledged, each time in the background while a fragment
+    // goes out (a save syncs a file: milliseconds on a disk, before every first
+    // fragment when it was awaited), and once more when the upload stops without
+    // finishing. A failed save stops the upload before the next fragment. The saved offset
     // may lag behind (a resume asks the service where to continue anyway); saves never
     // overlap, and each is awaited before the entry is deleted.
     let saving: Promise<void> = Promise.resolve()
@@ -538,7 +540,7 @@ export class Uploader {
       await saving.catch(() => {})
       await store.delete(key)
     }
-    await persist()
+    void persist().catch(() => {})
 
     // The local hash covers the source's bytes [0, hs.to), in order. Pieces are
     // hashed as they go out (fragmentBody below); bytes not sent in order since (a
