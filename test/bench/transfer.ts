@@ -360,12 +360,22 @@ function report(results: Map<string, Measured[]>, rcloneNote: string | undefined
     if (l && l.length > 1) console.log(`  ${k.padEnd(12)} rounds: ${l.map((m) => `${m.wall.toFixed(2)}/${m.cpu.toFixed(2)}`).join('  ')}`)
   }
   console.log('')
+  // Each ratio of the bests, then the same ratio round by round: within a round the two
+  // transfers ran minutes apart at most, so a machine (or emulator) that speeds up or
+  // slows down over the run moves both; the median of those pairs is the steadier reading
+  // when the rounds spread.
   const ratio = (a: string, b: string, target: number, what: string) => {
     const x = best(a)
     const y = best(b)
     if (!x || !y) return
     const v = mibs(x) / mibs(y)
-    console.log(`${what.padEnd(34)} ${v.toFixed(2).padStart(6)}   ${target ? `(target >= ${target}: ${v >= target ? 'met' : 'MISSED'})` : ''}`)
+    const la = results.get(a) ?? []
+    const lb = results.get(b) ?? []
+    const paired = la.map((m, i) => (lb[i] ? lb[i]!.wall / m.wall : NaN)).filter((r) => !Number.isNaN(r))
+    const sorted = [...paired].sort((p, q) => p - q)
+    const mid = sorted.length ? (sorted[Math.floor((sorted.length - 1) / 2)]! + sorted[Math.floor(sorted.length / 2)]!) / 2 : NaN
+    const rounds = paired.length > 1 ? `; by round ${paired.map((r) => r.toFixed(2)).join(' ')}, median ${mid.toFixed(2)}` : ''
+    console.log(`${what.padEnd(34)} ${v.toFixed(2).padStart(6)}   ${target ? `(target >= ${target}: ${v >= target ? 'met' : 'MISSED'}${rounds})` : rounds ? `(${rounds.slice(2)})` : ''}`)
   }
   ratio('get odfs', 'get curl', 0.85, 'get: odfs / curl')
   ratio('put odfs', 'put curl', 0.85, 'put: odfs / curl-driven session')
