@@ -574,6 +574,8 @@ export class Uploader {
     // its bytes have left the socket; so are the lead buffers.
     let fragBuf = Buffer.allocUnsafe(Math.min(fragSize, size))
     const reads = new Set<Promise<void>>()
+    /** A read of the source that failed while its fragment was being sent. */
+    let sourceFailed: { e: unknown } | undefined
     const track = (read: Promise<Buffer>): Promise<void> => {
       const settled = read.then(() => {}, () => {})
       reads.add(settled)
@@ -609,7 +611,14 @@ export class Uploader {
             void track(read)
             ahead.push(read)
           }
-          const piece = await (at === 0 && first ? first : ahead.shift()!)
+          let piece: Buffer
+          try {
+            piece = await (at === 0 && first ? first : ahead.shift()!)
+          } catch (e) {
+            // The transport sees a body that broke: remember that it was the source.
+            sourceFailed ??= { e }
+            throw e
+          }
           hashPiece(start + at, piece)
           yield piece
           if (at === 0 && start + len < size && lead?.start !== start + len) await readLead(start + len)
@@ -727,6 +736,9 @@ export class Uploader {
           }
         } catch (e) {
           if (opts.signal?.aborted) throw e
+          // A source that failed mid-fragment is reported as itself (EIO, the file
+          // shrank): the network did not fail, and no retry can help.
+          if (sourceFailed) throw sourceFailed.e
           if (!isNetworkError(e)) throw e
           // Connection reset or timeout mid-fragment: the service discards the partial fragment.
           this.t.log.debug({ offset: start, error: e.message }, 'fragment broke: asking the session where to resume')
