@@ -569,6 +569,7 @@ export class Uploader {
     // The first piece of the next fragment is read while this one is sent, into one of
     // two small lead buffers, so a fragment's first byte waits for no read. Reads still
     // running are tracked: none may outlive the upload (the caller closes the source).
+    //
     // One fragment buffer, reused (a fresh 10 MiB buffer per fragment kept the GC
     // busy): refilled only after the service acknowledged the fragment it held, so
     // its bytes have left the socket; so are the lead buffers.
