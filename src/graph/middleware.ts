@@ -590,7 +590,7 @@ export class FetchHandler implements Middleware {
     if (isPiecedBody(body)) {
       // Without a dispatcher of its own (fetch alone): gathered first.
       const all: Buffer[] = []
-      for await (const piece of body) all.push(Buffer.from(piece))
+      for await (const piece of body) all.push(piece) // views into distinct regions: concat copies them once
       body = Buffer.concat(all)
     }
     const init: Record<string, unknown> = {
